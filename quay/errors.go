@@ -1,0 +1,257 @@
+package quay
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Error is a failed Quay call. It keeps Quay's status and message whatever
+// the shape of the error body (reference §1.4): the ApiException family
+// (detail/error_type), util.http.abort ({"error": …}), data-model errors
+// ({"message": …}), registry V2 errors ({"errors": [...]}) and plain text or
+// HTML bodies from nginx. It never carries request headers or bodies.
+type Error struct {
+	// Method and Path identify the call (no query string, no credentials).
+	Method string
+	Path   string
+	// StatusCode is the HTTP status, or 0 when no response arrived.
+	StatusCode int
+	// Type is Quay's error_type (e.g. invalid_token, insufficient_scope,
+	// not_found, invalid_request) or a V2 error code, when Quay sent one.
+	Type string
+	// Message is Quay's human-readable message.
+	Message string
+	// RetryAfter is the server's Retry-After hint, when it sent one.
+	RetryAfter time.Duration
+
+	transient bool
+	cause     error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("quay: ")
+	if e.Method != "" {
+		b.WriteString(e.Method)
+		b.WriteString(" ")
+		b.WriteString(e.Path)
+		b.WriteString(": ")
+	}
+	if e.StatusCode != 0 {
+		b.WriteString(strconv.Itoa(e.StatusCode))
+		b.WriteString(" ")
+		if e.Type != "" {
+			b.WriteString(e.Type)
+			b.WriteString(": ")
+		}
+	}
+	msg := e.Message
+	if msg == "" {
+		msg = http.StatusText(e.StatusCode)
+	}
+	b.WriteString(msg)
+	if e.RetryAfter > 0 {
+		fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
+	}
+	return b.String()
+}
+
+// Unwrap exposes the transport error, if any (context deadline, dial error).
+func (e *Error) Unwrap() error { return e.cause }
+
+// Transient reports whether the failure may go away on its own: Quay was
+// unreachable, timed out, rate limited the call or answered with a 5xx.
+func (e *Error) Transient() bool {
+	if e.transient {
+		return true
+	}
+	switch e.StatusCode {
+	case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
+		http.StatusServiceUnavailable, http.StatusGatewayTimeout, 520:
+		return true
+	}
+	return false
+}
+
+// StatusOf returns the HTTP status of a Quay error, or 0.
+func StatusOf(err error) int {
+	var qe *Error
+	if errors.As(err, &qe) {
+		return qe.StatusCode
+	}
+	return 0
+}
+
+// IsNotFound reports a 404 from Quay.
+func IsNotFound(err error) bool { return StatusOf(err) == http.StatusNotFound }
+
+// IsTransient reports whether err is a Quay failure that may go away on its
+// own (see Error.Transient).
+func IsTransient(err error) bool {
+	var qe *Error
+	return errors.As(err, &qe) && qe.Transient()
+}
+
+// IsRateLimited reports a 429 from Quay (after retries were exhausted).
+func IsRateLimited(err error) bool { return StatusOf(err) == http.StatusTooManyRequests }
+
+// IsUnauthorized reports that Quay did not accept the credential: 401, or the
+// 403 CSRF answer Quay gives to mutations with a missing or invalid token
+// (reference §1.5).
+func IsUnauthorized(err error) bool {
+	var qe *Error
+	if !errors.As(err, &qe) {
+		return false
+	}
+	return qe.StatusCode == http.StatusUnauthorized || (qe.StatusCode == http.StatusForbidden && qe.Type == typeCSRF)
+}
+
+// IsForbidden reports an authenticated caller without the rights or scopes
+// for the call (403 insufficient_scope).
+func IsForbidden(err error) bool {
+	var qe *Error
+	return errors.As(err, &qe) && qe.StatusCode == http.StatusForbidden && qe.Type != typeCSRF
+}
+
+// typeCSRF marks the CSRF rejection, which has no error_type of its own.
+const typeCSRF = "csrf"
+
+// apiErrorBody covers every JSON error body Quay sends.
+type apiErrorBody struct {
+	Detail       string `json:"detail"`
+	ErrorMessage string `json:"error_message"`
+	ErrorType    string `json:"error_type"`
+	Title        string `json:"title"`
+	Message      string `json:"message"`
+	Error        string `json:"error"`
+	Errors       []struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"errors"`
+}
+
+// maxErrorMessage bounds the message kept from an error body.
+const maxErrorMessage = 512
+
+func newErrorFromResponse(method, path string, resp *http.Response) *Error {
+	e := &Error{Method: method, Path: path, StatusCode: resp.StatusCode}
+	if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After")); ok {
+		e.RetryAfter = ra
+	}
+	body := readBody(resp)
+	var parsed apiErrorBody
+	if len(body) > 0 && body[0] == '{' && json.Unmarshal(body, &parsed) == nil {
+		switch {
+		case parsed.ErrorType != "" || parsed.Detail != "" || parsed.ErrorMessage != "":
+			e.Type = firstNonEmpty(parsed.ErrorType, parsed.Title)
+			e.Message = firstNonEmpty(parsed.ErrorMessage, parsed.Detail)
+		case parsed.Error != "":
+			e.Message = parsed.Error
+			if resp.StatusCode == http.StatusForbidden && strings.HasPrefix(parsed.Error, "CSRF token") {
+				e.Type = typeCSRF
+			}
+		case parsed.Message != "":
+			e.Message = parsed.Message
+		case len(parsed.Errors) > 0:
+			e.Type = parsed.Errors[0].Code
+			e.Message = parsed.Errors[0].Message
+		}
+	}
+	if e.Message == "" && len(body) > 0 && !looksLikeHTML(body) && resp.StatusCode >= 300 {
+		e.Message = string(body)
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		e.Message = "unexpected redirect to " + resp.Header.Get("Location")
+	}
+	e.Message = truncate(strings.TrimSpace(e.Message), maxErrorMessage)
+	return e
+}
+
+func newTransportError(method, path string, err error) *Error {
+	e := &Error{Method: method, Path: path, cause: err}
+	var certErr *x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var verifyErr *tls.CertificateVerificationError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), isTimeout(err):
+		e.Message = "timed out waiting for Quay"
+		e.transient = true
+	case errors.Is(err, context.Canceled):
+		e.Message = "request canceled"
+	case errors.As(err, &certErr), errors.As(err, &hostErr), errors.As(err, &verifyErr):
+		e.Message = "TLS certificate not trusted: " + rootCause(err).Error() + " (set ca_certificate, or disable_ssl_verification for tests only)"
+	default:
+		e.Message = "Quay unreachable: " + rootCause(err).Error()
+		e.transient = true
+	}
+	return e
+}
+
+// rootCause strips url.Error's "Get \"https://...\":" prefix and similar
+// wrappers so messages stay short; the URL never holds a secret, but the
+// innermost error is the useful part.
+func rootCause(err error) error {
+	for {
+		var opErr *net.OpError
+		if errors.As(err, &opErr) {
+			return opErr
+		}
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err
+		}
+		err = u
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func parseRetryAfter(v string) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
+		return time.Duration(secs) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d, true
+		}
+		return 0, true
+	}
+	return 0, false
+}
+
+func looksLikeHTML(b []byte) bool {
+	s := strings.ToLower(string(b[:min(len(b), 64)]))
+	return strings.HasPrefix(s, "<!doctype") || strings.HasPrefix(s, "<html") || strings.Contains(s, "<head")
+}
+
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

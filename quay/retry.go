@@ -1,0 +1,85 @@
+package quay
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// retryPolicy decides which failures are retried. Quay sits behind nginx,
+// whose rate limiter answers 429 with no Retry-After (reference §8), while
+// Quay's own password throttle sends one. A 429 means Quay did not act, so
+// every call may retry it; a 5xx or a broken connection may have happened
+// after Quay acted, so only idempotent calls retry those.
+type retryPolicy struct {
+	maxRetryAfter time.Duration
+}
+
+type idempotencyKey struct{}
+
+func withIdempotency(ctx context.Context, idempotent bool) context.Context {
+	return context.WithValue(ctx, idempotencyKey{}, idempotent)
+}
+
+func isIdempotent(ctx context.Context) bool {
+	v, _ := ctx.Value(idempotencyKey{}).(bool)
+	return v
+}
+
+// checkRetry implements retryablehttp.CheckRetry.
+func (p retryPolicy) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	if err != nil {
+		return retryableTransportError(err, isIdempotent(ctx)), nil
+	}
+	switch resp.StatusCode {
+	case http.StatusTooManyRequests:
+		// A hint longer than we are willing to hold a Vault request for
+		// ends the call now; the error carries the hint.
+		if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After")); ok && ra > p.maxRetryAfter {
+			return false, nil
+		}
+		return true, nil
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After")); ok && ra > p.maxRetryAfter {
+			return false, nil
+		}
+		return isIdempotent(ctx), nil
+	}
+	return false, nil
+}
+
+// retryableTransportError: a connection that was never established is safe to
+// retry for any call; other transport failures only for idempotent calls.
+// Certificate problems never heal by retrying.
+func retryableTransportError(err error, idempotent bool) bool {
+	var certErr *x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var verifyErr *tls.CertificateVerificationError
+	if errors.As(err, &certErr) || errors.As(err, &hostErr) || errors.As(err, &verifyErr) {
+		return false
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		return true
+	}
+	return idempotent
+}
+
+// retryLogger adapts hclog to retryablehttp's LeveledLogger. A failed attempt
+// that will be retried is not an error of the plugin, so everything goes to
+// debug. retryablehttp logs only method and redacted URL, never headers.
+type retryLogger struct{ l hclog.Logger }
+
+func (r retryLogger) Error(msg string, kv ...any) { r.l.Debug(msg, kv...) }
+func (r retryLogger) Info(msg string, kv ...any)  { r.l.Debug(msg, kv...) }
+func (r retryLogger) Debug(msg string, kv ...any) { r.l.Trace(msg, kv...) }
+func (r retryLogger) Warn(msg string, kv ...any)  { r.l.Debug(msg, kv...) }
