@@ -1,0 +1,133 @@
+// Package backend is the Vault secrets engine for Project Quay: it keeps the
+// registry's root credential and issues short-lived Quay credentials as
+// leased dynamic secrets, deleting them in Quay when the lease ends.
+//
+// Layout: path_*.go hold the HTTP surface (one file per path family),
+// secret_*.go the leased secret types with their renew and revoke, and the
+// remaining files the pieces they share (stored config and roles, the cached
+// Quay client, write-ahead-log rollback).
+package backend
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/quay-vault/vault-plugin-secrets-quay/version"
+)
+
+const backendHelp = `
+The Quay secrets engine issues short-lived Project Quay credentials: OAuth
+access tokens of an organization application, and robot accounts ready for
+docker login. Each credential is a Vault lease; when the lease expires or is
+revoked, the engine deletes the credential in Quay.
+
+Configure the connection at "config", define roles at "roles/<name>", then
+read credentials at "creds/<name>".
+`
+
+// operationPrefixQuay prefixes the OpenAPI operation IDs of every path.
+const operationPrefixQuay = "quay"
+
+// walRollbackMinAge is how old a write-ahead entry must be before Vault's
+// rollback manager undoes it. Creds requests finish well within Vault's 90 s
+// request limit, so five minutes never races a request still in flight.
+const walRollbackMinAge = 5 * time.Minute
+
+// backend is one mount of the engine. The plugin process is multiplexed, so
+// everything here belongs to this mount only; durable state lives in the
+// mount's storage.
+type backend struct {
+	*framework.Backend
+
+	logger hclog.Logger
+	// mountID identifies this mount in the markers the engine leaves on the
+	// objects it creates in Quay, so tidy never touches another mount's.
+	mountID string
+	// instanceID identifies this backend instance. A write-ahead entry
+	// written by another instance belongs to a request that can no longer be
+	// running (the plugin restarted), so tidy may undo it at once.
+	instanceID string
+
+	clients clientCache
+	// now is the clock; tests replace it.
+	now func() time.Time
+}
+
+// Factory returns the backend for one mount. Vault also calls it with an
+// empty config when it probes the binary at registration, so it must not
+// need storage, System() or network access.
+func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
+	b := newBackend(conf)
+	if err := b.Setup(ctx, conf); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func newBackend(conf *logical.BackendConfig) *backend {
+	b := &backend{
+		mountID:    conf.BackendUUID,
+		instanceID: randomHex(8),
+		now:        time.Now,
+	}
+	if conf.Logger != nil {
+		b.logger = conf.Logger
+	} else {
+		b.logger = hclog.NewNullLogger()
+	}
+	b.Backend = &framework.Backend{
+		Help:        strings.TrimSpace(backendHelp),
+		BackendType: logical.TypeLogical,
+		// Vault compares this with `vault plugin register -version`.
+		RunningVersion: version.Version,
+		PathsSpecial: &logical.Paths{
+			// Seal-wrap (Enterprise) everything that holds a secret.
+			SealWrapStorage: []string{configStoragePath},
+			// Write-ahead entries describe work in flight on this cluster.
+			LocalStorage: []string{framework.WALPrefix},
+		},
+		Paths: framework.PathAppend(
+			pathConfig(b),
+			pathRoles(b),
+			pathCreds(b),
+		),
+		Secrets: []*framework.Secret{
+			secretOAuthToken(b),
+		},
+		WALRollback:       b.walRollback,
+		WALRollbackMinAge: walRollbackMinAge,
+		Invalidate:        b.invalidate,
+		Clean:             b.clean,
+	}
+	return b
+}
+
+// invalidate drops cached state when another node changes it (performance
+// standbys and replication; Vault CE never calls this).
+func (b *backend) invalidate(_ context.Context, key string) {
+	if key == configStoragePath {
+		b.clients.reset()
+	}
+}
+
+// clean runs on unmount, seal and plugin reload.
+func (b *backend) clean(context.Context) {
+	b.clients.reset()
+}
+
+func randomHex(n int) string {
+	buf := make([]byte, n)
+	if _, err := rand.Read(buf); err != nil {
+		// crypto/rand never fails on supported platforms (Go 1.24+ panics
+		// internally instead); keep the signature simple.
+		panic(err)
+	}
+	return hex.EncodeToString(buf)
+}

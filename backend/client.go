@@ -1,0 +1,64 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/quay-vault/vault-plugin-secrets-quay/quay"
+)
+
+// errNotConfigured is returned when a path needs Quay but "config" is unset.
+var errNotConfigured = errors.New(`the Quay secrets engine is not configured: write "config" first`)
+
+// clientCache holds the Quay client built from the stored config, so the hot
+// paths (creds, revoke) reuse one connection pool and read no storage for it.
+// Readers take no lock; building is serialised so a burst of first requests
+// builds one client, and reset waits for a build in progress so a stale
+// config can never be cached after a config write.
+type clientCache struct {
+	build   sync.Mutex
+	current atomic.Pointer[cachedClient]
+}
+
+type cachedClient struct {
+	client *quay.Client
+	config *quayConfig
+}
+
+func (c *clientCache) reset() {
+	c.build.Lock()
+	defer c.build.Unlock()
+	if old := c.current.Swap(nil); old != nil {
+		old.client.Close()
+	}
+}
+
+// client returns the cached Quay client and the config it was built from,
+// building it on first use. The config is shared: callers must not modify it.
+func (b *backend) client(ctx context.Context, s logical.Storage) (*quay.Client, *quayConfig, error) {
+	if cached := b.clients.current.Load(); cached != nil {
+		return cached.client, cached.config, nil
+	}
+	b.clients.build.Lock()
+	defer b.clients.build.Unlock()
+	if cached := b.clients.current.Load(); cached != nil {
+		return cached.client, cached.config, nil
+	}
+	cfg, err := getConfig(ctx, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg == nil {
+		return nil, nil, errNotConfigured
+	}
+	client, err := cfg.newClient(b.logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	b.clients.current.Store(&cachedClient{client: client, config: cfg})
+	return client, cfg, nil
+}

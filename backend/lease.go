@@ -1,0 +1,54 @@
+package backend
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+)
+
+// leaseTTLs resolves a role's ttl and max_ttl against the mount: zero means
+// the mount's default (ttl) or maximum (max_ttl), and neither may exceed the
+// mount's maximum. The max TTL is also the expiry the engine gives the
+// credential in Quay where Quay supports one.
+func (b *backend) leaseTTLs(roleTTL, roleMaxTTL time.Duration) (ttl, maxTTL time.Duration) {
+	sysMax := b.System().MaxLeaseTTL()
+	maxTTL = roleMaxTTL
+	if maxTTL <= 0 || maxTTL > sysMax {
+		maxTTL = sysMax
+	}
+	ttl = roleTTL
+	if ttl <= 0 {
+		ttl = b.System().DefaultLeaseTTL()
+	}
+	if ttl > maxTTL {
+		ttl = maxTTL
+	}
+	return ttl, maxTTL
+}
+
+// internalString reads a string from lease InternalData.
+func internalString(m map[string]any, key string) string {
+	s, _ := m[key].(string)
+	return s
+}
+
+// internalSeconds reads a duration stored as seconds in lease InternalData.
+// Vault hands InternalData back decoded from JSON, so numbers may arrive as
+// float64 or json.Number.
+func internalSeconds(m map[string]any, key string) time.Duration {
+	switch v := m[key].(type) {
+	case int64:
+		return time.Duration(v) * time.Second
+	case int:
+		return time.Duration(v) * time.Second
+	case float64:
+		return time.Duration(v) * time.Second
+	case json.Number:
+		n, _ := v.Int64()
+		return time.Duration(n) * time.Second
+	case string:
+		n, _ := strconv.ParseInt(v, 10, 64)
+		return time.Duration(n) * time.Second
+	}
+	return 0
+}

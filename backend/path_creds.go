@@ -1,0 +1,52 @@
+package backend
+
+import (
+	"context"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+func pathCreds(b *backend) []*framework.Path {
+	return []*framework.Path{{
+		Pattern: "creds/" + framework.GenericNameRegex("name"),
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: operationPrefixQuay,
+			OperationVerb:   "generate",
+			OperationSuffix: "credentials",
+		},
+		Fields: map[string]*framework.FieldSchema{
+			"name": {Type: framework.TypeLowerCaseString, Description: "Name of the role.", Required: true},
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{
+				Callback: b.pathCredsRead,
+				Summary:  "Issue a credential for a role, as a lease.",
+				// Creating the credential in Quay and its write-ahead
+				// entry must happen on the active node.
+				ForwardPerformanceStandby: true,
+			},
+		},
+		HelpSynopsis: "Issue a leased Quay credential for a role.",
+		HelpDescription: `Reading creds/<role> creates a credential in Quay (an OAuth token or a robot
+account, as the role says) and returns it with a lease. Revoking the lease, or
+letting it expire, deletes the credential in Quay.`,
+	}}
+}
+
+func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	role, err := getRole(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	if role == nil {
+		return logical.ErrorResponse("role %q does not exist", name), nil
+	}
+	switch role.CredentialType {
+	case credentialTypeOAuthToken:
+		return b.issueOAuthToken(ctx, req, role)
+	default:
+		return logical.ErrorResponse("role %q: robot credentials are not supported yet", name), nil
+	}
+}

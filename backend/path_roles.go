@@ -1,0 +1,415 @@
+package backend
+
+import (
+	"context"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/quay-vault/vault-plugin-secrets-quay/quay"
+)
+
+// repositoryNameRule accepts Quay repository names, nested ones included.
+var repositoryNameRule = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$`)
+
+func pathRoles(b *backend) []*framework.Path {
+	return []*framework.Path{
+		{
+			Pattern: "roles/" + framework.GenericNameRegex("name"),
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: operationPrefixQuay,
+				OperationSuffix: "role",
+			},
+			Fields: roleFields(),
+			// teams and repositories arrive as JSON objects from the API and
+			// as JSON strings from vault-config-operator and the CLI; no
+			// framework type takes both, so the handler validates every
+			// field itself (and warns about unknown ones).
+			TakesArbitraryInput: true,
+			ExistenceCheck:      b.roleExists,
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{
+					Callback: b.pathRoleRead,
+					Summary:  "Read a role.",
+				},
+				logical.CreateOperation: &framework.PathOperation{
+					Callback:                    b.pathRoleWrite,
+					Summary:                     "Create a role.",
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+				},
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback:                    b.pathRoleWrite,
+					Summary:                     "Update a role; fields not given keep their value.",
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+				},
+				logical.DeleteOperation: &framework.PathOperation{
+					Callback:                    b.pathRoleDelete,
+					Summary:                     "Delete a role. Credentials already issued keep their leases and are still deleted in Quay when those end.",
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+				},
+			},
+			HelpSynopsis:    "Manage the roles that define the credentials the engine issues.",
+			HelpDescription: pathRolesHelp,
+		},
+		{
+			Pattern: "roles/?$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: operationPrefixQuay,
+				OperationSuffix: "roles",
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ListOperation: &framework.PathOperation{
+					Callback: b.pathRoleList,
+					Summary:  "List roles.",
+				},
+			},
+			HelpSynopsis: "List roles.",
+		},
+	}
+}
+
+func roleFields() map[string]*framework.FieldSchema {
+	return map[string]*framework.FieldSchema{
+		"name": {
+			// Lower-cased, as redhat-cop/vault-plugin-secrets-quay did, so
+			// role names are valid in Quay object names.
+			Type:        framework.TypeLowerCaseString,
+			Description: "Name of the role.",
+			Required:    true,
+		},
+		"credential_type": {
+			Type:          framework.TypeString,
+			Description:   `What the role issues: "robot" (a robot account, default) or "oauth_token" (an OAuth access token of an organization application, Quay 3.18+).`,
+			AllowedValues: []any{credentialTypeRobot, credentialTypeOAuthToken},
+			Default:       credentialTypeRobot,
+		},
+		"namespace_type": {
+			Type:          framework.TypeString,
+			Description:   `Where robots live: "organization" (default) or "user" (the root credential's own user namespace). OAuth token roles need an organization.`,
+			AllowedValues: []any{string(quay.NamespaceOrganization), string(quay.NamespaceUser)},
+			Default:       string(quay.NamespaceOrganization),
+		},
+		"namespace_name": {
+			Type:        framework.TypeString,
+			Description: "The Quay organization (or user) the credentials belong to.",
+			Required:    true,
+		},
+		"client_id": {
+			Type:        framework.TypeString,
+			Description: "oauth_token: client ID of the organization's OAuth application whose tokens are issued. When empty the engine creates (or reuses) one application per mount in the organization.",
+		},
+		"scopes": {
+			Type:        framework.TypeCommaStringSlice,
+			Description: "oauth_token: scopes of the issued tokens, a list or a comma/space separated string of repo:read, repo:write, repo:admin, repo:create, user:read, user:admin, org:admin, super:user.",
+		},
+		"repositories": {
+			Type:        framework.TypeMap,
+			Description: `robot: repository name → role (read, write, admin), as a JSON object or a string holding one, e.g. {"app": "write"}.`,
+		},
+		"teams": {
+			Type:        framework.TypeMap,
+			Description: `robot: team name → team role (member, creator, admin) the robot joins; teams are created when missing. A JSON object or a string holding one.`,
+		},
+		"default_permission": {
+			Type:          framework.TypeString,
+			Description:   "robot: a default permission (read, write, admin) the robot gets on every repository created in the organization from now on.",
+			AllowedValues: []any{"", quay.RoleRead, quay.RoleWrite, quay.RoleAdmin},
+		},
+		"create_repositories": {
+			Type:        framework.TypeBool,
+			Description: `robot: let the robot create repositories in the organization (it joins the team "vault-creator" with the creator role).`,
+		},
+		"description": {
+			Type:        framework.TypeString,
+			Description: "robot: text added to each robot's description in Quay.",
+		},
+		"ttl": {
+			Type:        framework.TypeDurationSecond,
+			Description: "Default lease TTL of issued credentials; 0 means the mount's default.",
+		},
+		"max_ttl": {
+			Type:        framework.TypeDurationSecond,
+			Description: "Maximum lease TTL of issued credentials, renewals included; 0 means the mount's maximum. OAuth tokens are created in Quay with this expiration, so Quay itself ends them if Vault never does.",
+		},
+	}
+}
+
+func (b *backend) roleExists(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
+	role, err := getRole(ctx, req.Storage, d.Get("name").(string))
+	return role != nil, err
+}
+
+func (b *backend) pathRoleList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	names, err := req.Storage.List(ctx, roleStoragePrefix)
+	if err != nil {
+		return nil, err
+	}
+	return logical.ListResponse(names), nil
+}
+
+func (b *backend) pathRoleRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	role, err := getRole(ctx, req.Storage, d.Get("name").(string))
+	if err != nil || role == nil {
+		return nil, err
+	}
+	return &logical.Response{Data: roleResponseData(role)}, nil
+}
+
+func roleResponseData(role *roleEntry) map[string]any {
+	data := map[string]any{
+		"credential_type": role.CredentialType,
+		"namespace_type":  role.NamespaceType,
+		"namespace_name":  role.NamespaceName,
+		"ttl":             int64(role.TTL.Seconds()),
+		"max_ttl":         int64(role.MaxTTL.Seconds()),
+	}
+	switch role.CredentialType {
+	case credentialTypeOAuthToken:
+		data["client_id"] = role.applicationClientID()
+		data["managed_application"] = role.ClientID == ""
+		data["scopes"] = role.Scopes
+	default:
+		data["repositories"] = nonNilMap(role.Repositories)
+		data["teams"] = nonNilMap(role.Teams)
+		data["default_permission"] = role.DefaultPermission
+		data["create_repositories"] = role.CreateRepositories
+		data["description"] = role.Description
+	}
+	return data
+}
+
+func nonNilMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	return nil, req.Storage.Delete(ctx, roleStoragePrefix+d.Get("name").(string))
+}
+
+func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if resp := validateFieldTypes(d, "repositories", "teams"); resp != nil {
+		return resp, nil
+	}
+	name := d.Get("name").(string)
+	stored, err := getRole(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	role := &roleEntry{Name: name, CredentialType: credentialTypeRobot, NamespaceType: string(quay.NamespaceOrganization)}
+	if stored != nil {
+		role = stored
+	}
+	if resp := applyRoleFields(role, d); resp != nil {
+		return resp, nil
+	}
+	if resp := role.validate(); resp != nil {
+		return resp, nil
+	}
+
+	warnings := unknownFieldWarnings(d)
+	if sysMax := b.System().MaxLeaseTTL(); role.MaxTTL > sysMax || role.TTL > sysMax {
+		warnings = append(warnings, "ttl or max_ttl exceeds the mount's maximum lease TTL ("+sysMax.String()+"); leases will be capped to it")
+	}
+
+	switch role.CredentialType {
+	case credentialTypeOAuthToken:
+		resp, err := b.prepareOAuthRole(ctx, req, role)
+		if resp != nil || err != nil {
+			return resp, err
+		}
+	}
+
+	if err := putRole(ctx, req.Storage, role); err != nil {
+		return nil, err
+	}
+	if len(warnings) == 0 {
+		return nil, nil
+	}
+	return &logical.Response{Warnings: warnings}, nil
+}
+
+// applyRoleFields merges the request into role. Only fields present in the
+// request change; switching credential_type clears the other type's fields.
+func applyRoleFields(role *roleEntry, d *framework.FieldData) *logical.Response {
+	if v, ok := d.GetOk("credential_type"); ok {
+		ct := strings.TrimSpace(v.(string))
+		if ct == "" {
+			ct = credentialTypeRobot
+		}
+		if ct != role.CredentialType {
+			role.clearTypeSpecificFields()
+		}
+		role.CredentialType = ct
+	}
+	if v, ok := d.GetOk("namespace_type"); ok {
+		nt := strings.TrimSpace(v.(string))
+		if nt == "" {
+			nt = string(quay.NamespaceOrganization)
+		}
+		role.NamespaceType = nt
+	}
+	if v, ok := d.GetOk("namespace_name"); ok {
+		role.NamespaceName = strings.TrimSpace(v.(string))
+	}
+	if v, ok := d.GetOk("client_id"); ok {
+		role.ClientID = strings.TrimSpace(v.(string))
+		if role.ClientID != "" {
+			role.ManagedClientID = ""
+		}
+	}
+	if v, ok := d.GetOk("scopes"); ok {
+		var scopes []string
+		for _, s := range v.([]string) {
+			scopes = append(scopes, quay.SplitScopes(s)...)
+		}
+		normalized, err := quay.NormalizeScopes(scopes)
+		if err != nil {
+			return badField("scopes", "%s", err)
+		}
+		role.Scopes = normalized
+	}
+	for _, field := range []string{"repositories", "teams"} {
+		raw, ok := d.Raw[field]
+		if !ok {
+			continue
+		}
+		m, err := parseStringMap(raw)
+		if err != nil {
+			return badField(field, "%s", err)
+		}
+		if field == "repositories" {
+			role.Repositories = m
+		} else {
+			role.Teams = m
+		}
+	}
+	if v, ok := d.GetOk("default_permission"); ok {
+		role.DefaultPermission = strings.TrimSpace(v.(string))
+	}
+	if v, ok := d.GetOk("create_repositories"); ok {
+		role.CreateRepositories = v.(bool)
+	}
+	if v, ok := d.GetOk("description"); ok {
+		role.Description = strings.TrimSpace(v.(string))
+	}
+	if v, ok := d.GetOk("ttl"); ok {
+		role.TTL = time.Duration(v.(int)) * time.Second
+	}
+	if v, ok := d.GetOk("max_ttl"); ok {
+		role.MaxTTL = time.Duration(v.(int)) * time.Second
+	}
+	return nil
+}
+
+func (r *roleEntry) clearTypeSpecificFields() {
+	r.ClientID, r.ManagedClientID, r.Scopes = "", "", nil
+	r.Repositories, r.Teams, r.DefaultPermission, r.CreateRepositories, r.Description = nil, nil, "", false, ""
+}
+
+// validate checks the merged role and answers 400 naming the first bad field.
+func (r *roleEntry) validate() *logical.Response {
+	switch r.CredentialType {
+	case credentialTypeRobot, credentialTypeOAuthToken:
+	default:
+		return badField("credential_type", "must be %q or %q, got %q", credentialTypeRobot, credentialTypeOAuthToken, r.CredentialType)
+	}
+	switch quay.NamespaceKind(r.NamespaceType) {
+	case quay.NamespaceOrganization, quay.NamespaceUser:
+	default:
+		return badField("namespace_type", "must be \"organization\" or \"user\", got %q", r.NamespaceType)
+	}
+	if r.NamespaceName == "" {
+		return badField("namespace_name", "is required: the Quay organization (or user) the credentials belong to")
+	}
+	if !validQuayName(r.NamespaceName) {
+		return badField("namespace_name", "%q is not a valid Quay namespace: use 2 to 255 lowercase letters and digits, with single '.', '_' or '-' between them", r.NamespaceName)
+	}
+	if r.MaxTTL > 0 && r.TTL > r.MaxTTL {
+		return badField("ttl", "(%s) must not exceed max_ttl (%s)", r.TTL, r.MaxTTL)
+	}
+
+	if r.CredentialType == credentialTypeOAuthToken {
+		if r.NamespaceType != string(quay.NamespaceOrganization) {
+			return badField("namespace_type", "oauth_token roles issue tokens of an organization's application, so it must be \"organization\"")
+		}
+		if len(r.Scopes) == 0 {
+			return badField("scopes", "is required for oauth_token roles, e.g. scopes=repo:read")
+		}
+		for field, set := range map[string]bool{
+			"repositories": len(r.Repositories) > 0, "teams": len(r.Teams) > 0, "default_permission": r.DefaultPermission != "",
+			"create_repositories": r.CreateRepositories, "description": r.Description != "",
+		} {
+			if set {
+				return badField(field, "applies only to credential_type=robot")
+			}
+		}
+		return nil
+	}
+
+	if len(r.Scopes) > 0 {
+		return badField("scopes", "applies only to credential_type=oauth_token; a robot's rights come from repositories, teams and default_permission")
+	}
+	if r.ClientID != "" {
+		return badField("client_id", "applies only to credential_type=oauth_token")
+	}
+	for repo, perm := range r.Repositories {
+		if !repositoryNameRule.MatchString(repo) || len(repo) > 255 {
+			return badField("repositories", "%q is not a valid Quay repository name", repo)
+		}
+		if !slices.Contains([]string{quay.RoleRead, quay.RoleWrite, quay.RoleAdmin}, perm) {
+			return badField("repositories", "repository %q: permission must be read, write or admin, got %q", repo, perm)
+		}
+	}
+	for team, teamRole := range r.Teams {
+		if !validQuayName(team) {
+			return badField("teams", "%q is not a valid Quay team name", team)
+		}
+		if !slices.Contains([]string{quay.TeamRoleMember, quay.TeamRoleCreator, quay.TeamRoleAdmin}, teamRole) {
+			return badField("teams", "team %q: role must be member, creator or admin, got %q", team, teamRole)
+		}
+	}
+	if r.DefaultPermission != "" && !slices.Contains([]string{quay.RoleRead, quay.RoleWrite, quay.RoleAdmin}, r.DefaultPermission) {
+		return badField("default_permission", "must be read, write or admin, got %q", r.DefaultPermission)
+	}
+	if r.NamespaceType == string(quay.NamespaceUser) {
+		switch {
+		case len(r.Teams) > 0:
+			return badField("teams", "teams exist only in organizations; namespace_type is \"user\"")
+		case r.DefaultPermission != "":
+			return badField("default_permission", "default permissions exist only in organizations; namespace_type is \"user\"")
+		case r.CreateRepositories:
+			return badField("create_repositories", "needs an organization team; namespace_type is \"user\"")
+		}
+	}
+	if len(r.Description) > 200 {
+		return badField("description", "must be at most 200 characters (Quay keeps 255, and the engine adds its marker)")
+	}
+	return nil
+}
+
+func validQuayName(s string) bool {
+	return len(s) >= 2 && len(s) <= 255 && quayNameRule.MatchString(s)
+}
+
+const pathRolesHelp = `
+A role defines the credentials "creds/<name>" issues.
+
+Robot roles (credential_type=robot, the default) create a robot account per
+lease in namespace_name, grant it repositories, teams and
+default_permission, and return docker-ready credentials. Fields are those of
+redhat-cop/vault-plugin-secrets-quay, so existing roles work unchanged.
+
+OAuth token roles (credential_type=oauth_token) mint an OAuth access token of
+an organization application with the given scopes, expiring in Quay at the
+lease's max TTL.
+`

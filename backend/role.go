@@ -1,0 +1,103 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/quay-vault/vault-plugin-secrets-quay/quay"
+)
+
+const roleStoragePrefix = "roles/"
+
+// Credential types a role can issue.
+const (
+	// credentialTypeRobot issues a robot account (docker-ready). It is the
+	// default, as in redhat-cop/vault-plugin-secrets-quay.
+	credentialTypeRobot = "robot"
+	// credentialTypeOAuthToken issues an OAuth access token of an
+	// organization application (Quay 3.18+).
+	credentialTypeOAuthToken = "oauth_token"
+)
+
+// quayNameRule is Quay's rule for user, organization, robot and team names
+// (util/validation.py, reference §5.1).
+var quayNameRule = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*$`)
+
+// roleEntry is a stored dynamic role. Field names follow
+// redhat-cop/vault-plugin-secrets-quay so its roles (and vault-config-operator's
+// QuaySecretEngineRole) work unchanged.
+type roleEntry struct {
+	Name           string `json:"name"`
+	CredentialType string `json:"credential_type"`
+	NamespaceType  string `json:"namespace_type"`
+	NamespaceName  string `json:"namespace_name"`
+
+	// OAuth token roles.
+	// ClientID is the application named by the operator; empty when the
+	// engine manages one itself (ManagedClientID).
+	ClientID        string   `json:"client_id,omitempty"`
+	ManagedClientID string   `json:"managed_client_id,omitempty"`
+	Scopes          []string `json:"scopes,omitempty"`
+
+	// Robot roles.
+	Repositories       map[string]string `json:"repositories,omitempty"`
+	Teams              map[string]string `json:"teams,omitempty"`
+	DefaultPermission  string            `json:"default_permission,omitempty"`
+	CreateRepositories bool              `json:"create_repositories,omitempty"`
+	Description        string            `json:"description,omitempty"`
+
+	TTL    time.Duration `json:"ttl"`
+	MaxTTL time.Duration `json:"max_ttl"`
+}
+
+// applicationClientID is the application whose tokens the role issues.
+func (r *roleEntry) applicationClientID() string {
+	if r.ClientID != "" {
+		return r.ClientID
+	}
+	return r.ManagedClientID
+}
+
+// namespace is where the role's robots live.
+func (r *roleEntry) namespace() quay.Namespace {
+	return quay.Namespace{Kind: quay.NamespaceKind(r.NamespaceType), Name: r.NamespaceName}
+}
+
+func getRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, error) {
+	entry, err := s.Get(ctx, roleStoragePrefix+name)
+	if err != nil {
+		return nil, fmt.Errorf("reading role %q: %w", name, err)
+	}
+	if entry == nil {
+		return nil, nil
+	}
+	role := new(roleEntry)
+	if err := entry.DecodeJSON(role); err != nil {
+		return nil, fmt.Errorf("decoding role %q: %w", name, err)
+	}
+	if role.Name == "" {
+		role.Name = name
+	}
+	if role.CredentialType == "" {
+		role.CredentialType = credentialTypeRobot
+	}
+	if role.NamespaceType == "" {
+		role.NamespaceType = string(quay.NamespaceOrganization)
+	}
+	return role, nil
+}
+
+func putRole(ctx context.Context, s logical.Storage, role *roleEntry) error {
+	entry, err := logical.StorageEntryJSON(roleStoragePrefix+role.Name, role)
+	if err != nil {
+		return fmt.Errorf("encoding role %q: %w", role.Name, err)
+	}
+	if err := s.Put(ctx, entry); err != nil {
+		return fmt.Errorf("writing role %q: %w", role.Name, err)
+	}
+	return nil
+}

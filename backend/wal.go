@@ -1,0 +1,46 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/mitchellh/mapstructure"
+)
+
+// Kinds of write-ahead entries. Each is written before the engine creates
+// something in Quay and deleted once a lease (or the stored config) owns it;
+// an entry left behind means the request died halfway, and its rollback
+// deletes what it may have created.
+const (
+	walKindOAuthToken = "oauth_token"
+)
+
+// walRollback is Vault's rollback hook. It runs on the active node for
+// entries older than WALRollbackMinAge (or at once for "immediate" rollback
+// requests). Returning nil deletes the entry; an error keeps it for the next
+// attempt.
+func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind string, data any) error {
+	switch kind {
+	case walKindOAuthToken:
+		var entry oauthTokenWAL
+		if err := mapstructure.Decode(data, &entry); err != nil {
+			return fmt.Errorf("decoding %s write-ahead entry: %w", kind, err)
+		}
+		return b.rollbackOAuthToken(ctx, req, entry)
+	default:
+		// An unknown kind cannot be undone by this version; dropping it
+		// is safer than retrying forever.
+		b.logger.Warn("dropping write-ahead entry of unknown kind", "kind", kind)
+		return nil
+	}
+}
+
+// deleteWAL removes an entry whose work did not happen. A failure only means
+// the rollback will find nothing to undo later.
+func (b *backend) deleteWAL(ctx context.Context, s logical.Storage, id string) {
+	if err := framework.DeleteWAL(ctx, s, id); err != nil {
+		b.logger.Warn("could not delete write-ahead entry; its rollback will find nothing to undo", "id", id, "error", err)
+	}
+}
