@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/quay-vault/vault-plugin-secrets-quay/version"
@@ -56,6 +57,10 @@ type backend struct {
 	instanceID string
 
 	clients clientCache
+	// staticLocks serialise work on one static role at a time (see
+	// staticRoleLock); there is no lock across roles.
+	staticLocks []*locksutil.LockEntry
+	tidy        tidyGuard
 	// now is the clock; tests replace it.
 	now func() time.Time
 }
@@ -73,9 +78,10 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 
 func newBackend(conf *logical.BackendConfig) *backend {
 	b := &backend{
-		mountID:    conf.BackendUUID,
-		instanceID: randomHex(8),
-		now:        time.Now,
+		mountID:     conf.BackendUUID,
+		instanceID:  randomHex(8),
+		staticLocks: locksutil.CreateLocks(),
+		now:         time.Now,
 	}
 	if conf.Logger != nil {
 		b.logger = conf.Logger
@@ -89,18 +95,25 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		RunningVersion: version.Version,
 		PathsSpecial: &logical.Paths{
 			// Seal-wrap (Enterprise) everything that holds a secret.
-			SealWrapStorage: []string{configStoragePath},
-			// Write-ahead entries describe work in flight on this cluster.
-			LocalStorage: []string{framework.WALPrefix},
+			SealWrapStorage: []string{configStoragePath, staticRoleStoragePrefix},
+			// Write-ahead entries and the index of issued robots describe
+			// work and leases of this cluster only.
+			LocalStorage: []string{framework.WALPrefix, issuedRobotPrefix},
 		},
 		Paths: framework.PathAppend(
 			pathConfig(b),
 			pathRoles(b),
 			pathCreds(b),
+			pathStaticRoles(b),
+			pathStaticCreds(b),
+			pathRotateRole(b),
+			pathTidy(b),
 		),
 		Secrets: []*framework.Secret{
 			secretOAuthToken(b),
+			secretRobot(b),
 		},
+		PeriodicFunc:      b.periodic,
 		WALRollback:       b.walRollback,
 		WALRollbackMinAge: walRollbackMinAge,
 		Invalidate:        b.invalidate,

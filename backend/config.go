@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -30,6 +31,11 @@ type quayConfig struct {
 	CACertificate          string        `json:"ca_certificate,omitempty"`
 	DisableSSLVerification bool          `json:"disable_ssl_verification"`
 	RequestTimeout         time.Duration `json:"request_timeout,omitempty"`
+	// RegistryHostname is the registry host robots log in to, when it is
+	// not the host of URL (Quay's SERVER_HOSTNAME behind another API address).
+	RegistryHostname string `json:"registry_hostname,omitempty"`
+	// TidyInterval runs tidy on a schedule when positive.
+	TidyInterval time.Duration `json:"tidy_interval,omitempty"`
 
 	// What Quay said about the credential when it was last verified.
 	TokenOwner     string    `json:"token_owner,omitempty"`
@@ -76,6 +82,17 @@ func (c *quayConfig) newClient(logger hclog.Logger) (*quay.Client, error) {
 		UserAgent:          version.UserAgent(),
 		Logger:             logger.Named("quay"),
 	})
+}
+
+// registryHost is the host docker clients log in to with issued robots.
+func (c *quayConfig) registryHost() string {
+	if c.RegistryHostname != "" {
+		return c.RegistryHostname
+	}
+	if u, err := url.Parse(c.URL); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return c.URL
 }
 
 // fingerprint identifies a secret without revealing it: the first 16 hex

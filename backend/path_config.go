@@ -13,6 +13,9 @@ import (
 )
 
 const (
+	// minTidyInterval keeps scheduled tidy from listing every robot of
+	// every namespace more often than is useful.
+	minTidyInterval   = 10 * time.Minute
 	minRequestTimeout = time.Second
 	maxRequestTimeout = 5 * time.Minute
 )
@@ -46,6 +49,14 @@ func pathConfig(b *backend) []*framework.Path {
 			"request_timeout": {
 				Type:        framework.TypeDurationSecond,
 				Description: "Timeout of each HTTP request to Quay (default 30s, between 1s and 5m).",
+			},
+			"registry_hostname": {
+				Type:        framework.TypeString,
+				Description: "Registry host that robot credentials log in to (docker login, config.json). Defaults to the host of url; set it when Quay's SERVER_HOSTNAME differs.",
+			},
+			"tidy_interval": {
+				Type:        framework.TypeDurationSecond,
+				Description: "Run tidy (delete orphaned robots) on this schedule; 0 (default) only on demand. At least 10m.",
 			},
 			"verify_connection": {
 				Type:        framework.TypeBool,
@@ -94,6 +105,8 @@ var configResponseFields = map[string]*framework.FieldSchema{
 	"ca_certificate":           {Type: framework.TypeString},
 	"disable_ssl_verification": {Type: framework.TypeBool},
 	"request_timeout":          {Type: framework.TypeDurationSecond},
+	"registry_hostname":        {Type: framework.TypeString, Description: "The registry host robot credentials log in to."},
+	"tidy_interval":            {Type: framework.TypeDurationSecond, Description: "Schedule of tidy; 0 when off."},
 	"root_token_owner":         {Type: framework.TypeString, Description: "The Quay user the root credential acts as."},
 	"root_token_super_user":    {Type: framework.TypeBool, Description: "Whether Quay grants the root credential superuser rights."},
 	"root_token_fingerprint":   {Type: framework.TypeString, Description: "sha256: and the first 16 hex digits of the credential's SHA-256."},
@@ -122,6 +135,8 @@ func configResponseData(cfg *quayConfig) map[string]any {
 		"ca_certificate":           cfg.CACertificate,
 		"disable_ssl_verification": cfg.DisableSSLVerification,
 		"request_timeout":          int64(effectiveRequestTimeout(cfg.RequestTimeout).Seconds()),
+		"registry_hostname":        cfg.registryHost(),
+		"tidy_interval":            int64(cfg.TidyInterval.Seconds()),
 		"root_token_owner":         cfg.TokenOwner,
 		"root_token_super_user":    cfg.TokenSuperUser,
 		"root_token_fingerprint":   fingerprint(cfg.Token),
@@ -174,6 +189,19 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	}
 	if v, ok := d.GetOk("disable_ssl_verification"); ok {
 		cfg.DisableSSLVerification = v.(bool)
+	}
+	if v, ok := d.GetOk("registry_hostname"); ok {
+		host := strings.TrimSpace(v.(string))
+		if strings.Contains(host, "/") || strings.ContainsAny(host, " \t") {
+			return badField("registry_hostname", "must be a host[:port] without scheme or path, got %q", host), nil
+		}
+		cfg.RegistryHostname = host
+	}
+	if v, ok := d.GetOk("tidy_interval"); ok {
+		cfg.TidyInterval = time.Duration(v.(int)) * time.Second
+		if cfg.TidyInterval != 0 && cfg.TidyInterval < minTidyInterval {
+			return badField("tidy_interval", "must be 0 (off) or at least %s, got %s", minTidyInterval, cfg.TidyInterval), nil
+		}
 	}
 	if v, ok := d.GetOk("request_timeout"); ok {
 		cfg.RequestTimeout = time.Duration(v.(int)) * time.Second
@@ -251,6 +279,8 @@ Configures how the engine reaches Quay and the credential it acts with.
   ca_certificate            PEM CA bundle for Quay's TLS certificate.
   disable_ssl_verification  Skip TLS verification (tests only).
   request_timeout           Per-request timeout (default 30s).
+  registry_hostname         Registry host for robot logins (default: url's host).
+  tidy_interval             Run tidy on this schedule (default 0: off).
   verify_connection         Check the token with Quay before saving (default true).
 
 Writing the config checks the token with GET /api/v1/user/ and reports whose

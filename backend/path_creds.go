@@ -47,6 +47,6 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 	case credentialTypeOAuthToken:
 		return b.issueOAuthToken(ctx, req, role)
 	default:
-		return logical.ErrorResponse("role %q: robot credentials are not supported yet", name), nil
+		return b.issueRobot(ctx, req, role)
 	}
 }

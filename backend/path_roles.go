@@ -2,8 +2,6 @@ package backend
 
 import (
 	"context"
-	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -12,9 +10,6 @@ import (
 
 	"github.com/quay-vault/vault-plugin-secrets-quay/quay"
 )
-
-// repositoryNameRule accepts Quay repository names, nested ones included.
-var repositoryNameRule = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$`)
 
 func pathRoles(b *backend) []*framework.Path {
 	return []*framework.Path{
@@ -76,7 +71,7 @@ func pathRoles(b *backend) []*framework.Path {
 }
 
 func roleFields() map[string]*framework.FieldSchema {
-	return map[string]*framework.FieldSchema{
+	fields := map[string]*framework.FieldSchema{
 		"name": {
 			// Lower-cased, as redhat-cop/vault-plugin-secrets-quay did, so
 			// role names are valid in Quay object names.
@@ -109,27 +104,6 @@ func roleFields() map[string]*framework.FieldSchema {
 			Type:        framework.TypeCommaStringSlice,
 			Description: "oauth_token: scopes of the issued tokens, a list or a comma/space separated string of repo:read, repo:write, repo:admin, repo:create, user:read, user:admin, org:admin, super:user.",
 		},
-		"repositories": {
-			Type:        framework.TypeMap,
-			Description: `robot: repository name → role (read, write, admin), as a JSON object or a string holding one, e.g. {"app": "write"}.`,
-		},
-		"teams": {
-			Type:        framework.TypeMap,
-			Description: `robot: team name → team role (member, creator, admin) the robot joins; teams are created when missing. A JSON object or a string holding one.`,
-		},
-		"default_permission": {
-			Type:          framework.TypeString,
-			Description:   "robot: a default permission (read, write, admin) the robot gets on every repository created in the organization from now on.",
-			AllowedValues: []any{"", quay.RoleRead, quay.RoleWrite, quay.RoleAdmin},
-		},
-		"create_repositories": {
-			Type:        framework.TypeBool,
-			Description: `robot: let the robot create repositories in the organization (it joins the team "vault-creator" with the creator role).`,
-		},
-		"description": {
-			Type:        framework.TypeString,
-			Description: "robot: text added to each robot's description in Quay.",
-		},
 		"ttl": {
 			Type:        framework.TypeDurationSecond,
 			Description: "Default lease TTL of issued credentials; 0 means the mount's default.",
@@ -139,6 +113,10 @@ func roleFields() map[string]*framework.FieldSchema {
 			Description: "Maximum lease TTL of issued credentials, renewals included; 0 means the mount's maximum. OAuth tokens are created in Quay with this expiration, so Quay itself ends them if Vault never does.",
 		},
 	}
+	for k, v := range robotGrantFields() {
+		fields[k] = v
+	}
+	return fields
 }
 
 func (b *backend) roleExists(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
@@ -227,6 +205,12 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 		if resp != nil || err != nil {
 			return resp, err
 		}
+	default:
+		more, resp, err := b.prepareRobotGrants(ctx, req, role.NamespaceType, role.NamespaceName, role.robotGrants)
+		if resp != nil || err != nil {
+			return resp, err
+		}
+		warnings = append(warnings, more...)
 	}
 
 	if err := putRole(ctx, req.Storage, role); err != nil {
@@ -278,29 +262,8 @@ func applyRoleFields(role *roleEntry, d *framework.FieldData) *logical.Response 
 		}
 		role.Scopes = normalized
 	}
-	for _, field := range []string{"repositories", "teams"} {
-		raw, ok := d.Raw[field]
-		if !ok {
-			continue
-		}
-		m, err := parseStringMap(raw)
-		if err != nil {
-			return badField(field, "%s", err)
-		}
-		if field == "repositories" {
-			role.Repositories = m
-		} else {
-			role.Teams = m
-		}
-	}
-	if v, ok := d.GetOk("default_permission"); ok {
-		role.DefaultPermission = strings.TrimSpace(v.(string))
-	}
-	if v, ok := d.GetOk("create_repositories"); ok {
-		role.CreateRepositories = v.(bool)
-	}
-	if v, ok := d.GetOk("description"); ok {
-		role.Description = strings.TrimSpace(v.(string))
+	if resp := role.robotGrants.apply(d); resp != nil {
+		return resp
 	}
 	if v, ok := d.GetOk("ttl"); ok {
 		role.TTL = time.Duration(v.(int)) * time.Second
@@ -313,7 +276,7 @@ func applyRoleFields(role *roleEntry, d *framework.FieldData) *logical.Response 
 
 func (r *roleEntry) clearTypeSpecificFields() {
 	r.ClientID, r.ManagedClientID, r.Scopes = "", "", nil
-	r.Repositories, r.Teams, r.DefaultPermission, r.CreateRepositories, r.Description = nil, nil, "", false, ""
+	r.robotGrants = robotGrants{}
 }
 
 // validate checks the merged role and answers 400 naming the first bad field.
@@ -323,16 +286,8 @@ func (r *roleEntry) validate() *logical.Response {
 	default:
 		return badField("credential_type", "must be %q or %q, got %q", credentialTypeRobot, credentialTypeOAuthToken, r.CredentialType)
 	}
-	switch quay.NamespaceKind(r.NamespaceType) {
-	case quay.NamespaceOrganization, quay.NamespaceUser:
-	default:
-		return badField("namespace_type", "must be \"organization\" or \"user\", got %q", r.NamespaceType)
-	}
-	if r.NamespaceName == "" {
-		return badField("namespace_name", "is required: the Quay organization (or user) the credentials belong to")
-	}
-	if !validQuayName(r.NamespaceName) {
-		return badField("namespace_name", "%q is not a valid Quay namespace: use 2 to 255 lowercase letters and digits, with single '.', '_' or '-' between them", r.NamespaceName)
+	if resp := validateNamespace(r.NamespaceType, r.NamespaceName); resp != nil {
+		return resp
 	}
 	if r.MaxTTL > 0 && r.TTL > r.MaxTTL {
 		return badField("ttl", "(%s) must not exceed max_ttl (%s)", r.TTL, r.MaxTTL)
@@ -345,13 +300,8 @@ func (r *roleEntry) validate() *logical.Response {
 		if len(r.Scopes) == 0 {
 			return badField("scopes", "is required for oauth_token roles, e.g. scopes=repo:read")
 		}
-		for field, set := range map[string]bool{
-			"repositories": len(r.Repositories) > 0, "teams": len(r.Teams) > 0, "default_permission": r.DefaultPermission != "",
-			"create_repositories": r.CreateRepositories, "description": r.Description != "",
-		} {
-			if set {
-				return badField(field, "applies only to credential_type=robot")
-			}
+		if set := r.robotGrants.set(); len(set) > 0 {
+			return badField(set[0], "applies only to credential_type=robot")
 		}
 		return nil
 	}
@@ -362,37 +312,21 @@ func (r *roleEntry) validate() *logical.Response {
 	if r.ClientID != "" {
 		return badField("client_id", "applies only to credential_type=oauth_token")
 	}
-	for repo, perm := range r.Repositories {
-		if !repositoryNameRule.MatchString(repo) || len(repo) > 255 {
-			return badField("repositories", "%q is not a valid Quay repository name", repo)
-		}
-		if !slices.Contains([]string{quay.RoleRead, quay.RoleWrite, quay.RoleAdmin}, perm) {
-			return badField("repositories", "repository %q: permission must be read, write or admin, got %q", repo, perm)
-		}
+	return r.robotGrants.validate(r.NamespaceType)
+}
+
+// validateNamespace checks namespace_type and namespace_name.
+func validateNamespace(nsType, nsName string) *logical.Response {
+	switch quay.NamespaceKind(nsType) {
+	case quay.NamespaceOrganization, quay.NamespaceUser:
+	default:
+		return badField("namespace_type", "must be \"organization\" or \"user\", got %q", nsType)
 	}
-	for team, teamRole := range r.Teams {
-		if !validQuayName(team) {
-			return badField("teams", "%q is not a valid Quay team name", team)
-		}
-		if !slices.Contains([]string{quay.TeamRoleMember, quay.TeamRoleCreator, quay.TeamRoleAdmin}, teamRole) {
-			return badField("teams", "team %q: role must be member, creator or admin, got %q", team, teamRole)
-		}
+	if nsName == "" {
+		return badField("namespace_name", "is required: the Quay organization (or user) the credentials belong to")
 	}
-	if r.DefaultPermission != "" && !slices.Contains([]string{quay.RoleRead, quay.RoleWrite, quay.RoleAdmin}, r.DefaultPermission) {
-		return badField("default_permission", "must be read, write or admin, got %q", r.DefaultPermission)
-	}
-	if r.NamespaceType == string(quay.NamespaceUser) {
-		switch {
-		case len(r.Teams) > 0:
-			return badField("teams", "teams exist only in organizations; namespace_type is \"user\"")
-		case r.DefaultPermission != "":
-			return badField("default_permission", "default permissions exist only in organizations; namespace_type is \"user\"")
-		case r.CreateRepositories:
-			return badField("create_repositories", "needs an organization team; namespace_type is \"user\"")
-		}
-	}
-	if len(r.Description) > 200 {
-		return badField("description", "must be at most 200 characters (Quay keeps 255, and the engine adds its marker)")
+	if !validQuayName(nsName) {
+		return badField("namespace_name", "%q is not a valid Quay namespace: use 2 to 255 lowercase letters and digits, with single '.', '_' or '-' between them", nsName)
 	}
 	return nil
 }

@@ -44,11 +44,7 @@ type roleEntry struct {
 	Scopes          []string `json:"scopes,omitempty"`
 
 	// Robot roles.
-	Repositories       map[string]string `json:"repositories,omitempty"`
-	Teams              map[string]string `json:"teams,omitempty"`
-	DefaultPermission  string            `json:"default_permission,omitempty"`
-	CreateRepositories bool              `json:"create_repositories,omitempty"`
-	Description        string            `json:"description,omitempty"`
+	robotGrants
 
 	TTL    time.Duration `json:"ttl"`
 	MaxTTL time.Duration `json:"max_ttl"`

@@ -15,6 +15,10 @@ import (
 // deletes what it may have created.
 const (
 	walKindOAuthToken = "oauth_token"
+	walKindRobot      = "robot"
+	// walKindStaticRotation guards a static robot's rotation; its
+	// "rollback" rolls forward (see staticRotationWAL).
+	walKindStaticRotation = "static_rotation"
 )
 
 // walRollback is Vault's rollback hook. It runs on the active node for
@@ -29,6 +33,18 @@ func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind st
 			return fmt.Errorf("decoding %s write-ahead entry: %w", kind, err)
 		}
 		return b.rollbackOAuthToken(ctx, req, entry)
+	case walKindRobot:
+		var entry robotWAL
+		if err := mapstructure.Decode(data, &entry); err != nil {
+			return fmt.Errorf("decoding %s write-ahead entry: %w", kind, err)
+		}
+		return b.rollbackRobot(ctx, req, entry)
+	case walKindStaticRotation:
+		var entry staticRotationWAL
+		if err := mapstructure.Decode(data, &entry); err != nil {
+			return fmt.Errorf("decoding %s write-ahead entry: %w", kind, err)
+		}
+		return b.rollbackStaticRotation(ctx, req, entry)
 	default:
 		// An unknown kind cannot be undone by this version; dropping it
 		// is safer than retrying forever.

@@ -1,0 +1,337 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/quay-vault/vault-plugin-secrets-quay/quay"
+)
+
+func pathStaticRoles(b *backend) []*framework.Path {
+	fields := map[string]*framework.FieldSchema{
+		"name": {Type: framework.TypeLowerCaseString, Description: "Name of the static role.", Required: true},
+		"namespace_type": {
+			Type:          framework.TypeString,
+			Description:   `Where the robot lives: "organization" (default) or "user" (the root credential's own namespace).`,
+			AllowedValues: []any{string(quay.NamespaceOrganization), string(quay.NamespaceUser)},
+			Default:       string(quay.NamespaceOrganization),
+		},
+		"namespace_name": {Type: framework.TypeString, Description: "The Quay organization (or user) of the robot.", Required: true},
+		"robot_name": {
+			Type:        framework.TypeString,
+			Description: "Short name of the robot (without '<namespace>+'). An existing robot is adopted; a missing one is created. Defaults to the role's name.",
+		},
+		"rotation_period": {
+			Type:        framework.TypeDurationSecond,
+			Description: "Rotate the robot's token this often (at least 1m). 0 rotates only on rotate-role.",
+		},
+		"skip_import_rotation": {
+			Type:        framework.TypeBool,
+			Description: "When adopting an existing robot, keep its current token instead of rotating it at once. Only read when the role is created.",
+		},
+	}
+	for k, v := range robotGrantFields() {
+		fields[k] = v
+	}
+	return []*framework.Path{
+		{
+			Pattern: "static-roles/" + framework.GenericNameRegex("name"),
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: operationPrefixQuay,
+				OperationSuffix: "static-role",
+			},
+			Fields:              fields,
+			TakesArbitraryInput: true, // teams and repositories: see pathRoles
+			ExistenceCheck:      b.staticRoleExists,
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{Callback: b.pathStaticRoleRead, Summary: "Read a static role (never its password)."},
+				logical.CreateOperation: &framework.PathOperation{
+					Callback: b.pathStaticRoleWrite, Summary: "Create a static role: adopt or create its robot.",
+					ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true,
+				},
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback: b.pathStaticRoleWrite, Summary: "Update a static role's grants or rotation period.",
+					ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true,
+				},
+				logical.DeleteOperation: &framework.PathOperation{
+					Callback: b.pathStaticRoleDelete, Summary: "Delete a static role, and its robot if Vault created it.",
+					ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true,
+				},
+			},
+			HelpSynopsis:    "Manage long-lived robots whose tokens Vault holds and rotates.",
+			HelpDescription: pathStaticRolesHelp,
+		},
+		{
+			Pattern: "static-roles/?$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: operationPrefixQuay,
+				OperationSuffix: "static-roles",
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ListOperation: &framework.PathOperation{Callback: b.pathStaticRoleList, Summary: "List static roles."},
+			},
+			HelpSynopsis: "List static roles.",
+		},
+	}
+}
+
+func (b *backend) staticRoleExists(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
+	role, err := getStaticRole(ctx, req.Storage, d.Get("name").(string))
+	return role != nil, err
+}
+
+func (b *backend) pathStaticRoleList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	names, err := req.Storage.List(ctx, staticRoleStoragePrefix)
+	if err != nil {
+		return nil, err
+	}
+	return logical.ListResponse(names), nil
+}
+
+func (b *backend) pathStaticRoleRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	role, err := getStaticRole(ctx, req.Storage, d.Get("name").(string))
+	if err != nil || role == nil {
+		return nil, err
+	}
+	data := map[string]any{
+		"namespace_type":      role.NamespaceType,
+		"namespace_name":      role.NamespaceName,
+		"robot_name":          role.RobotName,
+		"username":            role.username(),
+		"repositories":        nonNilMap(role.Repositories),
+		"teams":               nonNilMap(role.Teams),
+		"default_permission":  role.DefaultPermission,
+		"create_repositories": role.CreateRepositories,
+		"description":         role.Description,
+		"rotation_period":     int64(role.RotationPeriod.Seconds()),
+		"last_vault_rotation": formatTime(role.LastVaultRotation),
+		"created_by_vault":    role.CreatedByVault,
+	}
+	if next := role.nextRotation(); !next.IsZero() {
+		data["next_vault_rotation"] = formatTime(next)
+	}
+	return &logical.Response{Data: data}, nil
+}
+
+func (b *backend) pathStaticRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if resp := validateFieldTypes(d, "repositories", "teams"); resp != nil {
+		return resp, nil
+	}
+	name := d.Get("name").(string)
+	lock := b.staticRoleLock(name)
+	lock.Lock()
+	defer lock.Unlock()
+
+	stored, err := getStaticRole(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	role := &staticRole{Name: name, NamespaceType: string(quay.NamespaceOrganization), RobotName: name}
+	if stored != nil {
+		copied := *stored
+		role = &copied
+	}
+	if resp := applyStaticRoleFields(role, stored, d); resp != nil {
+		return resp, nil
+	}
+	if resp := validateNamespace(role.NamespaceType, role.NamespaceName); resp != nil {
+		return resp, nil
+	}
+	if !validQuayName(role.RobotName) {
+		return badField("robot_name", "%q is not a valid Quay robot name (2 to 255 lowercase letters and digits, single '.', '_' or '-' between them); set robot_name", role.RobotName), nil
+	}
+	if resp := role.robotGrants.validate(role.NamespaceType); resp != nil {
+		return resp, nil
+	}
+	if role.RotationPeriod != 0 && role.RotationPeriod < minRotationPeriod {
+		return badField("rotation_period", "must be 0 (manual rotation only) or at least %s, got %s", minRotationPeriod, role.RotationPeriod), nil
+	}
+
+	warnings := unknownFieldWarnings(d)
+	more, resp, err := b.prepareRobotGrants(ctx, req, role.NamespaceType, role.NamespaceName, role.robotGrants)
+	if resp != nil || err != nil {
+		return resp, err
+	}
+	warnings = append(warnings, more...)
+	client, _, err := b.client(ctx, req.Storage)
+	if err != nil {
+		if err == errNotConfigured {
+			return logical.ErrorResponse(err.Error()), nil
+		}
+		return nil, err
+	}
+
+	var commitWAL string
+	if stored == nil {
+		skipRotation := false
+		if v, ok := d.GetOk("skip_import_rotation"); ok {
+			skipRotation = v.(bool)
+		}
+		resp, walID, err := b.setUpStaticRobot(ctx, req.Storage, client, role, skipRotation)
+		if resp != nil || err != nil {
+			return resp, err
+		}
+		commitWAL = walID
+	}
+	grantWarnings, err := grantRobot(ctx, client, role.NamespaceName, role.robotGrants, role.username(), stored == nil && role.CreatedByVault)
+	if err != nil {
+		return nil, err
+	}
+	warnings = append(warnings, grantWarnings...)
+	if err := putStaticRole(ctx, req.Storage, role); err != nil {
+		return nil, err
+	}
+	if commitWAL != "" {
+		b.deleteWAL(ctx, req.Storage, commitWAL)
+	}
+	if len(warnings) == 0 {
+		return nil, nil
+	}
+	return &logical.Response{Warnings: warnings}, nil
+}
+
+// applyStaticRoleFields merges the request into role. The robot's identity
+// (namespace and name) is fixed once the role exists: changing it would
+// silently hand the role another robot.
+func applyStaticRoleFields(role, stored *staticRole, d *framework.FieldData) *logical.Response {
+	for _, field := range []string{"namespace_type", "namespace_name", "robot_name"} {
+		v, ok := d.GetOk(field)
+		if !ok {
+			continue
+		}
+		value := strings.TrimSpace(v.(string))
+		switch field {
+		case "namespace_type":
+			if value == "" {
+				value = string(quay.NamespaceOrganization)
+			}
+			if stored != nil && value != stored.NamespaceType {
+				return badField(field, "cannot change on an existing static role; delete it and create a new one")
+			}
+			role.NamespaceType = value
+		case "namespace_name":
+			if stored != nil && value != stored.NamespaceName {
+				return badField(field, "cannot change on an existing static role; delete it and create a new one")
+			}
+			role.NamespaceName = value
+		case "robot_name":
+			if value == "" {
+				value = role.Name
+			}
+			if i := strings.IndexByte(value, '+'); i >= 0 {
+				value = value[i+1:] // accept the full <namespace>+<name> form
+			}
+			if stored != nil && value != stored.RobotName {
+				return badField(field, "cannot change on an existing static role; delete it and create a new one")
+			}
+			role.RobotName = value
+		}
+	}
+	if resp := role.robotGrants.apply(d); resp != nil {
+		return resp
+	}
+	if v, ok := d.GetOk("rotation_period"); ok {
+		role.RotationPeriod = time.Duration(v.(int)) * time.Second
+	}
+	return nil
+}
+
+// setUpStaticRobot adopts the role's robot if it exists (rotating its token
+// unless told not to) or creates it. It returns the write-ahead entry to
+// delete once the role is stored.
+func (b *backend) setUpStaticRobot(ctx context.Context, s logical.Storage, client *quay.Client, role *staticRole, skipRotation bool) (*logical.Response, string, error) {
+	ns := role.namespace()
+	existing, err := client.GetRobot(ctx, ns, role.RobotName)
+	switch {
+	case err == nil:
+		role.CreatedByVault = false
+		role.Password = existing.Token
+		role.LastVaultRotation = b.now().UTC()
+		if skipRotation {
+			if existing.Token == "" {
+				return badField("skip_import_rotation", "Quay did not return the robot's token to the root credential; the token must be rotated to be known"), "", nil
+			}
+			return nil, "", nil
+		}
+		walID, err := b.regenerateStaticRobot(ctx, s, client, role)
+		return nil, walID, err
+	case quay.IsRobotNotFound(err):
+	case quay.IsForbidden(err):
+		return badField("namespace_name", "the root credential may not manage robots of %q (%s)", role.NamespaceName, quayReason(err)), "", nil
+	default:
+		return nil, "", upstreamError("looking up robot "+role.username(), err)
+	}
+
+	walID, err := framework.PutWAL(ctx, s, walKindRobot, &robotWAL{
+		NamespaceType: role.NamespaceType, NamespaceName: role.NamespaceName, ShortName: role.RobotName, InstanceID: b.instanceID,
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("writing the write-ahead entry: %w", err)
+	}
+	robot, err := client.CreateRobot(ctx, ns, role.RobotName, quay.RobotSpec{
+		Description:          robotMarker(b.mountID) + " static role=" + role.Name,
+		UnstructuredMetadata: map[string]any{"managed_by": "vault-plugin-secrets-quay", "vault_mount": b.mountID, "vault_static_role": role.Name},
+	})
+	if err != nil {
+		if !quay.IsTransient(err) {
+			b.deleteWAL(ctx, s, walID)
+		}
+		if quay.StatusOf(err) == 400 {
+			return badField("robot_name", "Quay refused to create robot %q: %s", role.RobotName, quayReason(err)), "", nil
+		}
+		return nil, "", upstreamError("creating robot "+role.username(), err)
+	}
+	role.CreatedByVault = true
+	role.Password = robot.Token
+	role.LastVaultRotation = b.now().UTC()
+	return nil, walID, nil
+}
+
+func (b *backend) pathStaticRoleDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	lock := b.staticRoleLock(name)
+	lock.Lock()
+	defer lock.Unlock()
+	role, err := getStaticRole(ctx, req.Storage, name)
+	if err != nil || role == nil {
+		return nil, err
+	}
+	var resp *logical.Response
+	if role.CreatedByVault {
+		client, _, err := b.client(ctx, req.Storage)
+		if err != nil {
+			return nil, err
+		}
+		if err := deleteRobot(ctx, client, role.namespace(), role.RobotName); err != nil {
+			return nil, upstreamError("deleting robot "+role.username(), err)
+		}
+	} else {
+		resp = &logical.Response{Warnings: []string{fmt.Sprintf("robot %s existed before the role and was kept in Quay; its token is the one Vault last set", role.username())}}
+	}
+	if err := req.Storage.Delete(ctx, staticRoleStoragePrefix+name); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+const pathStaticRolesHelp = `
+A static role manages one long-lived robot, for pull secrets and other
+consumers that cannot renew a lease. An existing robot named robot_name
+(default: the role's name) is adopted and its token rotated at once (unless
+skip_import_rotation); a missing one is created. Vault keeps the token sealed,
+serves it at static-creds/<name>, and rotates it every rotation_period (and on
+rotate-role/<name>). Fields are redhat-cop/vault-plugin-secrets-quay's, plus
+robot_name, rotation_period and skip_import_rotation.
+`

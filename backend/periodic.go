@@ -1,0 +1,30 @@
+package backend
+
+import (
+	"context"
+
+	"github.com/hashicorp/go-multierror"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// periodic is the engine's own scheduler, so scheduled work runs on Vault
+// Community Edition too (Vault's rotation manager is Enterprise-only). Vault's
+// rollback manager calls it about once a minute on the active node; it only
+// writes where writes are safe (not on performance standbys or secondaries).
+func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
+	if !b.WriteSafeReplicationState() {
+		return nil
+	}
+	cfg, err := getConfig(ctx, req.Storage)
+	if err != nil || cfg == nil {
+		return err
+	}
+	var errs *multierror.Error
+	if err := b.rotateDueStaticRoles(ctx, req.Storage); err != nil {
+		errs = multierror.Append(errs, err)
+	}
+	if err := b.autoTidy(ctx, req.Storage, cfg); err != nil {
+		errs = multierror.Append(errs, err)
+	}
+	return errs.ErrorOrNil()
+}

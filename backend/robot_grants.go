@@ -1,0 +1,163 @@
+package backend
+
+import (
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/quay-vault/vault-plugin-secrets-quay/quay"
+)
+
+// repositoryNameRule accepts Quay repository names, nested ones included.
+var repositoryNameRule = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$`)
+
+// creatorTeam is the team redhat-cop/vault-plugin-secrets-quay joins robots to
+// for create_repositories; kept so its roles behave the same.
+const creatorTeam = "vault-creator"
+
+// robotGrants is what a robot gets, for dynamic and static roles alike. The
+// field names are redhat-cop/vault-plugin-secrets-quay's.
+type robotGrants struct {
+	Repositories       map[string]string `json:"repositories,omitempty"`
+	Teams              map[string]string `json:"teams,omitempty"`
+	DefaultPermission  string            `json:"default_permission,omitempty"`
+	CreateRepositories bool              `json:"create_repositories,omitempty"`
+	Description        string            `json:"description,omitempty"`
+}
+
+func robotGrantFields() map[string]*framework.FieldSchema {
+	return map[string]*framework.FieldSchema{
+		"repositories": {
+			Type:        framework.TypeMap,
+			Description: `repository name → role (read, write, admin), as a JSON object or a string holding one, e.g. {"app": "write"}.`,
+		},
+		"teams": {
+			Type:        framework.TypeMap,
+			Description: `team name → team role (member, creator, admin) the robot joins; teams are created when missing. A JSON object or a string holding one.`,
+		},
+		"default_permission": {
+			Type:          framework.TypeString,
+			Description:   "a default permission (read, write, admin) the robot gets on every repository created in the organization from now on.",
+			AllowedValues: []any{"", quay.RoleRead, quay.RoleWrite, quay.RoleAdmin},
+		},
+		"create_repositories": {
+			Type:        framework.TypeBool,
+			Description: `let the robot create repositories in the organization (it joins the team "vault-creator" with the creator role).`,
+		},
+		"description": {
+			Type:        framework.TypeString,
+			Description: "text added to each robot's description in Quay.",
+		},
+	}
+}
+
+// apply merges the grant fields present in the request. teams and
+// repositories are read raw: they arrive as JSON objects from the API and as
+// strings holding JSON from vault-config-operator and the CLI.
+func (g *robotGrants) apply(d *framework.FieldData) *logical.Response {
+	for _, field := range []string{"repositories", "teams"} {
+		raw, ok := d.Raw[field]
+		if !ok {
+			continue
+		}
+		m, err := parseStringMap(raw)
+		if err != nil {
+			return badField(field, "%s", err)
+		}
+		if field == "repositories" {
+			g.Repositories = m
+		} else {
+			g.Teams = m
+		}
+	}
+	if v, ok := d.GetOk("default_permission"); ok {
+		g.DefaultPermission = strings.TrimSpace(v.(string))
+	}
+	if v, ok := d.GetOk("create_repositories"); ok {
+		g.CreateRepositories = v.(bool)
+	}
+	if v, ok := d.GetOk("description"); ok {
+		g.Description = strings.TrimSpace(v.(string))
+	}
+	return nil
+}
+
+// set reports which grant fields hold a value, for roles that take none.
+func (g robotGrants) set() []string {
+	var fields []string
+	if len(g.Repositories) > 0 {
+		fields = append(fields, "repositories")
+	}
+	if len(g.Teams) > 0 {
+		fields = append(fields, "teams")
+	}
+	if g.DefaultPermission != "" {
+		fields = append(fields, "default_permission")
+	}
+	if g.CreateRepositories {
+		fields = append(fields, "create_repositories")
+	}
+	if g.Description != "" {
+		fields = append(fields, "description")
+	}
+	return fields
+}
+
+// validate checks the grants for a robot in a namespace of type nsType.
+func (g robotGrants) validate(nsType string) *logical.Response {
+	for _, repo := range slices.Sorted(maps.Keys(g.Repositories)) {
+		perm := g.Repositories[repo]
+		if !repositoryNameRule.MatchString(repo) || len(repo) > 255 {
+			return badField("repositories", "%q is not a valid Quay repository name", repo)
+		}
+		if !slices.Contains([]string{quay.RoleRead, quay.RoleWrite, quay.RoleAdmin}, perm) {
+			return badField("repositories", "repository %q: permission must be read, write or admin, got %q", repo, perm)
+		}
+	}
+	for _, team := range slices.Sorted(maps.Keys(g.Teams)) {
+		if !validQuayName(team) {
+			return badField("teams", "%q is not a valid Quay team name", team)
+		}
+		if !slices.Contains([]string{quay.TeamRoleMember, quay.TeamRoleCreator, quay.TeamRoleAdmin}, g.Teams[team]) {
+			return badField("teams", "team %q: role must be member, creator or admin, got %q", team, g.Teams[team])
+		}
+	}
+	if g.DefaultPermission != "" && !slices.Contains([]string{quay.RoleRead, quay.RoleWrite, quay.RoleAdmin}, g.DefaultPermission) {
+		return badField("default_permission", "must be read, write or admin, got %q", g.DefaultPermission)
+	}
+	if nsType == string(quay.NamespaceUser) {
+		switch {
+		case len(g.Teams) > 0:
+			return badField("teams", "teams exist only in organizations; namespace_type is \"user\"")
+		case g.DefaultPermission != "":
+			return badField("default_permission", "default permissions exist only in organizations; namespace_type is \"user\"")
+		case g.CreateRepositories:
+			return badField("create_repositories", "needs an organization team; namespace_type is \"user\"")
+		}
+	}
+	if len(g.Description) > 200 {
+		return badField("description", "must be at most 200 characters (Quay keeps 255, and the engine adds its marker)")
+	}
+	return nil
+}
+
+// teams lists the teams the robot joins, creatorTeam included.
+func (g robotGrants) teams() []string {
+	teams := slices.Sorted(maps.Keys(g.Teams))
+	if g.CreateRepositories && g.Teams[creatorTeam] == "" {
+		teams = append(teams, creatorTeam)
+	}
+	return teams
+}
+
+// teamRole is the role a team the robot joins should have.
+func (g robotGrants) teamRole(team string) string {
+	if role, ok := g.Teams[team]; ok {
+		return role
+	}
+	return quay.TeamRoleCreator // creatorTeam
+}

@@ -1,0 +1,307 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/quay-vault/vault-plugin-secrets-quay/quay"
+)
+
+// secretTypeRobot is the lease type of robot accounts. It is the type
+// redhat-cop/vault-plugin-secrets-quay used, so leases it issued are revoked
+// by this engine after a binary swap.
+const secretTypeRobot = "quay_robot"
+
+func secretRobot(b *backend) *framework.Secret {
+	return &framework.Secret{
+		Type: secretTypeRobot,
+		Fields: map[string]*framework.FieldSchema{
+			"username":           {Type: framework.TypeString, Description: "The robot's registry username, <namespace>+<name>."},
+			"password":           {Type: framework.TypeString, Description: "The robot's token."},
+			"registry":           {Type: framework.TypeString, Description: "The registry host to log in to."},
+			"auth":               {Type: framework.TypeString, Description: "base64(username:password), the 'auth' of a docker config.json entry."},
+			"docker_config_json": {Type: framework.TypeString, Description: "A complete ~/.docker/config.json (also DOCKER_AUTH_CONFIG and kubernetes.io/dockerconfigjson)."},
+			"namespace_type":     {Type: framework.TypeString},
+			"namespace_name":     {Type: framework.TypeString},
+		},
+		Renew:  b.renewRobot,
+		Revoke: b.revokeRobot,
+	}
+}
+
+// robotLease is a robot lease's InternalData: identifiers only. "role" and
+// "username" are the keys redhat-cop's leases carry too.
+type robotLease struct {
+	Role          string
+	NamespaceType string
+	NamespaceName string
+	Username      string
+	TTL, MaxTTL   time.Duration
+}
+
+func (l robotLease) internalData() map[string]any {
+	return map[string]any{
+		"role":           l.Role,
+		"username":       l.Username,
+		"namespace_type": l.NamespaceType,
+		"namespace_name": l.NamespaceName,
+		"ttl":            int64(l.TTL.Seconds()),
+		"max_ttl":        int64(l.MaxTTL.Seconds()),
+	}
+}
+
+func robotLeaseFrom(internal map[string]any) (robotLease, error) {
+	l := robotLease{
+		Role:          internalString(internal, "role"),
+		Username:      internalString(internal, "username"),
+		NamespaceType: internalString(internal, "namespace_type"),
+		NamespaceName: internalString(internal, "namespace_name"),
+		TTL:           internalSeconds(internal, "ttl"),
+		MaxTTL:        internalSeconds(internal, "max_ttl"),
+	}
+	if !strings.Contains(l.Username, "+") {
+		return l, fmt.Errorf("lease data has no robot username")
+	}
+	return l, nil
+}
+
+// robotWAL records a robot being created, so a request that dies before its
+// lease exists leaves no robot behind.
+type robotWAL struct {
+	NamespaceType string `json:"namespace_type" mapstructure:"namespace_type"`
+	NamespaceName string `json:"namespace_name" mapstructure:"namespace_name"`
+	ShortName     string `json:"short_name" mapstructure:"short_name"`
+	InstanceID    string `json:"instance_id" mapstructure:"instance_id"`
+}
+
+func (w robotWAL) namespace() quay.Namespace {
+	return quay.Namespace{Kind: quay.NamespaceKind(w.NamespaceType), Name: w.NamespaceName}
+}
+
+// issueRobot creates a robot for role, grants its repositories, teams and
+// default permission, and returns it as a lease. Quay calls: one to create,
+// one per repository, one per team, one for the default permission.
+func (b *backend) issueRobot(ctx context.Context, req *logical.Request, role *roleEntry) (*logical.Response, error) {
+	client, cfg, err := b.client(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	ns := role.namespace()
+	ttl, maxTTL := b.leaseTTLs(role.TTL, role.MaxTTL)
+	short := robotShortName(role.Name)
+
+	entry := robotWAL{NamespaceType: role.NamespaceType, NamespaceName: role.NamespaceName, ShortName: short, InstanceID: b.instanceID}
+	walID, err := framework.PutWAL(ctx, req.Storage, walKindRobot, &entry)
+	if err != nil {
+		return nil, fmt.Errorf("writing the write-ahead entry: %w", err)
+	}
+	robot, err := client.CreateRobot(ctx, ns, short, quay.RobotSpec{
+		Description:          robotDescription(b.mountID, role.Name, role.Description),
+		UnstructuredMetadata: robotMetadata(b.mountID, role.Name, b.now().Add(maxTTL)),
+	})
+	if err != nil {
+		if !quay.IsTransient(err) {
+			b.deleteWAL(ctx, req.Storage, walID)
+		}
+		return nil, upstreamError(fmt.Sprintf("creating a robot for role %q", role.Name), err)
+	}
+	username := ns.RobotUsername(short)
+
+	warnings, err := grantRobot(ctx, client, role.NamespaceName, role.robotGrants, username, true)
+	if err != nil {
+		// Undo now rather than wait for the rollback; if that fails too,
+		// the write-ahead entry stays and the rollback retries.
+		if delErr := deleteRobot(ctx, client, ns, short); delErr == nil {
+			b.deleteWAL(ctx, req.Storage, walID)
+		}
+		return nil, err
+	}
+
+	if err := putIssuedRobot(ctx, req.Storage, issuedRobot{
+		Role: role.Name, NamespaceType: role.NamespaceType, NamespaceName: role.NamespaceName,
+		ShortName: short, IssuedAt: b.now().UTC(), ExpiresAt: b.now().Add(maxTTL).UTC(),
+	}); err != nil {
+		return nil, err
+	}
+	// From here the lease owns the robot. If the entry cannot be removed,
+	// fail: the rollback then deletes the robot instead of leaving one no
+	// lease will ever revoke.
+	if err := framework.DeleteWAL(ctx, req.Storage, walID); err != nil {
+		return nil, fmt.Errorf("committing the write-ahead entry: %w", err)
+	}
+
+	lease := robotLease{Role: role.Name, NamespaceType: role.NamespaceType, NamespaceName: role.NamespaceName, Username: username, TTL: ttl, MaxTTL: maxTTL}
+	data := dockerCredentials(cfg.registryHost(), username, robot.Token)
+	data["namespace_type"] = role.NamespaceType
+	data["namespace_name"] = role.NamespaceName
+	resp := b.Secret(secretTypeRobot).Response(data, lease.internalData())
+	resp.Secret.TTL = ttl
+	resp.Secret.MaxTTL = maxTTL
+	resp.Warnings = warnings
+	return resp, nil
+}
+
+// grantRobot gives a robot what its grants say. A repository that does not
+// exist yet is skipped with a warning, as redhat-cop's plugin did: the robot
+// may be the one to create it (create_repositories). fresh says the robot was
+// just created, so it cannot hold a default permission yet; otherwise an
+// existing one is kept or corrected rather than duplicated.
+func grantRobot(ctx context.Context, client *quay.Client, ns string, g robotGrants, username string, fresh bool) ([]string, error) {
+	var warnings []string
+	for _, repo := range slices.Sorted(maps.Keys(g.Repositories)) {
+		err := client.SetUserPermission(ctx, ns, repo, username, g.Repositories[repo])
+		if err == nil {
+			continue
+		}
+		if missing, checkErr := repositoryMissing(ctx, client, ns, repo, err); checkErr == nil && missing {
+			warnings = append(warnings, fmt.Sprintf("repository %s/%s does not exist; no permission was granted on it", ns, repo))
+			continue
+		}
+		return nil, upstreamError(fmt.Sprintf("granting %s on %s/%s", g.Repositories[repo], ns, repo), err)
+	}
+	for _, team := range g.teams() {
+		if err := addTeamMember(ctx, client, ns, team, g.teamRole(team), username); err != nil {
+			return nil, upstreamError(fmt.Sprintf("adding the robot to team %s", team), err)
+		}
+	}
+	if g.DefaultPermission != "" {
+		if err := ensureDefaultPermission(ctx, client, ns, g.DefaultPermission, username, fresh); err != nil {
+			return nil, upstreamError("creating the robot's default permission", err)
+		}
+	}
+	return warnings, nil
+}
+
+// ensureDefaultPermission gives the robot a default permission (prototype)
+// with the given role in the organization.
+func ensureDefaultPermission(ctx context.Context, client *quay.Client, org, role, username string, fresh bool) error {
+	if !fresh {
+		protos, err := client.ListPrototypes(ctx, org)
+		if err != nil {
+			return err
+		}
+		for _, p := range protos {
+			if p.Delegate.Name != username {
+				continue
+			}
+			if p.Role == role {
+				return nil
+			}
+			if err := client.DeletePrototype(ctx, org, p.ID); err != nil && !quay.IsNotFound(err) {
+				return err
+			}
+		}
+	}
+	_, err := client.CreatePrototype(ctx, org, role, quay.PrototypeUser{Name: username, Kind: "user"})
+	return err
+}
+
+// repositoryMissing tells a permission failure caused by a missing repository
+// (Quay answers those with a 400, 404 or even a 500, reference §5.5) from any
+// other. It asks Quay only on that failure path.
+func repositoryMissing(ctx context.Context, client *quay.Client, ns, repo string, grantErr error) (bool, error) {
+	switch quay.StatusOf(grantErr) {
+	case 400, 404, 500:
+	default:
+		return false, nil
+	}
+	_, err := client.GetRepository(ctx, ns, repo)
+	if quay.IsNotFound(err) {
+		return true, nil
+	}
+	return false, err
+}
+
+// renewRobot extends the lease up to its max TTL.
+func (b *backend) renewRobot(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	lease, err := robotLeaseFrom(req.Secret.InternalData)
+	if err != nil {
+		return nil, err
+	}
+	ttl, maxTTL := lease.TTL, lease.MaxTTL
+	if role, err := getRole(ctx, req.Storage, lease.Role); err == nil && role != nil && role.CredentialType == credentialTypeRobot {
+		if maxTTL == 0 { // a lease issued by redhat-cop's plugin
+			_, maxTTL = b.leaseTTLs(0, role.MaxTTL)
+		}
+		ttl, _ = b.leaseTTLs(role.TTL, maxTTL)
+	}
+	resp := &logical.Response{Secret: req.Secret, Data: req.Data}
+	resp.Secret.TTL = ttl
+	resp.Secret.MaxTTL = maxTTL
+	return resp, nil
+}
+
+// revokeRobot deletes the robot. It needs only the lease's identifiers: not
+// the role, which may be gone. Leases issued by redhat-cop's plugin carry no
+// namespace type; the robot's name still says its namespace, and the role,
+// when it still exists, its type.
+func (b *backend) revokeRobot(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	lease, err := robotLeaseFrom(req.Secret.InternalData)
+	if err != nil {
+		return nil, err
+	}
+	client, cfg, err := b.client(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	nsName, short, _ := strings.Cut(lease.Username, "+")
+	if lease.NamespaceName == "" {
+		lease.NamespaceName = nsName
+	}
+	if lease.NamespaceType == "" {
+		lease.NamespaceType = string(quay.NamespaceOrganization)
+		if role, err := getRole(ctx, req.Storage, lease.Role); err == nil && role != nil {
+			lease.NamespaceType = role.NamespaceType
+		} else if nsName == cfg.TokenOwner {
+			lease.NamespaceType = string(quay.NamespaceUser)
+		}
+	}
+	ns := quay.Namespace{Kind: quay.NamespaceKind(lease.NamespaceType), Name: lease.NamespaceName}
+	if err := deleteRobot(ctx, client, ns, short); err != nil {
+		return nil, upstreamError("revoking robot "+lease.Username, err)
+	}
+	if err := deleteIssuedRobot(ctx, req.Storage, lease.NamespaceType, lease.NamespaceName, short); err != nil {
+		// The robot is gone; a stale index entry only costs tidy a look.
+		b.logger.Warn("could not remove the index entry of a revoked robot", "robot", lease.Username, "error", err)
+	}
+	return nil, nil
+}
+
+// deleteRobot is the one idempotent delete behind revoke, rollback and tidy:
+// Quay's 400 "Could not find robot" and a 404 both mean it is already gone.
+func deleteRobot(ctx context.Context, client *quay.Client, ns quay.Namespace, short string) error {
+	err := client.DeleteRobot(ctx, ns, short)
+	if err == nil || quay.IsRobotNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// rollbackRobot deletes a robot a failed creds request may have created.
+func (b *backend) rollbackRobot(ctx context.Context, req *logical.Request, entry robotWAL) error {
+	client, _, err := b.client(ctx, req.Storage)
+	if err != nil {
+		return err
+	}
+	// A static role written right before a crash may own the robot
+	// already: its entry then outlived a successful store.
+	statics, err := listStaticRoles(ctx, req.Storage)
+	if err != nil {
+		return err
+	}
+	if staticRoleOwning(statics, entry.NamespaceType, entry.NamespaceName, entry.ShortName) != nil {
+		return nil
+	}
+	if err := deleteRobot(ctx, client, entry.namespace(), entry.ShortName); err != nil {
+		return err
+	}
+	b.logger.Info("rolled back robot of a failed request", "robot", entry.namespace().RobotUsername(entry.ShortName))
+	return nil
+}

@@ -1,0 +1,108 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/quay-vault/vault-plugin-secrets-quay/quay"
+)
+
+// staticRoleStoragePrefix holds static roles, passwords included; it is
+// seal-wrapped (see backend.go).
+const staticRoleStoragePrefix = "static-roles/"
+
+// minRotationPeriod matches the cadence of Vault's rollback manager, which
+// runs the engine's periodic function once a minute.
+const minRotationPeriod = time.Minute
+
+// staticRole is a long-lived robot whose token Vault holds and rotates.
+type staticRole struct {
+	Name          string `json:"name"`
+	NamespaceType string `json:"namespace_type"`
+	NamespaceName string `json:"namespace_name"`
+	// RobotName is the robot's short name. redhat-cop's plugin named static
+	// robots after the role, which stays the default so its robots are
+	// adopted unchanged.
+	RobotName string `json:"robot_name"`
+	robotGrants
+	RotationPeriod time.Duration `json:"rotation_period"`
+
+	// Password is the robot's current token.
+	Password string `json:"password"`
+	// CreatedByVault says Vault created the robot (rather than adopting an
+	// existing one); only then does deleting the role delete the robot.
+	CreatedByVault    bool      `json:"created_by_vault"`
+	LastVaultRotation time.Time `json:"last_vault_rotation"`
+}
+
+func (r *staticRole) namespace() quay.Namespace {
+	return quay.Namespace{Kind: quay.NamespaceKind(r.NamespaceType), Name: r.NamespaceName}
+}
+
+func (r *staticRole) username() string { return r.namespace().RobotUsername(r.RobotName) }
+
+// nextRotation is when the schedule rotates the robot next (zero: no schedule).
+func (r *staticRole) nextRotation() time.Time {
+	if r.RotationPeriod <= 0 {
+		return time.Time{}
+	}
+	return r.LastVaultRotation.Add(r.RotationPeriod)
+}
+
+func getStaticRole(ctx context.Context, s logical.Storage, name string) (*staticRole, error) {
+	entry, err := s.Get(ctx, staticRoleStoragePrefix+name)
+	if err != nil {
+		return nil, fmt.Errorf("reading static role %q: %w", name, err)
+	}
+	if entry == nil {
+		return nil, nil
+	}
+	role := new(staticRole)
+	if err := entry.DecodeJSON(role); err != nil {
+		return nil, fmt.Errorf("decoding static role %q: %w", name, err)
+	}
+	return role, nil
+}
+
+func putStaticRole(ctx context.Context, s logical.Storage, role *staticRole) error {
+	entry, err := logical.StorageEntryJSON(staticRoleStoragePrefix+role.Name, role)
+	if err != nil {
+		return fmt.Errorf("encoding static role %q: %w", role.Name, err)
+	}
+	if err := s.Put(ctx, entry); err != nil {
+		return fmt.Errorf("writing static role %q: %w", role.Name, err)
+	}
+	return nil
+}
+
+// listStaticRoles reads every static role.
+func listStaticRoles(ctx context.Context, s logical.Storage) ([]*staticRole, error) {
+	names, err := s.List(ctx, staticRoleStoragePrefix)
+	if err != nil {
+		return nil, err
+	}
+	roles := make([]*staticRole, 0, len(names))
+	for _, name := range names {
+		role, err := getStaticRole(ctx, s, name)
+		if err != nil {
+			return nil, err
+		}
+		if role != nil {
+			roles = append(roles, role)
+		}
+	}
+	return roles, nil
+}
+
+// staticRoleOwning returns the static role that manages a robot, if any.
+func staticRoleOwning(roles []*staticRole, nsType, nsName, short string) *staticRole {
+	for _, r := range roles {
+		if r.NamespaceType == nsType && r.NamespaceName == nsName && r.RobotName == short {
+			return r
+		}
+	}
+	return nil
+}

@@ -1,0 +1,136 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/go-multierror"
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/quay-vault/vault-plugin-secrets-quay/quay"
+)
+
+// staticRotationWAL records a rotation in flight. Quay's regenerate answers
+// with the new token and invalidates the old one at once; if the engine dies
+// before storing it, the rollback rolls forward by reading the robot's
+// current token from Quay (admins may read it) instead of rotating again.
+type staticRotationWAL struct {
+	Role       string `json:"role" mapstructure:"role"`
+	InstanceID string `json:"instance_id" mapstructure:"instance_id"`
+}
+
+var errStaticRoleNotFound = errors.New("static role not found")
+
+// staticRoleLock serialises writes, rotations and rollbacks of one static
+// role; different roles never wait for each other.
+func (b *backend) staticRoleLock(name string) *locksutil.LockEntry {
+	return locksutil.LockForKey(b.staticLocks, name)
+}
+
+// rotateStaticRole gives the role's robot a new token and stores it.
+func (b *backend) rotateStaticRole(ctx context.Context, s logical.Storage, name string) (*staticRole, error) {
+	lock := b.staticRoleLock(name)
+	lock.Lock()
+	defer lock.Unlock()
+	role, err := getStaticRole(ctx, s, name)
+	if err != nil {
+		return nil, err
+	}
+	if role == nil {
+		return nil, errStaticRoleNotFound
+	}
+	client, _, err := b.client(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	walID, err := b.regenerateStaticRobot(ctx, s, client, role)
+	if err != nil {
+		return nil, err
+	}
+	if err := putStaticRole(ctx, s, role); err != nil {
+		// The entry stays: its rollback stores the token Quay now holds.
+		return nil, err
+	}
+	b.deleteWAL(ctx, s, walID)
+	return role, nil
+}
+
+// regenerateStaticRobot rotates the robot's token in Quay and updates role
+// (not stored yet). It returns the write-ahead entry guarding the rotation:
+// the caller deletes it once role is stored. The caller holds the role's lock.
+func (b *backend) regenerateStaticRobot(ctx context.Context, s logical.Storage, client *quay.Client, role *staticRole) (string, error) {
+	walID, err := framework.PutWAL(ctx, s, walKindStaticRotation, &staticRotationWAL{Role: role.Name, InstanceID: b.instanceID})
+	if err != nil {
+		return "", fmt.Errorf("writing the write-ahead entry: %w", err)
+	}
+	robot, err := client.RegenerateRobotToken(ctx, role.namespace(), role.RobotName)
+	if err != nil {
+		if !quay.IsTransient(err) {
+			b.deleteWAL(ctx, s, walID)
+		}
+		return "", upstreamError("rotating robot "+role.username(), err)
+	}
+	role.Password = robot.Token
+	role.LastVaultRotation = b.now().UTC()
+	return walID, nil
+}
+
+// rollbackStaticRotation re-reads the robot's token after a rotation whose
+// result may not have been stored.
+func (b *backend) rollbackStaticRotation(ctx context.Context, req *logical.Request, entry staticRotationWAL) error {
+	lock := b.staticRoleLock(entry.Role)
+	lock.Lock()
+	defer lock.Unlock()
+	role, err := getStaticRole(ctx, req.Storage, entry.Role)
+	if err != nil {
+		return err
+	}
+	if role == nil {
+		return nil
+	}
+	client, _, err := b.client(ctx, req.Storage)
+	if err != nil {
+		return err
+	}
+	robot, err := client.GetRobot(ctx, role.namespace(), role.RobotName)
+	if quay.IsRobotNotFound(err) {
+		b.logger.Warn("robot of static role is gone from Quay", "role", role.Name, "robot", role.username())
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if robot.Token == "" || robot.Token == role.Password {
+		return nil
+	}
+	role.Password = robot.Token
+	role.LastVaultRotation = b.now().UTC()
+	b.logger.Info("recovered the token of an interrupted rotation", "role", role.Name)
+	return putStaticRole(ctx, req.Storage, role)
+}
+
+// rotateDueStaticRoles is the schedule: the periodic function calls it once
+// a minute on the active node. One role failing does not stop the others.
+func (b *backend) rotateDueStaticRoles(ctx context.Context, s logical.Storage) error {
+	roles, err := listStaticRoles(ctx, s)
+	if err != nil {
+		return err
+	}
+	var errs *multierror.Error
+	now := b.now()
+	for _, role := range roles {
+		next := role.nextRotation()
+		if next.IsZero() || now.Before(next) {
+			continue
+		}
+		if _, err := b.rotateStaticRole(ctx, s, role.Name); err != nil {
+			errs = multierror.Append(errs, fmt.Errorf("rotating static role %q: %w", role.Name, err))
+			continue
+		}
+		b.logger.Info("rotated static role on schedule", "role", role.Name, "robot", role.username())
+	}
+	return errs.ErrorOrNil()
+}
