@@ -1,0 +1,134 @@
+package bootstrap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/quay-vault/vault-plugin-secrets-quay/quay"
+)
+
+// oidcEarlyRefresh is how long before its expiry a cached access token is
+// replaced, so no request goes out with a token about to lapse (Quay allows
+// 30 s of clock leeway; this stays well clear of it).
+const oidcEarlyRefresh = 2 * time.Minute
+
+// OIDC obtains access tokens from an identity provider with the OAuth2 client
+// credentials grant and presents them to Quay as Bearer tokens. Quay 3.18
+// validates such JWTs against OIDC_ISSUERS / OIDC_AUDIENCES /
+// OIDC_ALLOWED_CLIENTS (reference §9); for Microsoft Entra ID v2.0 use the
+// scope "api://<quay app>/.default". Nothing issued by Quay is stored.
+type OIDC struct {
+	TokenURL     string
+	ClientID     string
+	ClientSecret string
+	Scopes       []string
+	// HTTPClient reaches the identity provider; nil means a default client
+	// with a 30 s timeout.
+	HTTPClient *http.Client
+}
+
+// Name implements Method.
+func (OIDC) Name() string { return MethodOIDC }
+
+// Obtain implements Method: it fetches a first token (so a wrong secret or
+// URL fails here, when the operator writes the config) and returns a
+// credential that keeps a fresh one cached.
+func (m OIDC) Obtain(ctx context.Context, _ *quay.Client) (*Grant, error) {
+	cred := m.Credential()
+	if _, err := cred.BearerToken(ctx); err != nil {
+		return nil, err
+	}
+	return &Grant{Credential: cred, ExpiresAt: cred.expiry(), Scopes: nil}, nil
+}
+
+// Credential returns a quay.Credential that caches the provider's access
+// token until shortly before it expires. It is safe for concurrent use.
+func (m OIDC) Credential() *OIDCCredential {
+	client := m.HTTPClient
+	if client == nil {
+		client = &http.Client{Timeout: 30 * time.Second}
+	}
+	return &OIDCCredential{
+		config: clientcredentials.Config{
+			ClientID: m.ClientID, ClientSecret: m.ClientSecret, TokenURL: m.TokenURL, Scopes: m.Scopes,
+		},
+		client: client,
+	}
+}
+
+// OIDCCredential is a cached client-credentials access token.
+type OIDCCredential struct {
+	config clientcredentials.Config
+	client *http.Client
+
+	// current is read without a lock on every Quay call; refresh takes
+	// the mutex so a burst of requests fetches one token, not many.
+	current atomic.Pointer[oauth2.Token]
+	refresh sync.Mutex
+}
+
+func fresh(t *oauth2.Token) bool { return t != nil && time.Until(t.Expiry) > oidcEarlyRefresh }
+
+// BearerToken implements quay.Credential.
+func (c *OIDCCredential) BearerToken(ctx context.Context) (string, error) {
+	if t := c.current.Load(); fresh(t) {
+		return t.AccessToken, nil
+	}
+	c.refresh.Lock()
+	defer c.refresh.Unlock()
+	if t := c.current.Load(); fresh(t) {
+		return t.AccessToken, nil
+	}
+	tok, err := c.config.Token(context.WithValue(ctx, oauth2.HTTPClient, c.client))
+	if err != nil {
+		return "", describeTokenError(err)
+	}
+	// Trust the JWT's own exp over the response's expires_in (which some
+	// providers omit); the token is not verified here — Quay does that.
+	if exp := jwtExpiry(tok.AccessToken); !exp.IsZero() && (tok.Expiry.IsZero() || exp.Before(tok.Expiry)) {
+		tok.Expiry = exp
+	}
+	if tok.Expiry.IsZero() {
+		// Neither told us: assume a short life rather than cache forever.
+		tok.Expiry = time.Now().Add(5 * time.Minute)
+	}
+	c.current.Store(tok)
+	return tok.AccessToken, nil
+}
+
+func (c *OIDCCredential) expiry() time.Time {
+	if t := c.current.Load(); t != nil {
+		return t.Expiry
+	}
+	return time.Time{}
+}
+
+func jwtExpiry(raw string) time.Time {
+	claims := jwt.RegisteredClaims{}
+	if _, _, err := jwt.NewParser().ParseUnverified(raw, &claims); err != nil || claims.ExpiresAt == nil {
+		return time.Time{}
+	}
+	return claims.ExpiresAt.Time
+}
+
+// describeTokenError keeps the provider's error code and description and
+// drops the rest of the response body, which is not ours to log.
+func describeTokenError(err error) error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		if re.ErrorCode != "" {
+			return fmt.Errorf("identity provider refused the client credentials: %s %s", re.ErrorCode, re.ErrorDescription)
+		}
+		return fmt.Errorf("identity provider answered %d to the token request", re.Response.StatusCode)
+	}
+	return fmt.Errorf("requesting an access token from the identity provider: %w", err)
+}
