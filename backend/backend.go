@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -61,6 +62,9 @@ type backend struct {
 	// staticRoleLock); there is no lock across roles.
 	staticLocks []*locksutil.LockEntry
 	tidy        tidyGuard
+	// rootLock serialises changes of the root credential (config writes,
+	// rotations, recovery). The hot paths never take it.
+	rootLock sync.Mutex
 	// now is the clock; tests replace it.
 	now func() time.Time
 }
@@ -102,6 +106,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		},
 		Paths: framework.PathAppend(
 			pathConfig(b),
+			pathConfigRotateRoot(b),
 			pathRoles(b),
 			pathCreds(b),
 			pathStaticRoles(b),
@@ -113,6 +118,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 			secretOAuthToken(b),
 			secretRobot(b),
 		},
+		InitializeFunc:    b.initialize,
 		PeriodicFunc:      b.periodic,
 		WALRollback:       b.walRollback,
 		WALRollbackMinAge: walRollbackMinAge,
@@ -120,6 +126,19 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		Clean:             b.clean,
 	}
 	return b
+}
+
+// initialize runs after the mount is set up, after every unseal and after a
+// plugin reload. A root rotation that an earlier process left half done is
+// settled here, before anything depends on the root credential.
+func (b *backend) initialize(ctx context.Context, req *logical.InitializationRequest) error {
+	if !b.WriteSafeReplicationState() {
+		return nil
+	}
+	if err := b.recoverRootRotations(ctx, req.Storage); err != nil {
+		b.logger.Warn("could not settle an interrupted root rotation yet; will retry", "error", err)
+	}
+	return nil
 }
 
 // invalidate drops cached state when another node changes it (performance

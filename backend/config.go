@@ -6,11 +6,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/quay-vault/vault-plugin-secrets-quay/bootstrap"
 	"github.com/quay-vault/vault-plugin-secrets-quay/quay"
 	"github.com/quay-vault/vault-plugin-secrets-quay/version"
 )
@@ -26,8 +28,15 @@ const defaultQuayURL = "https://quay.io"
 // quayConfig is the stored connection to Quay. Token is the root credential
 // and never leaves storage except as a Bearer header to Quay.
 type quayConfig struct {
-	URL                    string        `json:"url"`
-	Token                  string        `json:"token"`
+	URL string `json:"url"`
+	// Token is the root credential in use: the engine's own root token,
+	// or the token the operator wrote when the engine mints none. Empty with
+	// bootstrap=oidc.
+	Token string `json:"token"`
+	// bootstrapToken is the token field of a config write (bootstrap=token);
+	// it is only kept, as Token, when the engine does not mint its own.
+	bootstrapToken string
+
 	CACertificate          string        `json:"ca_certificate,omitempty"`
 	DisableSSLVerification bool          `json:"disable_ssl_verification"`
 	RequestTimeout         time.Duration `json:"request_timeout,omitempty"`
@@ -37,12 +46,139 @@ type quayConfig struct {
 	// TidyInterval runs tidy on a schedule when positive.
 	TidyInterval time.Duration `json:"tidy_interval,omitempty"`
 
+	// How the engine got its credential (bootstrap.Method names) and the
+	// inputs of that method. Password and OIDCClientSecret are secrets.
+	Bootstrap        string   `json:"bootstrap,omitempty"`
+	Username         string   `json:"username,omitempty"`
+	Password         string   `json:"password,omitempty"`
+	Email            string   `json:"email,omitempty"`
+	OAuthClientID    string   `json:"oauth_client_id,omitempty"`
+	OAuthRedirectURI string   `json:"oauth_redirect_uri,omitempty"`
+	OIDCTokenURL     string   `json:"oidc_token_url,omitempty"`
+	OIDCClientID     string   `json:"oidc_client_id,omitempty"`
+	OIDCClientSecret string   `json:"oidc_client_secret,omitempty"`
+	OIDCScopes       []string `json:"oidc_scopes,omitempty"`
+	// BootstrapInput fingerprints the token bootstrap=token started from,
+	// to tell a rewrite of the same token from a new one (needsBootstrap).
+	BootstrapInput       string `json:"bootstrap_input,omitempty"`
+	RevokeBootstrapToken bool   `json:"revoke_bootstrap_token"`
+
+	// The engine's own root token (see root_token.go), when
+	// RootOrganization is set.
+	RootOrganization   string        `json:"root_organization,omitempty"`
+	RootClientID       string        `json:"root_client_id,omitempty"`
+	RootTokenID        string        `json:"root_token_id,omitempty"`
+	RootTokenScopes    []string      `json:"root_token_scopes,omitempty"`
+	RootTokenTTL       time.Duration `json:"root_token_ttl,omitempty"`
+	RootRotationPeriod time.Duration `json:"root_rotation_period,omitempty"`
+	RotateBefore       time.Duration `json:"rotate_before,omitempty"`
+	LastRootRotation   time.Time     `json:"last_root_rotation,omitempty"`
+
 	// What Quay said about the credential when it was last verified.
 	TokenOwner     string    `json:"token_owner,omitempty"`
 	TokenSuperUser bool      `json:"token_super_user,omitempty"`
 	TokenScopes    []string  `json:"token_scopes,omitempty"`
 	TokenExpiresAt time.Time `json:"token_expires_at,omitempty"`
 	VerifiedAt     time.Time `json:"verified_at,omitempty"`
+}
+
+// method is the bootstrap method, "token" for configs written before the
+// field existed.
+func (c *quayConfig) method() string {
+	if c.Bootstrap == "" {
+		return bootstrap.MethodToken
+	}
+	return c.Bootstrap
+}
+
+// bootstrapMethod builds the configured bootstrap method.
+func (c *quayConfig) bootstrapMethod(now func() time.Time) (bootstrap.Method, error) {
+	switch c.method() {
+	case bootstrap.MethodToken:
+		return bootstrap.Token{Value: c.bootstrapToken}, nil
+	case bootstrap.MethodInitialize:
+		return bootstrap.Initialize{Username: c.Username, Password: c.Password, Email: c.Email, Now: now}, nil
+	case bootstrap.MethodPassword:
+		return bootstrap.Password{Username: c.Username, Password: c.Password, ClientID: c.OAuthClientID,
+			RedirectURI: c.OAuthRedirectURI, Scopes: c.rootScopes(), Now: now}, nil
+	case bootstrap.MethodOIDC:
+		return c.oidc(), nil
+	}
+	return nil, fmt.Errorf("unknown bootstrap method %q", c.Bootstrap)
+}
+
+func (c *quayConfig) oidc() bootstrap.OIDC {
+	return bootstrap.OIDC{TokenURL: c.OIDCTokenURL, ClientID: c.OIDCClientID, ClientSecret: c.OIDCClientSecret, Scopes: c.OIDCScopes}
+}
+
+// needsBootstrap says whether a config write must run the bootstrap method
+// again: a new Quay, a new method, or new inputs. Writing the same inputs
+// again (vault-config-operator does on every reconcile) must not, since the
+// bootstrap credential may have expired or been revoked meanwhile.
+func needsBootstrap(stored, cfg *quayConfig, tokenGiven bool) bool {
+	if stored == nil || stored.method() != cfg.method() || stored.URL != cfg.URL {
+		return true
+	}
+	switch cfg.method() {
+	case bootstrap.MethodToken:
+		return tokenGiven && fingerprint(cfg.bootstrapToken) != stored.BootstrapInput
+	case bootstrap.MethodInitialize:
+		return cfg.Username != stored.Username
+	case bootstrap.MethodPassword:
+		return cfg.Username != stored.Username || cfg.Password != stored.Password || cfg.OAuthClientID != stored.OAuthClientID
+	case bootstrap.MethodOIDC:
+		return cfg.OIDCTokenURL != stored.OIDCTokenURL || cfg.OIDCClientID != stored.OIDCClientID ||
+			cfg.OIDCClientSecret != stored.OIDCClientSecret || strings.Join(cfg.OIDCScopes, " ") != strings.Join(stored.OIDCScopes, " ")
+	}
+	return false
+}
+
+// ownsRootToken says the engine minted its root token, and so can rotate it.
+func (c *quayConfig) ownsRootToken() bool {
+	return c.method() != bootstrap.MethodOIDC && c.RootOrganization != "" && c.RootTokenID != ""
+}
+
+func (c *quayConfig) rootScopes() []string {
+	if len(c.RootTokenScopes) > 0 {
+		return c.RootTokenScopes
+	}
+	return defaultRootTokenScopes()
+}
+
+func (c *quayConfig) rootTokenTTL() time.Duration {
+	if c.RootTokenTTL > 0 {
+		return c.RootTokenTTL
+	}
+	return defaultRootTokenTTL
+}
+
+// rotateBefore is how long before its expiry the root token is replaced:
+// rotate_before, or a quarter of its lifetime.
+func (c *quayConfig) rotateBefore() time.Duration {
+	if c.RotateBefore > 0 {
+		return c.RotateBefore
+	}
+	return c.rootTokenTTL() / 4
+}
+
+// nextRootRotation is when the schedule rotates the root token next: after
+// root_rotation_period, and in any case rotate_before its expiry. Zero when
+// the engine does not own its root token.
+func (c *quayConfig) nextRootRotation() time.Time {
+	if !c.ownsRootToken() {
+		return time.Time{}
+	}
+	var next time.Time
+	if c.RootRotationPeriod > 0 && !c.LastRootRotation.IsZero() {
+		next = c.LastRootRotation.Add(c.RootRotationPeriod)
+	}
+	if !c.TokenExpiresAt.IsZero() {
+		byExpiry := c.TokenExpiresAt.Add(-c.rotateBefore())
+		if next.IsZero() || byExpiry.Before(next) {
+			next = byExpiry
+		}
+	}
+	return next
 }
 
 func getConfig(ctx context.Context, s logical.Storage) (*quayConfig, error) {
@@ -75,13 +211,21 @@ func putConfig(ctx context.Context, s logical.Storage, cfg *quayConfig) error {
 func (c *quayConfig) newClient(logger hclog.Logger) (*quay.Client, error) {
 	return quay.New(quay.Config{
 		BaseURL:            c.URL,
-		Credential:         quay.StaticToken(c.Token),
+		Credential:         c.credential(),
 		CACertificate:      c.CACertificate,
 		InsecureSkipVerify: c.DisableSSLVerification,
 		RequestTimeout:     c.RequestTimeout,
 		UserAgent:          version.UserAgent(),
 		Logger:             logger.Named("quay"),
 	})
+}
+
+// credential is what the engine calls Quay with.
+func (c *quayConfig) credential() quay.Credential {
+	if c.method() == bootstrap.MethodOIDC {
+		return c.oidc().Credential()
+	}
+	return quay.StaticToken(c.Token)
 }
 
 // registryHost is the host docker clients log in to with issued robots.

@@ -20,6 +20,12 @@ func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 		return err
 	}
 	var errs *multierror.Error
+	if err := b.recoverRootRotations(ctx, req.Storage); err != nil {
+		errs = multierror.Append(errs, err)
+	}
+	if err := b.rotateRootIfDue(ctx, req.Storage, cfg); err != nil {
+		errs = multierror.Append(errs, err)
+	}
 	if err := b.rotateDueStaticRoles(ctx, req.Storage); err != nil {
 		errs = multierror.Append(errs, err)
 	}

@@ -19,6 +19,8 @@ const (
 	// walKindStaticRotation guards a static robot's rotation; its
 	// "rollback" rolls forward (see staticRotationWAL).
 	walKindStaticRotation = "static_rotation"
+	// walKindRootRotation guards minting a root token (root_token.go).
+	walKindRootRotation = "root_rotation"
 )
 
 // walRollback is Vault's rollback hook. It runs on the active node for
@@ -45,6 +47,18 @@ func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind st
 			return fmt.Errorf("decoding %s write-ahead entry: %w", kind, err)
 		}
 		return b.rollbackStaticRotation(ctx, req, entry)
+	case walKindRootRotation:
+		var entry rootRotationWAL
+		if err := mapstructure.Decode(data, &entry); err != nil {
+			return fmt.Errorf("decoding %s write-ahead entry: %w", kind, err)
+		}
+		b.rootLock.Lock()
+		defer b.rootLock.Unlock()
+		err := b.rollbackRootRotation(ctx, req.Storage, entry)
+		if err == nil {
+			b.clients.reset()
+		}
+		return err
 	default:
 		// An unknown kind cannot be undone by this version; dropping it
 		// is safer than retrying forever.

@@ -1,0 +1,52 @@
+package backend
+
+import (
+	"context"
+	"errors"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+func pathConfigRotateRoot(b *backend) []*framework.Path {
+	return []*framework.Path{{
+		Pattern: "config/rotate-root",
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: operationPrefixQuay,
+			OperationVerb:   "rotate",
+			OperationSuffix: "root-credential",
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.UpdateOperation: &framework.PathOperation{
+				Callback:                    b.pathRotateRootWrite,
+				Summary:                     "Replace the engine's own root token now.",
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+			},
+		},
+		HelpSynopsis: "Rotate the engine's own root token.",
+		HelpDescription: `Mints a new root token with the current one, verifies it, saves it, and
+deletes the old one in Quay. The answer never holds a token. A failure after
+the new token is saved comes back as a warning; a crash at any step is
+settled when the engine next starts (or by its next periodic run).`,
+	}}
+}
+
+func (b *backend) pathRotateRootWrite(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	b.rootLock.Lock()
+	defer b.rootLock.Unlock()
+	cfg, warnings, err := b.rotateRoot(ctx, req.Storage)
+	switch {
+	case errors.Is(err, errRootNotRotatable), err == errNotConfigured:
+		return logical.ErrorResponse(err.Error()), nil
+	case err != nil:
+		return nil, upstreamError("rotating the root token", err)
+	}
+	return &logical.Response{Data: map[string]any{
+		"root_token_id":          cfg.RootTokenID,
+		"root_token_fingerprint": fingerprint(cfg.Token),
+		"root_token_expires_at":  formatTime(cfg.TokenExpiresAt),
+		"last_root_rotation":     formatTime(cfg.LastRootRotation),
+		"next_root_rotation":     formatTime(cfg.nextRootRotation()),
+	}, Warnings: warnings}, nil
+}
