@@ -8,6 +8,9 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
+// overdueRecheck is the ttl reported while a scheduled rotation is due.
+const overdueRecheck = 10 * time.Second
+
 func pathStaticCreds(b *backend) []*framework.Path {
 	return []*framework.Path{{
 		Pattern: "static-creds/" + framework.GenericNameRegex("name"),
@@ -53,12 +56,14 @@ func (b *backend) pathStaticCredsRead(ctx context.Context, req *logical.Request,
 	data["namespace_type"] = role.NamespaceType
 	data["namespace_name"] = role.NamespaceName
 	data["last_vault_rotation"] = formatTime(role.LastVaultRotation)
-	data["rotation_period"] = int64(role.RotationPeriod.Seconds())
-	data["ttl"] = int64(0)
 	if next := role.nextRotation(); !next.IsZero() {
 		// consul-template (Vault Agent) re-reads a lease-less secret that
 		// carries rotation_period and ttl one second after ttl runs out.
-		data["ttl"] = int64(max(0, next.Sub(b.now()).Round(time.Second).Seconds()))
+		// Without a schedule both are left out: a ttl of 0 would make it
+		// re-read every second. A rotation that is due but not done yet
+		// (the periodic function runs once a minute) gets a short ttl.
+		data["rotation_period"] = int64(role.RotationPeriod.Seconds())
+		data["ttl"] = int64(max(overdueRecheck, next.Sub(b.now())).Round(time.Second).Seconds())
 	}
 	return &logical.Response{Data: data}, nil
 }
