@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -43,10 +44,15 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 	if role == nil {
 		return logical.ErrorResponse("role %q does not exist", name), nil
 	}
+	var resp *logical.Response
 	switch role.CredentialType {
 	case credentialTypeOAuthToken:
-		return b.issueOAuthToken(ctx, req, role)
+		resp, err = b.issueOAuthToken(ctx, req, role)
 	default:
-		return b.issueRobot(ctx, req, role)
+		resp, err = b.issueRobot(ctx, req, role)
 	}
+	if errors.Is(err, errNotConfigured) {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	return resp, err
 }
