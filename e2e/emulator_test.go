@@ -1,0 +1,260 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Emulator is the Quay emulator (cmd/quay-emulator) running as its own
+// process: Quay's API at URL, the test-only control API at ControlURL.
+type Emulator struct {
+	URL        string
+	ControlURL string
+	// BootstrapToken is the token Quay's programmatic bootstrap wrote to
+	// BOOTSTRAP_TOKEN_PATH for BootstrapOwner, a superuser.
+	BootstrapToken string
+	BootstrapOwner string
+	// Control drives the control API (faults, counters, seeding).
+	Control *ControlClient
+
+	proc    *process
+	dir     string
+	cfgPath string
+	http    *http.Client
+}
+
+// EmulatorOptions adjust the emulator's config.yaml.
+type EmulatorOptions struct {
+	// Owner is the bootstrap token's owner (default "quayadmin").
+	Owner string
+	// ExtraConfig is appended to the generated config.yaml (Quay keys).
+	ExtraConfig string
+}
+
+var readyLine = regexp.MustCompile(`quay-emulator ready url=(\S+) control=(\S+)`)
+
+// StartEmulator writes a config.yaml with programmatic bootstrap on, starts
+// the emulator on free loopback ports and waits for its ready line.
+func StartEmulator(t testing.TB, opts EmulatorOptions) *Emulator {
+	t.Helper()
+	if opts.Owner == "" {
+		opts.Owner = "quayadmin"
+	}
+	dir := t.TempDir()
+	e := &Emulator{
+		dir:            dir,
+		cfgPath:        filepath.Join(dir, "config.yaml"),
+		BootstrapOwner: opts.Owner,
+		http:           &http.Client{Timeout: 30 * time.Second},
+	}
+	tokenPath := filepath.Join(dir, "quay-machine-token.json")
+	cfg := fmt.Sprintf(`SERVER_HOSTNAME: quay.e2e.test
+FEATURE_MAILING: false
+FEATURE_SUPER_USERS: true
+SUPER_USERS:
+  - %[1]s
+FEATURE_PROGRAMMATIC_BOOTSTRAP: true
+BOOTSTRAP_TOKEN_OWNER: %[1]s
+BOOTSTRAP_TOKEN_PATH: %[2]s
+BOOTSTRAP_TOKEN_EXPIRATION: 86400
+%[3]s
+`, opts.Owner, tokenPath, opts.ExtraConfig)
+	must(t, os.WriteFile(e.cfgPath, []byte(cfg), 0o600))
+
+	port := freePorts(t, 1)
+	controlPort := freePorts(t, 1)
+	args := []string{
+		"-config", e.cfgPath,
+		"-listen", fmt.Sprintf("127.0.0.1:%d", port),
+		"-control-listen", fmt.Sprintf("127.0.0.1:%d", controlPort),
+	}
+	proc, err := startProcess("quay-emulator", filepath.Join(logDir(t), "quay-emulator.log"), suite.emulatorBin, args, cleanEnv())
+	must(t, err)
+	e.proc = proc
+	proc.manage(t)
+	m, err := proc.waitForLog(readyLine, 30*time.Second)
+	must(t, err)
+	e.URL, e.ControlURL = m[1], m[2]
+	e.Control = &ControlClient{base: e.ControlURL, http: e.http}
+
+	raw, err := os.ReadFile(tokenPath)
+	if err != nil {
+		t.Fatalf("the emulator wrote no bootstrap token file: %v", err)
+	}
+	var file struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(raw, &file); err != nil || file.AccessToken == "" {
+		t.Fatalf("bootstrap token file %s: want {\"access_token\": ...}: %v", tokenPath, err)
+	}
+	e.BootstrapToken = file.AccessToken
+	return e
+}
+
+// Stop stops the emulator: Quay is down from now on.
+func (e *Emulator) Stop(t testing.TB) {
+	t.Helper()
+	e.proc.stop(5 * time.Second)
+}
+
+// Log returns the emulator's log so far.
+func (e *Emulator) Log() string { return e.proc.logContents() }
+
+// Do sends one request to Quay's API with an optional Bearer token and JSON
+// body, and returns the status and body.
+func (e *Emulator) Do(t testing.TB, method, path, token string, body any) (int, []byte) {
+	t.Helper()
+	return doJSON(t, e.http, method, e.URL+path, token, body)
+}
+
+// WhoAmI is GET /api/v1/user/ with token: the status and the username.
+func (e *Emulator) WhoAmI(t testing.TB, token string) (int, string) {
+	t.Helper()
+	code, body := e.Do(t, http.MethodGet, "/api/v1/user/", token, nil)
+	var user struct {
+		Username string `json:"username"`
+	}
+	_ = json.Unmarshal(body, &user)
+	return code, user.Username
+}
+
+// CreateOrganization creates an organization through Quay's API with the
+// bootstrap token (which holds user:admin), as an operator would.
+func (e *Emulator) CreateOrganization(t testing.TB, name string) {
+	t.Helper()
+	code, body := e.Do(t, http.MethodPost, "/api/v1/organization/", e.BootstrapToken,
+		map[string]string{"name": name, "email": name + "@example.com"})
+	if code != http.StatusCreated {
+		t.Fatalf("POST /api/v1/organization/ %s: %d %s", name, code, body)
+	}
+}
+
+// appToken is one entry of Quay's application token list.
+type appToken struct {
+	UUID      string  `json:"uuid"`
+	Name      string  `json:"name"`
+	Scope     string  `json:"scope"`
+	ExpiresAt string  `json:"expires_at"`
+	Created   string  `json:"created"`
+	CreatedBy string  `json:"created_by"`
+	LastUsed  *string `json:"last_accessed"`
+}
+
+// AppTokens lists the application's (non-expired) tokens, all pages, with
+// the bootstrap token.
+func (e *Emulator) AppTokens(t testing.TB, org, clientID string) []appToken {
+	t.Helper()
+	var all []appToken
+	next := ""
+	for {
+		path := fmt.Sprintf("/api/v1/organization/%s/applications/%s/tokens", url.PathEscape(org), url.PathEscape(clientID))
+		if next != "" {
+			path += "?next_page=" + url.QueryEscape(next)
+		}
+		code, body := e.Do(t, http.MethodGet, path, e.BootstrapToken, nil)
+		if code != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, code, body)
+		}
+		var page struct {
+			Tokens   []appToken `json:"tokens"`
+			NextPage string     `json:"next_page"`
+		}
+		must(t, json.Unmarshal(body, &page))
+		all = append(all, page.Tokens...)
+		if page.NextPage == "" {
+			return all
+		}
+		next = page.NextPage
+	}
+}
+
+func (e *Emulator) findAppToken(t testing.TB, org, clientID, uuid string) (appToken, bool) {
+	t.Helper()
+	for _, tok := range e.AppTokens(t, org, clientID) {
+		if tok.UUID == uuid {
+			return tok, true
+		}
+	}
+	return appToken{}, false
+}
+
+// DeleteAppToken deletes a token directly in Quay (behind Vault's back).
+func (e *Emulator) DeleteAppToken(t testing.TB, org, clientID, uuid string) {
+	t.Helper()
+	path := fmt.Sprintf("/api/v1/organization/%s/applications/%s/tokens/%s", url.PathEscape(org), url.PathEscape(clientID), url.PathEscape(uuid))
+	if code, body := e.Do(t, http.MethodDelete, path, e.BootstrapToken, nil); code != http.StatusNoContent {
+		t.Fatalf("DELETE %s: %d %s", path, code, body)
+	}
+}
+
+// parseQuayTime parses the ISO-8601 timestamps of the application token API
+// (Python isoformat() + "Z", with or without microseconds).
+func parseQuayTime(s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999Z", "2006-01-02T15:04:05.999999"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("unparseable Quay timestamp %q", s)
+}
+
+// ControlClient drives the emulator's control API: fault injection, per-route
+// call counters keyed by Quay's operation nicknames, and seeding.
+type ControlClient struct {
+	base string
+	http *http.Client
+}
+
+// Do sends a request to the control API and returns status and body.
+func (c *ControlClient) Do(t testing.TB, method, path string, body any) (int, []byte) {
+	t.Helper()
+	return doJSON(t, c.http, method, c.base+path, "", body)
+}
+
+func doJSON(t testing.TB, client *http.Client, method, u, token string, body any) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		must(t, err)
+		rd = bytes.NewReader(b)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	must(t, err)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, redactURL(u), err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	must(t, err)
+	return resp.StatusCode, b
+}
+
+func redactURL(u string) string {
+	if i := strings.Index(u, "?"); i >= 0 {
+		return u[:i] + "?…"
+	}
+	return u
+}

@@ -1,0 +1,76 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"testing"
+)
+
+// mount is where the suite enables the plugin, as the docs tell users to.
+const mount = "quay"
+
+// stack is the setup most tests need: the Quay emulator, a dev Vault with the
+// plugin enabled at quay/ and configured with the emulator's bootstrap token,
+// and an organization for roles.
+type stack struct {
+	Vault *Vault
+	Quay  *Emulator
+	Org   string
+}
+
+type stackOptions struct {
+	// noConfig leaves quay/config unwritten.
+	noConfig bool
+}
+
+type stackOption func(*stackOptions)
+
+func withoutConfig() stackOption { return func(o *stackOptions) { o.noConfig = true } }
+
+func newStack(t testing.TB, opts ...stackOption) *stack {
+	t.Helper()
+	var o stackOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	s := &stack{Quay: StartEmulator(t, EmulatorOptions{}), Org: "acme"}
+	s.Quay.CreateOrganization(t, s.Org)
+	s.Vault = StartDevVault(t)
+	s.Vault.EnablePlugin(t, mount)
+	if !o.noConfig {
+		s.configure(t)
+	}
+	return s
+}
+
+// configure writes quay/config with the emulator's URL and bootstrap token,
+// with the CLI as an operator would.
+func (s *stack) configure(t testing.TB) {
+	t.Helper()
+	s.Vault.MustCLI(t, "write", mount+"/config", "url="+s.Quay.URL, "token="+s.Quay.BootstrapToken)
+}
+
+// writeOAuthRole writes an oauth_token role for the stack's organization;
+// extra are further key=value arguments (overriding the defaults).
+func (s *stack) writeOAuthRole(t testing.TB, name string, extra ...string) {
+	t.Helper()
+	args := []string{"write", mount + "/roles/" + name,
+		"credential_type=oauth_token",
+		"namespace_name=" + s.Org,
+		"scopes=repo:read,user:read",
+		"ttl=1h",
+		"max_ttl=2h",
+	}
+	s.Vault.MustCLI(t, append(args, extra...)...)
+}
+
+// readCreds is `vault read -format=json quay/creds/<role>`.
+func (s *stack) readCreds(t testing.TB, role string) cliSecret {
+	t.Helper()
+	var sec cliSecret
+	s.Vault.CLIJSON(t, &sec, []string{"read"}, mount+"/creds/"+role)
+	if sec.LeaseID == "" {
+		t.Fatalf("vault read %s/creds/%s returned no lease: %+v", mount, role, sec)
+	}
+	return sec
+}
