@@ -1,0 +1,119 @@
+package emulator
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+)
+
+// ControlHandler serves the emulator's test controls over HTTP, on its own
+// listener, apart from the Quay surface:
+//
+//	POST   /faults         a Fault as JSON (route, method, path_prefix, count,
+//	                       latency_ms, status, body, retry_after, drop)
+//	DELETE /faults         remove every fault
+//	GET    /calls          {"<nickname>": count, ...}
+//	DELETE /calls          reset the counters
+//	POST   /clock          {"advance_seconds": n}
+//	POST   /users          {"username", "password", "email"}
+//	POST   /organizations  {"name", "admin"}
+//	POST   /applications   {"organization", "name", "client_id", "redirect_uri"}
+//	POST   /repositories   {"namespace", "name", "public"}
+//	POST   /tokens         {"username", "scope", "ttl_seconds"} -> {"token"}
+//	GET    /tokens/valid?token=…   {"valid": bool}
+//	GET    /robots/exists?username=…   {"exists": bool}
+func (e *Emulator) ControlHandler() http.Handler {
+	mux := http.NewServeMux()
+	ok := func(w http.ResponseWriter, err error) {
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+	decode := func(w http.ResponseWriter, r *http.Request, v any) bool {
+		if err := json.NewDecoder(r.Body).Decode(v); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid JSON: " + err.Error()})
+			return false
+		}
+		return true
+	}
+	mux.HandleFunc("POST /faults", func(w http.ResponseWriter, r *http.Request) {
+		var f Fault
+		if decode(w, r, &f) {
+			e.faults.Add(f)
+			w.WriteHeader(http.StatusNoContent)
+		}
+	})
+	mux.HandleFunc("DELETE /faults", func(w http.ResponseWriter, r *http.Request) {
+		e.faults.Reset()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /calls", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, e.CallCounts()) })
+	mux.HandleFunc("DELETE /calls", func(w http.ResponseWriter, r *http.Request) {
+		e.ResetCalls()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /clock", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			AdvanceSeconds int64 `json:"advance_seconds"`
+		}
+		if decode(w, r, &body) {
+			e.AdvanceClock(time.Duration(body.AdvanceSeconds) * time.Second)
+			w.WriteHeader(http.StatusNoContent)
+		}
+	})
+	mux.HandleFunc("POST /users", func(w http.ResponseWriter, r *http.Request) {
+		var b struct{ Username, Password, Email string }
+		if decode(w, r, &b) {
+			ok(w, e.CreateUser(b.Username, b.Password, b.Email))
+		}
+	})
+	mux.HandleFunc("POST /organizations", func(w http.ResponseWriter, r *http.Request) {
+		var b struct{ Name, Admin string }
+		if decode(w, r, &b) {
+			ok(w, e.CreateOrganization(b.Name, b.Admin))
+		}
+	})
+	mux.HandleFunc("POST /applications", func(w http.ResponseWriter, r *http.Request) {
+		var b struct {
+			Organization, Name string
+			ClientID           string `json:"client_id"`
+			RedirectURI        string `json:"redirect_uri"`
+		}
+		if decode(w, r, &b) {
+			ok(w, e.CreateApplication(b.Organization, b.Name, b.ClientID, b.RedirectURI))
+		}
+	})
+	mux.HandleFunc("POST /repositories", func(w http.ResponseWriter, r *http.Request) {
+		var b struct {
+			Namespace, Name string
+			Public          bool
+		}
+		if decode(w, r, &b) {
+			ok(w, e.CreateRepository(b.Namespace, b.Name, b.Public))
+		}
+	})
+	mux.HandleFunc("POST /tokens", func(w http.ResponseWriter, r *http.Request) {
+		var b struct {
+			Username, Scope string
+			TTLSeconds      int64 `json:"ttl_seconds"`
+		}
+		if !decode(w, r, &b) {
+			return
+		}
+		token, err := e.IssueToken(b.Username, b.Scope, time.Duration(b.TTLSeconds)*time.Second)
+		if err != nil {
+			ok(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"token": token})
+	})
+	mux.HandleFunc("GET /tokens/valid", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]bool{"valid": e.TokenValid(r.URL.Query().Get("token"))})
+	})
+	mux.HandleFunc("GET /robots/exists", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]bool{"exists": e.RobotExists(r.URL.Query().Get("username"))})
+	})
+	return mux
+}

@@ -1,0 +1,244 @@
+// Package emulator is an in-memory Project Quay 3.18 for tests, demos and
+// users' own experiments: an http.Handler that answers like real Quay for
+// every call the Vault plugin makes, quirks included (error bodies, CSRF on
+// unauthenticated mutations, 400 for missing robots, ...). The ground truth
+// is the project's reference of Quay's API (docs/ and
+// ../shared/reference/quay-api.md, checked against Quay's source); section
+// numbers in comments point there.
+//
+// It is configured with Quay's own config.yaml keys. Fault injection, call
+// counters and test seeding live apart from the Quay surface: a Go API on
+// Emulator and a separate control handler (ControlHandler).
+package emulator
+
+import (
+	"crypto/rsa"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Emulator is one in-memory Quay instance. It is safe for concurrent use.
+type Emulator struct {
+	cfg   Config
+	clock func() time.Time
+	// offset is added to clock (the control API's clock advance).
+	offset time.Duration
+
+	mux *http.ServeMux
+
+	// mu guards db and offset. Handlers run with it held; injected
+	// latency is applied before taking it, so a slow route does not stall
+	// the others.
+	mu sync.Mutex
+	db *store
+
+	faults *Faults
+	calls  callCounter
+
+	// registryKey signs registry tokens (/v2/auth); its public half is
+	// served at /keys/services/quay/keys.
+	registryKey   *rsa.PrivateKey
+	registryKeyID string
+
+	// httpClient fetches OIDC discovery documents and key sets.
+	httpClient *http.Client
+	oidc       *oidcCache
+}
+
+// Option configures an Emulator.
+type Option func(*Emulator)
+
+// WithClock replaces the clock, so tests can expire tokens without waiting.
+func WithClock(now func() time.Time) Option { return func(e *Emulator) { e.clock = now } }
+
+// WithHTTPClient sets the client used to reach OIDC providers.
+func WithHTTPClient(c *http.Client) Option { return func(e *Emulator) { e.httpClient = c } }
+
+// New returns an emulator for cfg. With FEATURE_PROGRAMMATIC_BOOTSTRAP it
+// provisions the bootstrap token and writes BOOTSTRAP_TOKEN_PATH, as Quay's
+// boot.py does at start-up.
+func New(cfg Config, opts ...Option) (*Emulator, error) {
+	e := &Emulator{cfg: cfg, clock: time.Now, db: newStore(), faults: &Faults{}, httpClient: &http.Client{Timeout: 10 * time.Second}}
+	for _, opt := range opts {
+		opt(e)
+	}
+	e.oidc = newOIDCCache()
+	if err := e.initRegistryKey(); err != nil {
+		return nil, err
+	}
+	e.mux = http.NewServeMux()
+	e.routes()
+	if cfg.FeatureProgrammaticBootstrap {
+		if err := e.provisionBootstrapToken(); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// now is the emulator's current time.
+func (e *Emulator) now() time.Time { return e.clock().Add(e.offset) }
+
+// ServeHTTP serves the Quay surface.
+func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) { e.mux.ServeHTTP(w, r) }
+
+func (e *Emulator) host(r *http.Request) string {
+	if e.cfg.ServerHostname != "" {
+		return e.cfg.ServerHostname
+	}
+	return r.Host
+}
+
+// routeKind says how a route authenticates.
+type routeKind int
+
+const (
+	// apiRoute: /api/v1 resources: Bearer only, CSRF on mutations.
+	apiRoute routeKind = iota
+	// webRoute: plain routes that do their own authentication.
+	webRoute
+)
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, c *caller)
+
+// handle registers a route under Quay's operation nickname; the nickname is
+// what faults and call counters refer to.
+func (e *Emulator) handle(pattern, nickname string, kind routeKind, h handlerFunc) {
+	e.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		e.calls.add(nickname)
+		if e.faults.apply(w, r, nickname) {
+			return
+		}
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if kind == webRoute {
+			h(w, r, nil)
+			return
+		}
+		c, ssoErr := e.authenticate(r)
+		if ssoErr != "" {
+			abort(w, http.StatusUnauthorized, ssoErr)
+			return
+		}
+		if c == nil && r.Method != http.MethodGet && r.Method != http.MethodHead && !e.csrfExempt(r, nickname) {
+			abort(w, http.StatusForbidden, "CSRF token was invalid or missing.")
+			return
+		}
+		h(w, r, c)
+	})
+}
+
+// redirectSlash answers the slash-less form of a resource declared with a
+// trailing slash with Werkzeug's 308 (reference §0).
+func (e *Emulator) redirectSlash(path string) {
+	e.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		target := path + "/"
+		if r.URL.RawQuery != "" {
+			target += "?" + r.URL.RawQuery
+		}
+		http.Redirect(w, r, target, http.StatusPermanentRedirect)
+	})
+}
+
+func (e *Emulator) routes() {
+	e.redirectSlash("/api/v1/user")
+	e.redirectSlash("/api/v1/organization")
+	e.handle("POST /api/v1/user/initialize", "initializeUser", webRoute, e.initializeUser)
+	e.handle("GET /api/v1/user/{$}", "getLoggedInUser", apiRoute, e.getLoggedInUser)
+	e.handle("PUT /api/v1/user/{$}", "changeUserDetails", apiRoute, e.changeUserDetails)
+	e.handle("GET /api/v1/user/authorizations", "listUserAuthorizations", apiRoute, e.listUserAuthorizations)
+	e.handle("GET /api/v1/user/authorizations/{uuid}", "getUserAuthorization", apiRoute, e.getUserAuthorization)
+	e.handle("DELETE /api/v1/user/authorizations/{uuid}", "deleteUserAuthorization", apiRoute, e.deleteUserAuthorization)
+
+	e.handle("POST /api/v1/organization/{$}", "createOrganization", apiRoute, e.createOrganization)
+	e.handle("GET /api/v1/organization/{orgname}", "getOrganization", apiRoute, e.getOrganization)
+
+	e.handle("GET /api/v1/organization/{orgname}/applications", "getOrganizationApplications", apiRoute, e.listApplications)
+	e.handle("POST /api/v1/organization/{orgname}/applications", "createOrganizationApplication", apiRoute, e.createApplication)
+	e.handle("GET /api/v1/organization/{orgname}/applications/{client_id}", "getOrganizationApplication", apiRoute, e.getApplication)
+	e.handle("PUT /api/v1/organization/{orgname}/applications/{client_id}", "updateOrganizationApplication", apiRoute, e.updateApplication)
+	e.handle("DELETE /api/v1/organization/{orgname}/applications/{client_id}", "deleteOrganizationApplication", apiRoute, e.deleteApplication)
+	e.handle("GET /api/v1/app/{client_id}", "getApplicationInformation", apiRoute, e.getApplicationInformation)
+
+	e.handle("GET /api/v1/organization/{orgname}/applications/{client_id}/tokens", "listOrganizationApplicationTokens", apiRoute, e.listAppTokens)
+	e.handle("POST /api/v1/organization/{orgname}/applications/{client_id}/tokens", "createOrganizationApplicationToken", apiRoute, e.createAppToken)
+	e.handle("DELETE /api/v1/organization/{orgname}/applications/{client_id}/tokens/{token_uuid}", "deleteOrganizationApplicationToken", apiRoute, e.deleteAppToken)
+
+	e.robotRoutes()
+	e.repositoryRoutes()
+	e.teamRoutes()
+	e.prototypeRoutes()
+	e.registryRoutes()
+	e.oauthRoutes()
+	e.bootstrapRoutes()
+
+	// Anything else under /api is unregistered: 404 (reference §1.4 D2).
+	e.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) { abort(w, http.StatusNotFound, "Not Found") })
+}
+
+// callCounter counts calls per nickname.
+type callCounter struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (c *callCounter) add(nickname string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.counts == nil {
+		c.counts = map[string]int{}
+	}
+	c.counts[nickname]++
+}
+
+// Calls returns how many requests reached the route with this nickname
+// since the last ResetCalls (faulted ones included).
+func (e *Emulator) Calls(nickname string) int {
+	e.calls.mu.Lock()
+	defer e.calls.mu.Unlock()
+	return e.calls.counts[nickname]
+}
+
+// TotalCalls returns how many requests reached any route.
+func (e *Emulator) TotalCalls() int {
+	e.calls.mu.Lock()
+	defer e.calls.mu.Unlock()
+	n := 0
+	for _, v := range e.calls.counts {
+		n += v
+	}
+	return n
+}
+
+// CallCounts returns a copy of all counters.
+func (e *Emulator) CallCounts() map[string]int {
+	e.calls.mu.Lock()
+	defer e.calls.mu.Unlock()
+	out := make(map[string]int, len(e.calls.counts))
+	for k, v := range e.calls.counts {
+		out[k] = v
+	}
+	return out
+}
+
+// ResetCalls zeroes the counters.
+func (e *Emulator) ResetCalls() {
+	e.calls.mu.Lock()
+	defer e.calls.mu.Unlock()
+	e.calls.counts = map[string]int{}
+}
+
+// Faults returns the fault-injection API.
+func (e *Emulator) Faults() *Faults { return e.faults }
+
+// AdvanceClock moves the emulator's clock forward (tokens expire, etc.).
+func (e *Emulator) AdvanceClock(d time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.offset += d
+}
+
+func pathValue(r *http.Request, name string) string { return strings.TrimSpace(r.PathValue(name)) }
+

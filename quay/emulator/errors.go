@@ -1,0 +1,60 @@
+package emulator
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// Quay's error bodies (reference §1.4).
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// apiException writes the ApiException family body (endpoints/exception.py).
+func (e *Emulator) apiException(w http.ResponseWriter, r *http.Request, status int, errType, detail string, extra map[string]any) {
+	body := map[string]any{
+		"detail":        detail,
+		"error_message": detail,
+		"error_type":    errType,
+		"title":         errType,
+		"type":          e.cfg.scheme() + "://" + e.host(r) + "/api/v1/error/" + errType,
+		"status":        status,
+	}
+	for k, v := range extra {
+		body[k] = v
+	}
+	writeJSON(w, status, body)
+}
+
+func (e *Emulator) invalidRequest(w http.ResponseWriter, r *http.Request, msg string) {
+	e.apiException(w, r, http.StatusBadRequest, "invalid_request", msg, nil)
+}
+
+func (e *Emulator) notFound(w http.ResponseWriter, r *http.Request) {
+	e.apiException(w, r, http.StatusNotFound, "not_found", "Not Found", nil)
+}
+
+// unauthorized is Quay's Unauthorized: 401 for an anonymous caller, 403
+// insufficient_scope for an authenticated one without the rights.
+func (e *Emulator) unauthorized(w http.ResponseWriter, r *http.Request, c *caller) {
+	if c == nil || c.user == nil {
+		e.apiException(w, r, http.StatusUnauthorized, "invalid_token", "Requires authentication", nil)
+		return
+	}
+	e.apiException(w, r, http.StatusForbidden, "insufficient_scope", "Unauthorized", nil)
+}
+
+// abort is util.http.abort: {"error": msg}.
+func abort(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// dataModelError is a DataModelException surfacing as 400 {"message": msg}.
+func dataModelError(w http.ResponseWriter, msg string) {
+	writeJSON(w, http.StatusBadRequest, map[string]string{"message": msg})
+}
+
+func noContent(w http.ResponseWriter) { w.WriteHeader(http.StatusNoContent) }
