@@ -9,37 +9,14 @@ import (
 	"strings"
 
 	"github.com/hashicorp/vault/sdk/framework"
-	"github.com/hashicorp/vault/sdk/logical"
 )
-
-// validateFieldTypes checks every known field of a request against its schema
-// type and answers 400 naming the first that does not parse. Paths that set
-// TakesArbitraryInput need it because the framework then skips its own
-// validation (and FieldData.Get panics on a bad value). Fields in skip are
-// parsed by the handler.
-func validateFieldTypes(d *framework.FieldData, skip ...string) *logical.Response {
-	names := make([]string, 0, len(d.Raw))
-	for k := range d.Raw {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		if _, known := d.Schema[k]; !known || slices.Contains(skip, k) {
-			continue
-		}
-		if _, _, err := d.GetOkErr(k); err != nil {
-			return badField(k, "%s", err)
-		}
-	}
-	return nil
-}
 
 // unknownFieldWarnings mirrors the warning Vault gives on paths without
 // TakesArbitraryInput, so typos do not pass silently.
-func unknownFieldWarnings(d *framework.FieldData) []string {
+func unknownFieldWarnings(d *framework.FieldData, alsoKnown ...string) []string {
 	var unknown []string
 	for k := range d.Raw {
-		if _, known := d.Schema[k]; !known {
+		if _, known := d.Schema[k]; !known && !slices.Contains(alsoKnown, k) {
 			unknown = append(unknown, k)
 		}
 	}

@@ -328,11 +328,18 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 			return resp, nil
 		}
 		current = anon.WithCredential(grant.Credential)
-		user, err := current.GetUser(ctx)
-		if err != nil {
-			return credentialRejected(cfg.method(), err), nil
+		// A pasted token may be saved unverified (Quay not reachable
+		// yet); every other method talks to Quay anyway.
+		if cfg.method() != bootstrap.MethodToken || d.Get("verify_connection").(bool) || cfg.RootOrganization != "" {
+			user, err := current.GetUser(ctx)
+			if err != nil {
+				return credentialRejected(cfg.method(), err), nil
+			}
+			cfg.TokenOwner, cfg.TokenSuperUser, cfg.VerifiedAt = user.Username, user.SuperUser, b.now().UTC()
+		} else {
+			cfg.TokenOwner, cfg.TokenSuperUser, cfg.VerifiedAt = "", false, time.Time{}
+			warnings = append(warnings, "verify_connection=false: the credential was saved without asking Quay whether it works")
 		}
-		cfg.TokenOwner, cfg.TokenSuperUser, cfg.VerifiedAt = user.Username, user.SuperUser, b.now().UTC()
 		cfg.Token, cfg.TokenExpiresAt, cfg.TokenScopes = grant.Token, grant.ExpiresAt, grant.Scopes
 		cfg.RootTokenID = ""
 		cfg.BootstrapInput = ""

@@ -20,10 +20,8 @@ func pathRoles(b *backend) []*framework.Path {
 				OperationSuffix: "role",
 			},
 			Fields: roleFields(),
-			// teams and repositories arrive as JSON objects from the API and
-			// as JSON strings from vault-config-operator and the CLI; no
-			// framework type takes both, so the handler validates every
-			// field itself (and warns about unknown ones).
+			// teams and repositories are read raw (see rawGrantFields);
+			// the handler warns about unknown fields itself.
 			TakesArbitraryInput: true,
 			ExistenceCheck:      b.roleExists,
 			Operations: map[logical.Operation]framework.OperationHandler{
@@ -175,9 +173,6 @@ func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *f
 }
 
 func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := validateFieldTypes(d, "repositories", "teams"); resp != nil {
-		return resp, nil
-	}
 	name := d.Get("name").(string)
 	stored, err := getRole(ctx, req.Storage, name)
 	if err != nil {
@@ -194,7 +189,7 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 		return resp, nil
 	}
 
-	warnings := unknownFieldWarnings(d)
+	warnings := unknownFieldWarnings(d, rawGrantFields...)
 	if sysMax := b.System().MaxLeaseTTL(); role.MaxTTL > sysMax || role.TTL > sysMax {
 		warnings = append(warnings, "ttl or max_ttl exceeds the mount's maximum lease TTL ("+sysMax.String()+"); leases will be capped to it")
 	}
@@ -337,6 +332,12 @@ func validQuayName(s string) bool {
 
 const pathRolesHelp = `
 A role defines the credentials "creds/<name>" issues.
+
+Robot fields also accepted (not listed above because they take a JSON object
+or a string holding one, e.g. '{"app": "write"}'):
+
+  repositories  repository name -> read, write or admin
+  teams         team name -> member, creator or admin; the robot joins them
 
 Robot roles (credential_type=robot, the default) create a robot account per
 lease in namespace_name, grant it repositories, teams and

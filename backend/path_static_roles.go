@@ -119,9 +119,6 @@ func (b *backend) pathStaticRoleRead(ctx context.Context, req *logical.Request, 
 }
 
 func (b *backend) pathStaticRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := validateFieldTypes(d, "repositories", "teams"); resp != nil {
-		return resp, nil
-	}
 	name := d.Get("name").(string)
 	lock := b.staticRoleLock(name)
 	lock.Lock()
@@ -152,7 +149,7 @@ func (b *backend) pathStaticRoleWrite(ctx context.Context, req *logical.Request,
 		return badField("rotation_period", "must be 0 (manual rotation only) or at least %s, got %s", minRotationPeriod, role.RotationPeriod), nil
 	}
 
-	warnings := unknownFieldWarnings(d)
+	warnings := unknownFieldWarnings(d, rawGrantFields...)
 	more, resp, err := b.prepareRobotGrants(ctx, req, role.NamespaceType, role.NamespaceName, role.robotGrants)
 	if resp != nil || err != nil {
 		return resp, err
@@ -333,5 +330,6 @@ consumers that cannot renew a lease. An existing robot named robot_name
 skip_import_rotation); a missing one is created. Vault keeps the token sealed,
 serves it at static-creds/<name>, and rotates it every rotation_period (and on
 rotate-role/<name>). Fields are redhat-cop/vault-plugin-secrets-quay's, plus
-robot_name, rotation_period and skip_import_rotation.
+robot_name, rotation_period and skip_import_rotation. repositories and teams
+take a JSON object or a string holding one, as on roles/<name>.
 `

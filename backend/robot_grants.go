@@ -29,16 +29,16 @@ type robotGrants struct {
 	Description        string            `json:"description,omitempty"`
 }
 
+// rawGrantFields are read from the raw request: they arrive as JSON objects
+// from the API and as strings holding JSON from vault-config-operator and the
+// CLI, and no framework field type accepts both (the framework validates
+// every declared field before the handler runs). They are therefore not
+// declared in the schema; the paths set TakesArbitraryInput and warn about
+// unknown fields themselves.
+var rawGrantFields = []string{"repositories", "teams"}
+
 func robotGrantFields() map[string]*framework.FieldSchema {
 	return map[string]*framework.FieldSchema{
-		"repositories": {
-			Type:        framework.TypeMap,
-			Description: `repository name → role (read, write, admin), as a JSON object or a string holding one, e.g. {"app": "write"}.`,
-		},
-		"teams": {
-			Type:        framework.TypeMap,
-			Description: `team name → team role (member, creator, admin) the robot joins; teams are created when missing. A JSON object or a string holding one.`,
-		},
 		"default_permission": {
 			Type:          framework.TypeString,
 			Description:   "a default permission (read, write, admin) the robot gets on every repository created in the organization from now on.",
@@ -59,7 +59,7 @@ func robotGrantFields() map[string]*framework.FieldSchema {
 // repositories are read raw: they arrive as JSON objects from the API and as
 // strings holding JSON from vault-config-operator and the CLI.
 func (g *robotGrants) apply(d *framework.FieldData) *logical.Response {
-	for _, field := range []string{"repositories", "teams"} {
+	for _, field := range rawGrantFields {
 		raw, ok := d.Raw[field]
 		if !ok {
 			continue

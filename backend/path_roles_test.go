@@ -1,0 +1,172 @@
+package backend
+
+import (
+	"context"
+	"testing"
+
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/quay-vault/vault-plugin-secrets-quay/quay"
+)
+
+func TestRoles_OAuthRoleRoundTrip(t *testing.T) {
+	env := newTestEnv(t)
+	env.writeOAuthRole("ci", map[string]any{"scopes": []any{"user:read", "repo:read", "repo:read"}})
+
+	read := env.mustOK(logical.ReadOperation, "roles/ci", nil)
+	assert.Equal(t, "oauth_token", read.Data["credential_type"])
+	assert.Equal(t, testOrg, read.Data["namespace_name"])
+	assert.Equal(t, []string{"repo:read", "user:read"}, read.Data["scopes"], "deduplicated, in Quay's order")
+	assert.EqualValues(t, 3600, read.Data["ttl"])
+	assert.EqualValues(t, 7200, read.Data["max_ttl"])
+	assert.Equal(t, true, read.Data["managed_application"])
+	assert.NotEmpty(t, read.Data["client_id"])
+
+	list := env.mustOK(logical.ListOperation, "roles/", nil)
+	assert.Equal(t, []string{"ci"}, list.Data["keys"])
+
+	env.mustOK(logical.DeleteOperation, "roles/ci", nil)
+	assert.Nil(t, env.request(logical.ReadOperation, "roles/ci", nil))
+}
+
+// Roles without client_id share one application per mount and organization.
+func TestRoles_ManagedApplicationIsCreatedOnceAndReused(t *testing.T) {
+	env := newTestEnv(t)
+	env.writeOAuthRole("a", nil)
+	env.writeOAuthRole("b", map[string]any{"scopes": "repo:write"})
+
+	a := env.mustOK(logical.ReadOperation, "roles/a", nil)
+	b := env.mustOK(logical.ReadOperation, "roles/b", nil)
+	assert.Equal(t, a.Data["client_id"], b.Data["client_id"])
+
+	apps, err := env.adminClient.ListApplications(context.Background(), testOrg)
+	require.NoError(t, err)
+	var managed int
+	for _, app := range apps {
+		if app.Name == env.b.managedApplicationName() {
+			managed++
+			assert.Equal(t, a.Data["client_id"], app.ClientID)
+		}
+	}
+	assert.Equal(t, 1, managed)
+}
+
+func TestRoles_ExplicitClientID(t *testing.T) {
+	env := newTestEnv(t)
+	app, err := env.adminClient.CreateApplication(context.Background(), testOrg, quay.NewApplication{Name: "ci-app"})
+	require.NoError(t, err)
+
+	env.writeOAuthRole("ci", map[string]any{"client_id": app.ClientID})
+	read := env.mustOK(logical.ReadOperation, "roles/ci", nil)
+	assert.Equal(t, app.ClientID, read.Data["client_id"])
+	assert.Equal(t, false, read.Data["managed_application"])
+}
+
+func TestRoles_BadInputNamesTheField(t *testing.T) {
+	env := newTestEnv(t)
+	base := func(over map[string]any) map[string]any {
+		d := map[string]any{"credential_type": "oauth_token", "namespace_name": testOrg, "scopes": "repo:read"}
+		for k, v := range over {
+			if v == nil {
+				delete(d, k)
+			} else {
+				d[k] = v
+			}
+		}
+		return d
+	}
+	cases := []struct {
+		name  string
+		data  map[string]any
+		field string
+	}{
+		{"unknown scope", base(map[string]any{"scopes": "repo:read,repo:nope"}), "scopes:"},
+		{"no scopes", base(map[string]any{"scopes": nil}), "scopes:"},
+		{"missing namespace", base(map[string]any{"namespace_name": nil}), "namespace_name:"},
+		{"uppercase namespace", base(map[string]any{"namespace_name": "Acme"}), "namespace_name:"},
+		{"unknown organization", base(map[string]any{"namespace_name": "nosuchorg"}), "namespace_name:"},
+		{"unknown client_id", base(map[string]any{"client_id": "NOSUCHCLIENTID000000"}), "client_id:"},
+		{"oauth in user namespace", base(map[string]any{"namespace_type": "user"}), "namespace_type:"},
+		{"bad namespace_type", base(map[string]any{"namespace_type": "team"}), "namespace_type:"},
+		{"bad credential_type", base(map[string]any{"credential_type": "password"}), "credential_type:"},
+		{"ttl above max_ttl", base(map[string]any{"ttl": "3h", "max_ttl": "1h"}), "ttl:"},
+		{"ttl not a duration", base(map[string]any{"ttl": "forever"}), `"ttl"`},
+		{"robot field on oauth role", base(map[string]any{"repositories": `{"app":"read"}`}), "repositories:"},
+		{"scopes on robot role", base(map[string]any{"credential_type": "robot"}), "scopes:"},
+		{"repositories not JSON", map[string]any{"namespace_name": testOrg, "repositories": "app=read"}, "repositories:"},
+		{"bad repository permission", map[string]any{"namespace_name": testOrg, "repositories": map[string]any{"app": "owner"}}, "repositories:"},
+		{"bad team role", map[string]any{"namespace_name": testOrg, "teams": `{"devs":"boss"}`}, "teams:"},
+		{"bad default_permission", map[string]any{"namespace_name": testOrg, "default_permission": "owner"}, "default_permission:"},
+		{"teams in user namespace", map[string]any{"namespace_type": "user", "namespace_name": testAdmin, "teams": `{"devs":"member"}`}, "teams:"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := env.request(logical.CreateOperation, "roles/bad", tc.data)
+			require.True(t, resp.IsError(), "expected a 400, got %#v", resp)
+			assert.Contains(t, errorMessage(resp), tc.field)
+		})
+	}
+	assert.Nil(t, env.request(logical.ReadOperation, "roles/bad", nil), "no failed write stored a role")
+}
+
+// vault-config-operator's QuaySecretEngineRole sends teams and repositories
+// as JSON strings, durations as Go duration strings and unset pointers as
+// null; redhat-cop roles must keep working unchanged.
+func TestRoles_AcceptsVaultConfigOperatorPayload(t *testing.T) {
+	env := newTestEnv(t)
+	for _, repo := range []string{"app", "lib"} {
+		require.NoError(t, env.adminClient.CreateRepository(context.Background(), quay.NewRepository{Namespace: testOrg, Repository: repo}))
+	}
+	resp := env.mustOK(logical.CreateOperation, "roles/Pull-Secrets", map[string]any{
+		"namespace_type":      "organization",
+		"namespace_name":      testOrg,
+		"create_repositories": nil,
+		"default_permission":  "read",
+		"teams":               `{"readers":"member"}`,
+		"repositories":        `{"app":"write","lib":"read"}`,
+		"ttl":                 "1h0m0s",
+		"max_ttl":             nil,
+	})
+	if resp != nil {
+		assert.Empty(t, resp.Warnings)
+	}
+	read := env.mustOK(logical.ReadOperation, "roles/pull-secrets", nil)
+	assert.Equal(t, "robot", read.Data["credential_type"], "robot is the default")
+	assert.Equal(t, map[string]string{"app": "write", "lib": "read"}, read.Data["repositories"])
+	assert.Equal(t, map[string]string{"readers": "member"}, read.Data["teams"])
+	assert.Equal(t, "read", read.Data["default_permission"])
+	assert.Equal(t, false, read.Data["create_repositories"])
+	assert.EqualValues(t, 3600, read.Data["ttl"])
+	assert.EqualValues(t, 0, read.Data["max_ttl"])
+}
+
+func TestRoles_UpdateKeepsFieldsNotGiven(t *testing.T) {
+	env := newTestEnv(t)
+	env.writeOAuthRole("ci", nil)
+	env.mustOK(logical.UpdateOperation, "roles/ci", map[string]any{"ttl": "30m"})
+	read := env.mustOK(logical.ReadOperation, "roles/ci", nil)
+	assert.EqualValues(t, 1800, read.Data["ttl"])
+	assert.Equal(t, []string{"repo:read", "user:read"}, read.Data["scopes"])
+	assert.EqualValues(t, 7200, read.Data["max_ttl"])
+}
+
+func TestRoles_UnknownFieldsAreWarnedAbout(t *testing.T) {
+	env := newTestEnv(t)
+	resp := env.mustOK(logical.CreateOperation, "roles/ci", map[string]any{
+		"credential_type": "oauth_token", "namespace_name": testOrg, "scopes": "repo:read", "scope": "typo",
+	})
+	require.NotNil(t, resp)
+	require.Len(t, resp.Warnings, 1)
+	assert.Contains(t, resp.Warnings[0], "scope")
+}
+
+func TestRoles_WritingAnOAuthRoleNeedsConfig(t *testing.T) {
+	env := newTestEnv(t, withoutConfig())
+	resp := env.request(logical.CreateOperation, "roles/ci", map[string]any{
+		"credential_type": "oauth_token", "namespace_name": testOrg, "scopes": "repo:read",
+	})
+	require.True(t, resp.IsError())
+	assert.Contains(t, errorMessage(resp), "config")
+}

@@ -1,0 +1,147 @@
+package backend
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/quay-vault/vault-plugin-secrets-quay/quay"
+)
+
+// robotWorks asks Quay whether the robot token is current.
+func (e *testEnv) robotToken(short string) string {
+	e.t.Helper()
+	r, err := e.adminClient.GetRobot(context.Background(), orgNS, short)
+	require.NoError(e.t, err)
+	return r.Token
+}
+
+func TestStaticRoles_CreatesTheRobotAndServesItsToken(t *testing.T) {
+	env := newTestEnv(t)
+	env.createRepo("app")
+	env.mustOK(logical.CreateOperation, "static-roles/pull", map[string]any{
+		"namespace_name": testOrg, "repositories": `{"app":"read"}`, "rotation_period": "24h",
+	})
+
+	read := env.mustOK(logical.ReadOperation, "static-roles/pull", nil)
+	assert.Equal(t, "pull", read.Data["robot_name"])
+	assert.Equal(t, testOrg+"+pull", read.Data["username"])
+	assert.Equal(t, true, read.Data["created_by_vault"])
+	assert.NotContains(t, read.Data, "password")
+
+	env.quay.ResetCalls()
+	creds := env.mustOK(logical.ReadOperation, "static-creds/pull", nil)
+	assert.Equal(t, 0, env.quay.TotalCalls(), "static-creds is served from Vault's storage")
+	assert.Equal(t, testOrg+"+pull", creds.Data["username"])
+	assert.Equal(t, env.robotToken("pull"), creds.Data["password"])
+	assert.NotEmpty(t, creds.Data["docker_config_json"])
+	assert.EqualValues(t, 86400, creds.Data["rotation_period"])
+	ttl := creds.Data["ttl"].(int64)
+	assert.InDelta(t, 86400, ttl, 5, "seconds to the next rotation")
+	_, err := time.Parse(time.RFC3339, creds.Data["last_vault_rotation"].(string))
+	require.NoError(t, err)
+}
+
+func TestStaticRoles_AdoptsAnExistingRobotAndRotatesIt(t *testing.T) {
+	env := newTestEnv(t)
+	before, err := env.adminClient.CreateRobot(context.Background(), orgNS, "legacy", quay.RobotSpec{})
+	require.NoError(t, err)
+
+	env.mustOK(logical.CreateOperation, "static-roles/legacy", map[string]any{"namespace_name": testOrg})
+	creds := env.mustOK(logical.ReadOperation, "static-creds/legacy", nil)
+	assert.NotEqual(t, before.Token, creds.Data["password"], "adopting rotates unless skip_import_rotation")
+	assert.Equal(t, env.robotToken("legacy"), creds.Data["password"])
+
+	// Deleting the role keeps a robot Vault did not create.
+	resp := env.mustOK(logical.DeleteOperation, "static-roles/legacy", nil)
+	require.NotNil(t, resp)
+	assert.NotEmpty(t, resp.Warnings)
+	assert.True(t, env.robotExists("legacy"))
+}
+
+func TestStaticRoles_SkipImportRotationKeepsTheToken(t *testing.T) {
+	env := newTestEnv(t)
+	before, err := env.adminClient.CreateRobot(context.Background(), orgNS, "keep", quay.RobotSpec{})
+	require.NoError(t, err)
+	env.mustOK(logical.CreateOperation, "static-roles/keep", map[string]any{"namespace_name": testOrg, "skip_import_rotation": true})
+	creds := env.mustOK(logical.ReadOperation, "static-creds/keep", nil)
+	assert.Equal(t, before.Token, creds.Data["password"])
+}
+
+func TestStaticRoles_RotateRoleReplacesTheToken(t *testing.T) {
+	env := newTestEnv(t)
+	env.mustOK(logical.CreateOperation, "static-roles/pull", map[string]any{"namespace_name": testOrg})
+	old := env.mustOK(logical.ReadOperation, "static-creds/pull", nil).Data["password"].(string)
+
+	resp := env.mustOK(logical.UpdateOperation, "rotate-role/pull", nil)
+	assert.NotContains(t, resp.Data, "password", "rotation answers never carry the token")
+
+	current := env.mustOK(logical.ReadOperation, "static-creds/pull", nil).Data["password"].(string)
+	assert.NotEqual(t, old, current)
+	assert.Equal(t, env.robotToken("pull"), current)
+	env.assertNoSecretLogged(old, current)
+
+	// Deleting a role whose robot Vault created deletes the robot.
+	env.mustOK(logical.DeleteOperation, "static-roles/pull", nil)
+	assert.False(t, env.robotExists("pull"))
+}
+
+func TestStaticRoles_ScheduledRotation(t *testing.T) {
+	env := newTestEnv(t)
+	env.mustOK(logical.CreateOperation, "static-roles/pull", map[string]any{"namespace_name": testOrg, "rotation_period": "1h"})
+	old := env.mustOK(logical.ReadOperation, "static-creds/pull", nil).Data["password"].(string)
+
+	env.periodic() // not due yet
+	assert.Equal(t, old, env.mustOK(logical.ReadOperation, "static-creds/pull", nil).Data["password"])
+
+	env.advance(61 * time.Minute)
+	env.periodic()
+	creds := env.mustOK(logical.ReadOperation, "static-creds/pull", nil)
+	assert.NotEqual(t, old, creds.Data["password"])
+	assert.Equal(t, env.robotToken("pull"), creds.Data["password"])
+	assert.InDelta(t, 3600, creds.Data["ttl"].(int64), 5)
+}
+
+// A rotation that Quay performed but whose result was never stored (the
+// engine died in between) is recovered by reading the robot's token back.
+func TestStaticRoles_InterruptedRotationRollsForward(t *testing.T) {
+	env := newTestEnv(t)
+	env.mustOK(logical.CreateOperation, "static-roles/pull", map[string]any{"namespace_name": testOrg})
+	_, err := framework.PutWAL(context.Background(), env.storage, walKindStaticRotation, &staticRotationWAL{Role: "pull", InstanceID: "gone"})
+	require.NoError(t, err)
+	_, err = env.adminClient.RegenerateRobotToken(context.Background(), orgNS, "pull")
+	require.NoError(t, err)
+
+	env.rollback()
+	assert.Equal(t, env.robotToken("pull"), env.mustOK(logical.ReadOperation, "static-creds/pull", nil).Data["password"])
+}
+
+func TestStaticRoles_BadInput(t *testing.T) {
+	env := newTestEnv(t)
+	cases := []struct {
+		name  string
+		data  map[string]any
+		field string
+	}{
+		{"missing namespace", map[string]any{}, "namespace_name:"},
+		{"short rotation", map[string]any{"namespace_name": testOrg, "rotation_period": "30s"}, "rotation_period:"},
+		{"bad robot name", map[string]any{"namespace_name": testOrg, "robot_name": "Bad Name"}, "robot_name:"},
+		{"bad team role", map[string]any{"namespace_name": testOrg, "teams": `{"t1":"owner"}`}, "teams:"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := env.request(logical.CreateOperation, "static-roles/s1", tc.data)
+			require.True(t, resp.IsError())
+			assert.Contains(t, errorMessage(resp), tc.field)
+		})
+	}
+	env.mustOK(logical.CreateOperation, "static-roles/s1", map[string]any{"namespace_name": testOrg})
+	resp := env.request(logical.UpdateOperation, "static-roles/s1", map[string]any{"robot_name": "other"})
+	require.True(t, resp.IsError())
+	assert.Contains(t, errorMessage(resp), "robot_name:")
+}
