@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -54,14 +55,28 @@ func (s *stack) configure(t testing.TB) {
 // extra are further key=value arguments (overriding the defaults).
 func (s *stack) writeOAuthRole(t testing.TB, name string, extra ...string) {
 	t.Helper()
-	args := []string{"write", mount + "/roles/" + name,
-		"credential_type=oauth_token",
-		"namespace_name=" + s.Org,
-		"scopes=repo:read,user:read",
-		"ttl=1h",
-		"max_ttl=2h",
+	// The vault CLI turns a repeated key into a list, so extras replace
+	// the defaults rather than follow them.
+	fields := map[string]string{
+		"credential_type": "oauth_token",
+		"namespace_name":  s.Org,
+		"scopes":          "repo:read,user:read",
+		"ttl":             "1h",
+		"max_ttl":         "2h",
 	}
-	s.Vault.MustCLI(t, append(args, extra...)...)
+	order := []string{"credential_type", "namespace_name", "scopes", "ttl", "max_ttl"}
+	for _, kv := range extra {
+		k, v, _ := strings.Cut(kv, "=")
+		if _, known := fields[k]; !known {
+			order = append(order, k)
+		}
+		fields[k] = v
+	}
+	args := []string{"write", mount + "/roles/" + name}
+	for _, k := range order {
+		args = append(args, k+"="+fields[k])
+	}
+	s.Vault.MustCLI(t, args...)
 }
 
 // readCreds is `vault read -format=json quay/creds/<role>`.
