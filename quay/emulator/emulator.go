@@ -41,6 +41,8 @@ type Emulator struct {
 	// served at /keys/services/quay/keys.
 	registryKey   *rsa.PrivateKey
 	registryKeyID string
+	// registry stores images (go-containerregistry's in-memory registry).
+	registry http.Handler
 
 	// httpClient fetches OIDC discovery documents and key sets.
 	httpClient *http.Client
