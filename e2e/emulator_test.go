@@ -61,7 +61,10 @@ func StartEmulator(t testing.TB, opts EmulatorOptions) *Emulator {
 		http:           &http.Client{Timeout: 30 * time.Second},
 	}
 	tokenPath := filepath.Join(dir, "quay-machine-token.json")
-	cfg := fmt.Sprintf(`SERVER_HOSTNAME: quay.e2e.test
+	// SERVER_HOSTNAME is where registry clients are sent for tokens
+	// (the realm of the /v2/ challenge), so it must be the real address.
+	port := freePorts(t, 1)
+	cfg := fmt.Sprintf(`SERVER_HOSTNAME: 127.0.0.1:%[4]d
 FEATURE_MAILING: false
 FEATURE_SUPER_USERS: true
 SUPER_USERS:
@@ -71,10 +74,9 @@ BOOTSTRAP_TOKEN_OWNER: %[1]s
 BOOTSTRAP_TOKEN_PATH: %[2]s
 BOOTSTRAP_TOKEN_EXPIRATION: 86400
 %[3]s
-`, opts.Owner, tokenPath, opts.ExtraConfig)
+`, opts.Owner, tokenPath, opts.ExtraConfig, port)
 	must(t, os.WriteFile(e.cfgPath, []byte(cfg), 0o600))
 
-	port := freePorts(t, 1)
 	controlPort := freePorts(t, 1)
 	args := []string{
 		"-config", e.cfgPath,
