@@ -29,6 +29,8 @@ type Emulator struct {
 	BootstrapOwner string
 	// Control drives the control API (faults, counters, seeding).
 	Control *ControlClient
+	// OIDCURL is the test identity provider's address (EmulatorOptions.OIDC).
+	OIDCURL string
 
 	proc    *process
 	dir     string
@@ -42,6 +44,13 @@ type EmulatorOptions struct {
 	Owner string
 	// ExtraConfig is appended to the generated config.yaml (Quay keys).
 	ExtraConfig string
+	// Empty starts Quay with no users at all and FEATURE_USER_INITIALIZE on,
+	// instead of programmatic bootstrap (zero-touch initialize).
+	Empty bool
+	// OIDC also starts the emulator's test identity provider (Entra-shaped)
+	// with these extra flags (e.g. -oidc-client id:secret:subject); its
+	// address is known before the config is written, as OIDC_SERVER needs.
+	OIDC []string
 }
 
 var readyLine = regexp.MustCompile(`quay-emulator ready url=(\S+) control=(\S+)`)
@@ -64,17 +73,25 @@ func StartEmulator(t testing.TB, opts EmulatorOptions) *Emulator {
 	// SERVER_HOSTNAME is where registry clients are sent for tokens
 	// (the realm of the /v2/ challenge), so it must be the real address.
 	port := freePorts(t, 1)
+	if opts.OIDC != nil {
+		e.OIDCURL = fmt.Sprintf("http://127.0.0.1:%d", freePorts(t, 1))
+	}
+	bootstrap := fmt.Sprintf(`FEATURE_PROGRAMMATIC_BOOTSTRAP: true
+BOOTSTRAP_TOKEN_OWNER: %s
+BOOTSTRAP_TOKEN_PATH: %s
+BOOTSTRAP_TOKEN_EXPIRATION: 86400`, opts.Owner, tokenPath)
+	if opts.Empty {
+		bootstrap = "FEATURE_USER_INITIALIZE: true"
+	}
+	extra := strings.ReplaceAll(opts.ExtraConfig, "@OIDC_URL@", e.OIDCURL)
 	cfg := fmt.Sprintf(`SERVER_HOSTNAME: 127.0.0.1:%[4]d
 FEATURE_MAILING: false
 FEATURE_SUPER_USERS: true
 SUPER_USERS:
   - %[1]s
-FEATURE_PROGRAMMATIC_BOOTSTRAP: true
-BOOTSTRAP_TOKEN_OWNER: %[1]s
-BOOTSTRAP_TOKEN_PATH: %[2]s
-BOOTSTRAP_TOKEN_EXPIRATION: 86400
+%[2]s
 %[3]s
-`, opts.Owner, tokenPath, opts.ExtraConfig, port)
+`, opts.Owner, bootstrap, extra, port)
 	must(t, os.WriteFile(e.cfgPath, []byte(cfg), 0o600))
 
 	controlPort := freePorts(t, 1)
@@ -82,6 +99,9 @@ BOOTSTRAP_TOKEN_EXPIRATION: 86400
 		"-config", e.cfgPath,
 		"-listen", fmt.Sprintf("127.0.0.1:%d", port),
 		"-control-listen", fmt.Sprintf("127.0.0.1:%d", controlPort),
+	}
+	if opts.OIDC != nil {
+		args = append(append(args, "-oidc-listen", strings.TrimPrefix(e.OIDCURL, "http://")), opts.OIDC...)
 	}
 	proc, err := startProcess("quay-emulator", filepath.Join(logDir(t), "quay-emulator.log"), suite.emulatorBin, args, cleanEnv())
 	must(t, err)
@@ -92,6 +112,9 @@ BOOTSTRAP_TOKEN_EXPIRATION: 86400
 	e.URL, e.ControlURL = m[1], m[2]
 	e.Control = &ControlClient{base: e.ControlURL, http: e.http}
 
+	if opts.Empty {
+		return e
+	}
 	raw, err := os.ReadFile(tokenPath)
 	if err != nil {
 		t.Fatalf("the emulator wrote no bootstrap token file: %v", err)

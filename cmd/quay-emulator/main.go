@@ -10,6 +10,17 @@
 // and stops on SIGINT or SIGTERM. The control listener serves fault
 // injection, call counters and seeding (see emulator.ControlHandler); never
 // expose it beyond loopback.
+//
+// With -oidc-listen it also serves a test identity provider shaped like
+// Microsoft Entra ID (package oidcprovider) and adds "oidc=<url>" to the ready
+// line; point a *_LOGIN_CONFIG's OIDC_SERVER at that URL (with DEBUGGING:
+// true, since it is plain HTTP):
+//
+//	-oidc-listen 127.0.0.1:0         address of the provider
+//	-oidc-issuer https://login.microsoftonline.com/<tenant>/v2.0
+//	-oidc-version 2                  1: appid claim, 2: azp claim
+//	-oidc-client id:secret:subject   a client-credentials client (repeatable)
+//	-oidc-token-ttl 1h               access-token lifetime
 package main
 
 import (
@@ -22,10 +33,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/quay-vault/vault-plugin-secrets-quay/quay/emulator"
+	"github.com/quay-vault/vault-plugin-secrets-quay/quay/emulator/oidcprovider"
 )
 
 func main() {
@@ -34,13 +47,33 @@ func main() {
 	controlListen := flag.String("control-listen", "127.0.0.1:0", "address of the control API (empty: none)")
 	tlsCert := flag.String("tls-cert", "", "serve the Quay surface over TLS with this certificate (PEM)")
 	tlsKey := flag.String("tls-key", "", "private key of -tls-cert (PEM)")
+	var idp idpFlags
+	flag.StringVar(&idp.listen, "oidc-listen", "", "also serve a test OIDC provider on this address")
+	flag.StringVar(&idp.issuer, "oidc-issuer", "", "issuer of the provider's tokens")
+	flag.IntVar(&idp.version, "oidc-version", 2, "Entra token version: 1 (appid) or 2 (azp)")
+	flag.DurationVar(&idp.ttl, "oidc-token-ttl", time.Hour, "lifetime of the provider's access tokens")
+	flag.Func("oidc-client", "id:secret:subject of a client-credentials client (repeatable)", func(v string) error {
+		parts := strings.SplitN(v, ":", 3)
+		if len(parts) != 3 {
+			return fmt.Errorf("want id:secret:subject")
+		}
+		idp.clients = append(idp.clients, oidcprovider.Client{ID: parts[0], Secret: parts[1], Subject: parts[2]})
+		return nil
+	})
 	flag.Parse()
-	if err := run(*configPath, *listen, *controlListen, *tlsCert, *tlsKey); err != nil {
+	if err := run(*configPath, *listen, *controlListen, *tlsCert, *tlsKey, idp); err != nil {
 		log.Fatalf("quay-emulator: %v", err)
 	}
 }
 
-func run(configPath, listen, controlListen, tlsCert, tlsKey string) error {
+type idpFlags struct {
+	listen, issuer string
+	version        int
+	ttl            time.Duration
+	clients        []oidcprovider.Client
+}
+
+func run(configPath, listen, controlListen, tlsCert, tlsKey string, idp idpFlags) error {
 	var cfg emulator.Config
 	if configPath != "" {
 		var err error
@@ -80,6 +113,21 @@ func run(configPath, listen, controlListen, tlsCert, tlsKey string) error {
 		go func() { errs <- ctl.Serve(cln) }()
 		ready += fmt.Sprintf(" control=http://%s", cln.Addr())
 	}
+	var idpServer *http.Server
+	if idp.listen != "" {
+		provider, err := oidcprovider.New(oidcprovider.Config{Issuer: idp.issuer, Version: idp.version, TokenTTL: idp.ttl, Clients: idp.clients})
+		if err != nil {
+			return err
+		}
+		iln, err := net.Listen("tcp", idp.listen)
+		if err != nil {
+			return err
+		}
+		provider.BaseURL = "http://" + iln.Addr().String()
+		idpServer = &http.Server{Handler: provider, ReadHeaderTimeout: 10 * time.Second}
+		go func() { errs <- idpServer.Serve(iln) }()
+		ready += " oidc=" + provider.BaseURL
+	}
 	fmt.Println(ready)
 
 	stop := make(chan os.Signal, 1)
@@ -94,8 +142,10 @@ func run(configPath, listen, controlListen, tlsCert, tlsKey string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(ctx)
-	if ctl != nil {
-		_ = ctl.Shutdown(ctx)
+	for _, s := range []*http.Server{ctl, idpServer} {
+		if s != nil {
+			_ = s.Shutdown(ctx)
+		}
 	}
 	return nil
 }

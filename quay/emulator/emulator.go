@@ -243,4 +243,3 @@ func (e *Emulator) AdvanceClock(d time.Duration) {
 }
 
 func pathValue(r *http.Request, name string) string { return strings.TrimSpace(r.PathValue(name)) }
-
