@@ -28,6 +28,7 @@ VAULT       := $(BIN)/vault
 LDFLAGS     := -X $(MODULE)/version.Version=$(VERSION)
 
 E2E_TIMEOUT ?= 30m
+DEMO_BOOTSTRAP ?= token
 # Packages of the plugin module without the e2e suite (its files carry the
 # e2e build tag, so it is excluded explicitly to keep test-unit unit-only).
 UNIT_PKGS = $$($(GO) list ./... | grep -v '/e2e$$')
@@ -71,8 +72,9 @@ bench: vault build
 	$(GO) test -run '^$$' -bench . -benchmem ./quay/... ./backend/...
 	VAULT_BINARY=$(VAULT) $(GO) test -tags e2e -run '^$$' -bench BenchmarkCredsReadVsKV -benchmem -timeout $(E2E_TIMEOUT) ./e2e/...
 
+# DEMO_BOOTSTRAP=initialize runs the zero-touch path (Vault creates Quay's first user).
 demo: vault build
-	VAULT_BINARY=$(VAULT) PLUGIN_BINARY=$(PLUGIN) EMULATOR_BINARY=$(EMULATOR) ./scripts/demo.sh
+	DEMO_BOOTSTRAP=$(DEMO_BOOTSTRAP) VAULT_BINARY=$(VAULT) PLUGIN_BINARY=$(PLUGIN) EMULATOR_BINARY=$(EMULATOR) ./scripts/demo.sh
 
 fmt:
 	gofmt -s -w $$(git ls-files --cached --others --exclude-standard '*.go')

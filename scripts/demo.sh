@@ -7,7 +7,13 @@
 # Everything is stopped and removed on exit, also on failure or Ctrl-C.
 #
 #   make demo                  # builds bin/vault, the plugin and the emulator first
+#   make demo DEMO_BOOTSTRAP=initialize   # zero-touch: Vault creates Quay's first user
 #   scripts/demo.sh            # if they are built already
+#
+# DEMO_BOOTSTRAP=token (default) starts from Quay's programmatic bootstrap
+# token file; DEMO_BOOTSTRAP=initialize starts from an empty Quay, and the
+# organization and repository are then created through the emulator's
+# control API, standing in for a Quay admin in the UI.
 #
 # Binaries (defaults in parentheses): VAULT_BINARY (bin/vault),
 # PLUGIN_BINARY (bin/plugins/vault-plugin-secrets-quay),
@@ -20,6 +26,8 @@ plugin_bin=${PLUGIN_BINARY:-$repo/bin/plugins/vault-plugin-secrets-quay}
 emulator_bin=${EMULATOR_BINARY:-$repo/bin/quay-emulator}
 plugin_name=vault-plugin-secrets-quay
 org=demo
+mode=${DEMO_BOOTSTRAP:-token}
+case "$mode" in token | initialize) ;; *) echo "DEMO_BOOTSTRAP must be token or initialize" >&2; exit 1 ;; esac
 
 for f in "$vault_bin" "$plugin_bin" "$emulator_bin"; do
 	[ -x "$f" ] || { echo "missing $f: run 'make demo' (or 'make vault build')" >&2; exit 1; }
@@ -100,10 +108,16 @@ wait_for() {
 }
 
 # --- Quay ---------------------------------------------------------------------
-step "Start the Quay emulator (an in-memory Quay 3.18 with programmatic bootstrap on)"
+config_file=quay-config.yaml
+if [ "$mode" = initialize ]; then
+	step "Start the Quay emulator (an in-memory Quay 3.18, empty, first-user initialization on)"
+	config_file=quay-config-empty.yaml
+else
+	step "Start the Quay emulator (an in-memory Quay 3.18 with programmatic bootstrap on)"
+fi
 quay_port=$(free_port 18300)
 control_port=$(free_port $((quay_port + 1)))
-sed "s|@WORKDIR@|$work|g" "$repo/scripts/demo/quay-config.yaml" >"$work/quay-config.yaml"
+sed -e "s|@WORKDIR@|$work|g" -e "s|@QUAY_HOST@|127.0.0.1:$quay_port|g" "$repo/scripts/demo/$config_file" >"$work/quay-config.yaml"
 say "\$ quay-emulator -config quay-config.yaml -listen 127.0.0.1:$quay_port -control-listen 127.0.0.1:$control_port &"
 setsid "$emulator_bin" -config "$work/quay-config.yaml" \
 	-listen "127.0.0.1:$quay_port" -control-listen "127.0.0.1:$control_port" >"$work/quay-emulator.log" 2>&1 &
@@ -112,17 +126,24 @@ wait_for 30 grep -q 'quay-emulator ready' "$work/quay-emulator.log" || fail "the
 quay_url="http://127.0.0.1:$quay_port"
 say "Quay is at $quay_url"
 
-# Quay's programmatic bootstrap wrote {"access_token": "..."} for the
-# superuser named in BOOTSTRAP_TOKEN_OWNER; keep just the token, in a file.
-bootstrap=$(sed -n 's/.*"access_token"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' "$work/quay-machine-token.json")
-[ -n "$bootstrap" ] || fail "no bootstrap token in $work/quay-machine-token.json"
-secrets+=("$bootstrap")
-printf '%s' "$bootstrap" >"$work/bootstrap-token"
-chmod 600 "$work/bootstrap-token"
+control_url="http://127.0.0.1:$control_port"
+# seed stands in for a Quay admin clicking through the UI (zero-touch mode:
+# nobody holds a Quay token).
+seed() { run curl -sS -X POST -H 'Content-Type: application/json' -d "$2" "$control_url/$1"; }
 
-step "Create the organization whose tokens Vault will issue (Quay API, bootstrap token)"
-run curl -sS -X POST -H "Authorization: Bearer $bootstrap" -H 'Content-Type: application/json' \
-	-d "{\"name\": \"$org\", \"email\": \"$org@example.com\"}" "$quay_url/api/v1/organization/"
+if [ "$mode" = token ]; then
+	# Quay's programmatic bootstrap wrote {"access_token": "..."} for the
+	# superuser named in BOOTSTRAP_TOKEN_OWNER; keep just the token, in a file.
+	bootstrap=$(sed -n 's/.*"access_token"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' "$work/quay-machine-token.json")
+	[ -n "$bootstrap" ] || fail "no bootstrap token in $work/quay-machine-token.json"
+	secrets+=("$bootstrap")
+	printf '%s' "$bootstrap" >"$work/bootstrap-token"
+	chmod 600 "$work/bootstrap-token"
+
+	step "Create the organization whose tokens Vault will issue (Quay API, bootstrap token)"
+	run curl -sS -X POST -H "Authorization: Bearer $bootstrap" -H 'Content-Type: application/json' \
+		-d "{\"name\": \"$org\", \"email\": \"$org@example.com\"}" "$quay_url/api/v1/organization/"
+fi
 
 # --- Vault --------------------------------------------------------------------
 step "Start a Vault dev server with the plugin directory"
@@ -144,7 +165,15 @@ vault() { "$vault_bin" "$@"; }
 
 step "Enable the plugin at quay/ and point it at Quay"
 run vault secrets enable -path=quay "$plugin_name"
-run vault write quay/config url="$quay_url" token=@"$work/bootstrap-token"
+if [ "$mode" = initialize ]; then
+	say "Zero-touch: Vault creates Quay's first user with a password it generates and never shows,"
+	say "then mints its own root token in organization vault-root and revokes the 9000-second one."
+	run vault write quay/config url="$quay_url" bootstrap=initialize username=quayadmin root_organization=vault-root
+	step "Create the organization whose tokens Vault will issue (a Quay admin would use the UI)"
+	seed organizations "{\"name\": \"$org\", \"admin\": \"quayadmin\"}"
+else
+	run vault write quay/config url="$quay_url" token=@"$work/bootstrap-token"
+fi
 run vault read quay/config
 
 step "Write a role that issues OAuth tokens of organization '$org'"
@@ -174,5 +203,83 @@ mask "\$ curl -sS -o /dev/null -w '%{http_code}' -H \"Authorization: Bearer $tok
 code=$(curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "$quay_url/api/v1/user/")
 say "=> HTTP $code"
 [ "$code" = 401 ] || fail "Quay answered $code to the revoked token, want 401"
+
+# --- Robots --------------------------------------------------------------------
+registry="127.0.0.1:$quay_port"
+
+step "Create a repository, and a role that issues docker-ready robots allowed to push to it"
+if [ "$mode" = token ]; then
+	run curl -sS -X POST -H "Authorization: Bearer $bootstrap" -H 'Content-Type: application/json' \
+		-d "{\"namespace\": \"$org\", \"repository\": \"app\", \"visibility\": \"private\", \"description\": \"\"}" \
+		"$quay_url/api/v1/repository"
+else
+	seed repositories "{\"namespace\": \"$org\", \"name\": \"app\"}"
+fi
+run vault write quay/roles/pusher namespace_name="$org" repositories='{"app": "write"}' ttl=15m max_ttl=1h
+
+step "Read robot credentials: username, password, and a ready ~/.docker/config.json"
+say "\$ vault read -format=json quay/creds/pusher"
+robot=$(vault read -format=json quay/creds/pusher)
+robot_user=$(printf '%s\n' "$robot" | sed -n 's/^ *"username": "\([^"]*\)".*/\1/p')
+robot_pass=$(printf '%s\n' "$robot" | sed -n 's/^ *"password": "\([^"]*\)".*/\1/p')
+robot_auth=$(printf '%s\n' "$robot" | sed -n 's/^ *"auth": "\([^"]*\)".*/\1/p')
+[ -n "$robot_user" ] && [ -n "$robot_pass" ] || fail "no robot in: $(mask "$robot")"
+secrets+=("$robot_pass" "$robot_auth")
+mask "$robot"
+# The same file Vault Agent renders with {{ .Data.docker_config_json }}.
+mkdir -p "$work/home/.docker"
+printf '{"auths":{"%s":{"auth":"%s"}}}\n' "$registry" "$robot_auth" >"$work/home/.docker/config.json"
+chmod 600 "$work/home/.docker/config.json"
+
+# make_image writes a one-layer OCI image layout to $1 (no network needed).
+make_image() {
+	local dir=$1 tmp=$work/layer
+	mkdir -p "$dir/blobs/sha256" "$tmp"
+	printf 'hello from vault-plugin-secrets-quay\n' >"$tmp/hello.txt"
+	tar -C "$tmp" -cf "$tmp/layer.tar" hello.txt
+	gzip -n -c "$tmp/layer.tar" >"$tmp/layer.tar.gz"
+	local diff_id layer layer_size cfg cfg_digest manifest man_digest
+	diff_id=$(sha256sum "$tmp/layer.tar" | cut -d' ' -f1)
+	layer=$(sha256sum "$tmp/layer.tar.gz" | cut -d' ' -f1)
+	layer_size=$(stat -c %s "$tmp/layer.tar.gz")
+	cp "$tmp/layer.tar.gz" "$dir/blobs/sha256/$layer"
+	cfg='{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":["sha256:'$diff_id'"]}}'
+	printf '%s' "$cfg" >"$tmp/config.json"
+	cfg_digest=$(sha256sum "$tmp/config.json" | cut -d' ' -f1)
+	cp "$tmp/config.json" "$dir/blobs/sha256/$cfg_digest"
+	manifest='{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:'$cfg_digest'","size":'${#cfg}'},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:'$layer'","size":'$layer_size'}]}'
+	printf '%s' "$manifest" >"$tmp/manifest.json"
+	man_digest=$(sha256sum "$tmp/manifest.json" | cut -d' ' -f1)
+	cp "$tmp/manifest.json" "$dir/blobs/sha256/$man_digest"
+	printf '{"imageLayoutVersion":"1.0.0"}' >"$dir/oci-layout"
+	printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"v1"}}]}' \
+		"$man_digest" "${#manifest}" >"$dir/index.json"
+}
+
+if command -v skopeo >/dev/null 2>&1; then
+	step "Push an image with skopeo and the rendered config.json (the emulator's registry speaks plain HTTP)"
+	make_image "$work/image"
+	run skopeo copy --authfile "$work/home/.docker/config.json" --dest-tls-verify=false \
+		oci:"$work/image":v1 docker://"$registry/$org/app:v1"
+	run skopeo inspect --authfile "$work/home/.docker/config.json" --tls-verify=false --format '{{.Digest}}' \
+		docker://"$registry/$org/app:v1"
+
+	step "Revoke the robot's lease: Vault deletes the robot in Quay"
+	run vault lease revoke -sync -prefix quay/creds/pusher
+
+	step "The same config.json is refused now"
+	if run skopeo inspect --authfile "$work/home/.docker/config.json" --tls-verify=false docker://"$registry/$org/app:v1"; then
+		fail "the registry still accepts the revoked robot"
+	fi
+	say "=> refused, as it should be"
+else
+	step "skopeo is not installed: use the Docker registry token flow with curl instead"
+	run curl -sS -o /dev/null -w '%{http_code}\n' -u "$robot_user:$robot_pass" \
+		"$quay_url/v2/auth?service=$registry&scope=repository:$org/app:push,pull"
+	run vault lease revoke -sync -prefix quay/creds/pusher
+	code=$(curl -sS -o /dev/null -w '%{http_code}' -u "$robot_user:$robot_pass" "$quay_url/v2/auth?service=$registry&scope=repository:$org/app:pull")
+	say "=> HTTP $code after revocation"
+	[ "$code" = 401 ] || fail "the registry still accepts the revoked robot"
+fi
 
 step "Done: stopping Vault and the emulator"
