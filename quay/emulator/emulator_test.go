@@ -195,7 +195,7 @@ func TestApplicationTokens(t *testing.T) {
 	assert.Equal(t, isoTime(q.clock.Now().Add(315576000*time.Second)), clamped["expires_at"], "clamped to ten years (315576000 s)")
 
 	for body, want := range map[string]string{
-		`{"scope":"repo:read"}`:                         "invalid_request",
+		`{"scope":"repo:read"}`:                           "invalid_request",
 		`{"name":"x","scope":"repo:read","expiration":0}`: "invalid_request",
 		`{"name":"   ","scope":"repo:read"}`:              "'name' must not be empty",
 		`{"name":"x","scope":"repo:read,bogus"}`:          "Invalid scope: repo:read,bogus",
