@@ -1,9 +1,12 @@
 package backend
 
 import (
+	"context"
 	"encoding/json"
 	"strconv"
 	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
 )
 
 // leaseTTLs resolves a role's ttl and max_ttl against the mount: zero means
@@ -24,6 +27,25 @@ func (b *backend) leaseTTLs(roleTTL, roleMaxTTL time.Duration) (ttl, maxTTL time
 		ttl = maxTTL
 	}
 	return ttl, maxTTL
+}
+
+// renewLease extends a lease up to its max TTL. The role's current ttl
+// applies when the role still exists and still issues this credential type;
+// otherwise the ttl the lease was issued with. Leases issued by
+// redhat-cop/vault-plugin-secrets-quay carry no max TTL: the role's (or the
+// mount's) applies. The lease's data is kept: Vault replaces it with the
+// renew answer's.
+func (b *backend) renewLease(ctx context.Context, req *logical.Request, roleName, credentialType string, ttl, maxTTL time.Duration) (*logical.Response, error) {
+	if role, err := getRole(ctx, req.Storage, roleName); err == nil && role != nil && role.CredentialType == credentialType {
+		if maxTTL == 0 {
+			_, maxTTL = b.leaseTTLs(0, role.MaxTTL)
+		}
+		ttl, _ = b.leaseTTLs(role.TTL, maxTTL)
+	}
+	resp := &logical.Response{Secret: req.Secret, Data: req.Data}
+	resp.Secret.TTL = ttl
+	resp.Secret.MaxTTL = maxTTL
+	return resp, nil
 }
 
 // internalString reads a string from lease InternalData.

@@ -144,15 +144,7 @@ func (b *backend) renewOAuthToken(ctx context.Context, req *logical.Request, _ *
 	if err != nil {
 		return nil, err
 	}
-	ttl := lease.TTL
-	if role, err := getRole(ctx, req.Storage, lease.Role); err == nil && role != nil && role.CredentialType == credentialTypeOAuthToken {
-		ttl, _ = b.leaseTTLs(role.TTL, lease.MaxTTL)
-	}
-	// Keep the lease's data: Vault replaces it with the renew response's.
-	resp := &logical.Response{Secret: req.Secret, Data: req.Data}
-	resp.Secret.TTL = ttl
-	resp.Secret.MaxTTL = lease.MaxTTL
-	return resp, nil
+	return b.renewLease(ctx, req, lease.Role, credentialTypeOAuthToken, lease.TTL, lease.MaxTTL)
 }
 
 // revokeOAuthToken deletes the token in Quay. It needs only the lease's

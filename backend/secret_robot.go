@@ -225,17 +225,7 @@ func (b *backend) renewRobot(ctx context.Context, req *logical.Request, _ *frame
 	if err != nil {
 		return nil, err
 	}
-	ttl, maxTTL := lease.TTL, lease.MaxTTL
-	if role, err := getRole(ctx, req.Storage, lease.Role); err == nil && role != nil && role.CredentialType == credentialTypeRobot {
-		if maxTTL == 0 { // a lease issued by redhat-cop's plugin
-			_, maxTTL = b.leaseTTLs(0, role.MaxTTL)
-		}
-		ttl, _ = b.leaseTTLs(role.TTL, maxTTL)
-	}
-	resp := &logical.Response{Secret: req.Secret, Data: req.Data}
-	resp.Secret.TTL = ttl
-	resp.Secret.MaxTTL = maxTTL
-	return resp, nil
+	return b.renewLease(ctx, req, lease.Role, credentialTypeRobot, lease.TTL, lease.MaxTTL)
 }
 
 // revokeRobot deletes the robot. It needs only the lease's identifiers: not

@@ -104,11 +104,8 @@ func (e *Emulator) findPrototype(org, id string) *prototype {
 }
 
 func (e *Emulator) updatePrototype(w http.ResponseWriter, r *http.Request, c *caller) {
-	var body struct {
-		Role string `json:"role"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || !contains([]string{"read", "write", "admin"}, body.Role) {
-		e.invalidRequest(w, r, "'role' must be one of read, write, admin")
+	role, ok := e.decodeRepoRole(w, r)
+	if !ok {
 		return
 	}
 	org := pathValue(r, "orgname")
@@ -120,7 +117,7 @@ func (e *Emulator) updatePrototype(w http.ResponseWriter, r *http.Request, c *ca
 		e.notFound(w, r)
 		return
 	}
-	p.role = body.Role
+	p.role = role
 	writeJSON(w, http.StatusOK, e.prototypeView(p))
 }
 

@@ -154,15 +154,12 @@ func (e *Emulator) permissionView(ns, username, role string) map[string]any {
 }
 
 func (e *Emulator) changeUserPermission(w http.ResponseWriter, r *http.Request, c *caller) {
-	var body struct {
-		Role string `json:"role"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || !contains([]string{"read", "write", "admin"}, body.Role) {
-		e.invalidRequest(w, r, "'role' must be one of read, write, admin")
+	role, ok := e.decodeRepoRole(w, r)
+	if !ok {
 		return
 	}
-	ns, name, ok := e.repoAdmin(w, r, c)
-	if !ok {
+	ns, name, admin := e.repoAdmin(w, r, c)
+	if !admin {
 		return
 	}
 	username := pathValue(r, "username")
@@ -183,8 +180,8 @@ func (e *Emulator) changeUserPermission(w http.ResponseWriter, r *http.Request, 
 		internalError(w)
 		return
 	}
-	repo.userPerms[username] = body.Role
-	writeJSON(w, http.StatusOK, e.permissionView(ns, username, body.Role))
+	repo.userPerms[username] = role
+	writeJSON(w, http.StatusOK, e.permissionView(ns, username, role))
 }
 
 func (e *Emulator) getUserPermission(w http.ResponseWriter, r *http.Request, c *caller) {
@@ -234,15 +231,12 @@ func (e *Emulator) deleteUserPermission(w http.ResponseWriter, r *http.Request, 
 }
 
 func (e *Emulator) changeTeamPermission(w http.ResponseWriter, r *http.Request, c *caller) {
-	var body struct {
-		Role string `json:"role"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || !contains([]string{"read", "write", "admin"}, body.Role) {
-		e.invalidRequest(w, r, "'role' must be one of read, write, admin")
+	role, ok := e.decodeRepoRole(w, r)
+	if !ok {
 		return
 	}
-	ns, name, ok := e.repoAdmin(w, r, c)
-	if !ok {
+	ns, name, admin := e.repoAdmin(w, r, c)
+	if !admin {
 		return
 	}
 	teamName := pathValue(r, "teamname")
@@ -255,8 +249,8 @@ func (e *Emulator) changeTeamPermission(w http.ResponseWriter, r *http.Request, 
 		internalError(w)
 		return
 	}
-	repo.teamPerms[teamName] = body.Role
-	writeJSON(w, http.StatusOK, map[string]any{"role": body.Role, "name": teamName, "avatar": avatar(teamName, "team")})
+	repo.teamPerms[teamName] = role
+	writeJSON(w, http.StatusOK, map[string]any{"role": role, "name": teamName, "avatar": avatar(teamName, "team")})
 }
 
 func (e *Emulator) deleteTeamPermission(w http.ResponseWriter, r *http.Request, c *caller) {
@@ -272,6 +266,19 @@ func (e *Emulator) deleteTeamPermission(w http.ResponseWriter, r *http.Request, 
 	}
 	delete(repo.teamPerms, teamName)
 	noContent(w)
+}
+
+// decodeRepoRole reads {"role": "read"|"write"|"admin"} (the schema runs
+// before the handler in Quay, so a bad body is a 400 even without rights).
+func (e *Emulator) decodeRepoRole(w http.ResponseWriter, r *http.Request) (string, bool) {
+	var body struct {
+		Role string `json:"role"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || !contains(repoRoles[1:], body.Role) {
+		e.invalidRequest(w, r, "'role' must be one of read, write, admin")
+		return "", false
+	}
+	return body.Role, true
 }
 
 func sortedRepos(repos map[string]*repository) []*repository {
