@@ -645,7 +645,9 @@ func credentialRejected(method string, err error) *logical.Response {
 	}
 	switch {
 	case quay.IsUnauthorized(err):
-		hint := "it may be expired, revoked or mistyped"
+		// Quay answers GET /api/v1/user/ with 401 invalid_token also for a
+		// valid token without user:read (endpoints/api/user.py).
+		hint := "it may be expired, revoked or mistyped, or lack the user:read scope the engine needs to verify it"
 		if method == bootstrap.MethodOIDC {
 			hint = "check Quay's OIDC_ISSUERS, OIDC_AUDIENCES and OIDC_ALLOWED_CLIENTS against the token's iss, aud and azp"
 		}
