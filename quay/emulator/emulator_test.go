@@ -107,12 +107,13 @@ func TestAuth_QuaysAnswersToMissingOrWrongCredentials(t *testing.T) {
 		assert.Equal(t, "CSRF token was invalid or missing.", body["error"])
 	}
 
-	// A valid token without the scope: 403 insufficient_scope.
+	// A valid token without user:read: Quay's GET /user/ raises InvalidToken
+	// (401) rather than Unauthorized (endpoints/api/user.py).
 	narrow, err := q.emu.IssueToken("admin", "repo:read", time.Hour)
 	require.NoError(t, err)
 	code, body, _ = q.do(t, "GET", "/api/v1/user/", narrow, "")
-	assert.Equal(t, 403, code)
-	assert.Equal(t, "insufficient_scope", body["error_type"])
+	assert.Equal(t, 401, code)
+	assert.Equal(t, "invalid_token", body["error_type"])
 
 	// Expired tokens stop working.
 	short, err := q.emu.IssueToken("admin", "user:read", time.Minute)
