@@ -287,6 +287,16 @@ func TestVaultKilledMidIssueLeavesNoRobotAfterTidy(t *testing.T) {
 	}
 	res := v.CLI(t, "write", "-f", "-format=json", mount+"/tidy")
 	t.Logf("tidy after the restart: %s", res)
+	var done struct {
+		Data map[string]any `json:"data"`
+	}
+	must(t, json.Unmarshal([]byte(res.Stdout), &done))
+	if deleted := stringList(done.Data["orphans_deleted"]); len(deleted) != 1 || deleted[0] != orphan {
+		t.Fatalf("tidy deleted %v, want [%s]", deleted, orphan)
+	}
+	if cleared, _ := done.Data["write_ahead_entries_cleared"].(float64); cleared != 1 {
+		t.Fatalf("tidy cleared %v write-ahead entries, want the interrupted request's one", done.Data["write_ahead_entries_cleared"])
+	}
 	if left := robots(); len(left) != 0 {
 		t.Fatalf("robots left in Quay after tidy: %v", left)
 	}
