@@ -113,52 +113,32 @@ func decodeCursor(s string) (int, bool) {
 	return id, err == nil
 }
 
-// createAppToken mints a token (nickname createOrganizationApplicationToken).
-func (e *Emulator) createAppToken(w http.ResponseWriter, r *http.Request, c *caller) {
-	// validate_json_request("NewToken") runs before the handler.
-	var body map[string]any
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-		e.invalidRequest(w, r, "Invalid JSON")
-		return
-	}
-	rawName, ok := body["name"].(string)
-	if !ok {
-		e.invalidRequest(w, r, schemaMessage(body, "name"))
-		return
-	}
-	rawScope, ok := body["scope"].(string)
-	if !ok {
-		e.invalidRequest(w, r, schemaMessage(body, "scope"))
-		return
-	}
-	if len(rawName) < 1 || len(rawName) > 255 {
-		e.invalidRequest(w, r, fmt.Sprintf("%q is too short or too long", rawName))
-		return
-	}
-	expiration := float64(defaultTokenExpiration)
-	if v, present := body["expiration"]; present && v != nil {
-		f, isNum := v.(float64)
-		if !isNum {
-			e.invalidRequest(w, r, fmt.Sprintf("%v is not of type 'number'", v))
-			return
-		}
-		if f < 1 {
-			e.invalidRequest(w, r, fmt.Sprintf("%v is less than the minimum of 1", v))
-			return
-		}
-		expiration = math.Min(math.Trunc(f), defaultTokenExpiration)
-	}
+var newTokenSchema = objectSchema{required: []string{"name", "scope"}, props: []prop{
+	{name: "name", types: []string{"string"}, minLength: 1, maxLength: 255},
+	{name: "scope", types: []string{"string"}},
+	{name: "expiration", types: []string{"number"}, minimum: minimum(1)},
+}}
 
+// createAppToken mints a token (nickname createOrganizationApplicationToken,
+// endpoints/api/organization_application_tokens.py): the schema first, then
+// the org-admin check, the application (404), the name, the scope, the
+// minting rule, the expiration and the token limit.
+func (e *Emulator) createAppToken(w http.ResponseWriter, r *http.Request, c *caller) {
+	body, ok := e.jsonRequest(w, r, newTokenSchema)
+	if !ok {
+		return
+	}
 	a := e.tokenApp(w, r, c)
 	if a == nil {
 		return
 	}
-	name := strings.TrimSpace(rawName)
+	name := strings.TrimSpace(body["name"].(string))
 	if name == "" {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"message": "'name' must not be empty"})
 		return
 	}
-	scope, ok := parseScopes(rawScope)
+	rawScope := body["scope"].(string)
+	scope, ok := parseScopes(normalizeScope(rawScope))
 	if !ok {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"message": "Invalid scope: " + rawScope})
 		return
@@ -166,6 +146,16 @@ func (e *Emulator) createAppToken(w http.ResponseWriter, r *http.Request, c *cal
 	if !e.canMintScope(c, a.org, scope) {
 		e.unauthorized(w, r, c)
 		return
+	}
+	// validate_expiration: int(value), clamped to [1, ten years].
+	expiration := float64(defaultTokenExpiration)
+	if v, present := body["expiration"]; present {
+		f, _ := v.(json.Number).Float64()
+		if math.IsInf(f, 0) {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"message": "'expiration' must be a finite number of seconds"})
+			return
+		}
+		expiration = math.Max(1, math.Min(math.Trunc(f), defaultTokenExpiration))
 	}
 	if max := e.cfg.OAuthApplicationMaximumTokenCount; max != nil && len(e.liveTokensOf(a.clientID)) >= *max {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"message": fmt.Sprintf("Token limit reached: maximum %d non-expired tokens per application", *max)})
@@ -176,13 +166,6 @@ func (e *Emulator) createAppToken(w http.ResponseWriter, r *http.Request, c *cal
 	view := e.tokenView(t)
 	view["token"] = secret
 	writeJSON(w, http.StatusOK, view)
-}
-
-func schemaMessage(body map[string]any, field string) string {
-	if _, present := body[field]; present {
-		return fmt.Sprintf("%v is not of type 'string'", body[field])
-	}
-	return fmt.Sprintf("'%s' is a required property", field)
 }
 
 // canMintScope is _can_mint_scope: an OAuth caller may only mint a subset of

@@ -1,7 +1,6 @@
 package emulator
 
 import (
-	"encoding/json"
 	"net/http"
 )
 
@@ -15,8 +14,10 @@ func appView(a *application, admin bool) map[string]any {
 	}
 	if admin {
 		v["client_secret"] = a.clientSecret
-		v["redirect_uri"] = nilIfEmpty(a.redirectURI)
-		v["avatar_email"] = nilIfEmpty(a.avatarEmail)
+		v["redirect_uri"] = a.redirectURI // "" when created without one
+		if a.avatarEmail != nil {
+			v["avatar_email"] = *a.avatarEmail
+		}
 	}
 	return v
 }
@@ -58,31 +59,41 @@ func (e *Emulator) listApplications(w http.ResponseWriter, r *http.Request, c *c
 	writeJSON(w, http.StatusOK, map[string]any{"applications": list})
 }
 
-type newAppBody struct {
-	Name           *string `json:"name"`
-	RedirectURI    string  `json:"redirect_uri"`
-	ApplicationURI string  `json:"application_uri"`
-	Description    string  `json:"description"`
-	AvatarEmail    string  `json:"avatar_email"`
-}
+// reservedAppNameMessage is _ensure_oauth_app_name_is_not_reserved's error.
+const reservedAppNameMessage = "Application name is reserved for bootstrap token provisioning"
 
+var newAppSchema = objectSchema{required: []string{"name"}, props: []prop{
+	{name: "name", types: []string{"string"}},
+	{name: "redirect_uri", types: []string{"string"}},
+	{name: "application_uri", types: []string{"string"}},
+	{name: "description", types: []string{"string"}},
+	{name: "avatar_email", types: []string{"string"}},
+}}
+
+var updateAppSchema = objectSchema{required: []string{"name", "redirect_uri", "application_uri"}, props: newAppSchema.props}
+
+// createApplication: the body is validated before the permission check.
 func (e *Emulator) createApplication(w http.ResponseWriter, r *http.Request, c *caller) {
 	org := pathValue(r, "orgname")
-	var body newAppBody
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.Name == nil {
-		e.invalidRequest(w, r, "'name' is a required property")
+	body, ok := e.jsonRequest(w, r, newAppSchema)
+	if !ok {
 		return
 	}
 	if !e.orgAdminOr404(w, r, c, org) {
 		return
 	}
-	if *body.Name == reservedAppName {
-		e.invalidRequest(w, r, "The application name '"+reservedAppName+"' is reserved")
+	name := body["name"].(string)
+	if name == reservedAppName {
+		e.invalidRequest(w, r, reservedAppNameMessage)
 		return
 	}
+	str := func(k string) string { v, _ := body[k].(string); return v }
 	a := &application{
 		id: e.db.id(), clientID: randomString(20, upperDigit), clientSecret: randomString(40, upperDigit), org: org,
-		name: *body.Name, description: body.Description, uri: body.ApplicationURI, redirectURI: body.RedirectURI, avatarEmail: body.AvatarEmail,
+		name: name, description: str("description"), uri: str("application_uri"), redirectURI: str("redirect_uri"),
+	}
+	if v, ok := body["avatar_email"].(string); ok {
+		a.avatarEmail = &v
 	}
 	e.db.apps[a.clientID] = a
 	writeJSON(w, http.StatusOK, appView(a, true))
@@ -101,17 +112,12 @@ func (e *Emulator) getApplication(w http.ResponseWriter, r *http.Request, c *cal
 	writeJSON(w, http.StatusOK, appView(a, true))
 }
 
+// updateApplication replaces the application's fields: an absent
+// description becomes "" and an absent avatar_email null.
 func (e *Emulator) updateApplication(w http.ResponseWriter, r *http.Request, c *caller) {
 	org := pathValue(r, "orgname")
-	var body struct {
-		Name           *string `json:"name"`
-		RedirectURI    *string `json:"redirect_uri"`
-		ApplicationURI *string `json:"application_uri"`
-		Description    *string `json:"description"`
-		AvatarEmail    *string `json:"avatar_email"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.Name == nil || body.RedirectURI == nil || body.ApplicationURI == nil {
-		e.invalidRequest(w, r, "'name', 'redirect_uri' and 'application_uri' are required properties")
+	body, ok := e.jsonRequest(w, r, updateAppSchema)
+	if !ok {
 		return
 	}
 	if !e.orgAdminOr404(w, r, c, org) {
@@ -122,16 +128,16 @@ func (e *Emulator) updateApplication(w http.ResponseWriter, r *http.Request, c *
 		e.notFound(w, r)
 		return
 	}
-	if *body.Name == reservedAppName {
-		e.invalidRequest(w, r, "The application name '"+reservedAppName+"' is reserved")
+	name := body["name"].(string)
+	if name == reservedAppName {
+		e.invalidRequest(w, r, reservedAppNameMessage)
 		return
 	}
-	a.name, a.redirectURI, a.uri = *body.Name, *body.RedirectURI, *body.ApplicationURI
-	if body.Description != nil {
-		a.description = *body.Description
-	}
-	if body.AvatarEmail != nil {
-		a.avatarEmail = *body.AvatarEmail
+	a.name, a.redirectURI, a.uri = name, body["redirect_uri"].(string), body["application_uri"].(string)
+	a.description, _ = body["description"].(string)
+	a.avatarEmail = nil
+	if v, ok := body["avatar_email"].(string); ok {
+		a.avatarEmail = &v
 	}
 	writeJSON(w, http.StatusOK, appView(a, true))
 }

@@ -22,8 +22,7 @@ type caller struct {
 // request anonymous (no immediate 401); a JWT that does not validate is a 401
 // at once (reported through ssoErr). Call with e.mu held.
 func (e *Emulator) authenticate(r *http.Request) (c *caller, ssoErr string) {
-	header := r.Header.Get("Authorization")
-	parts := strings.Split(header, " ")
+	parts := authParts(r.Header.Get("Authorization"))
 	if len(parts) != 2 || !strings.EqualFold(parts[0], "bearer") {
 		return nil, "" // no token, or Basic: not an /api/v1 credential
 	}
@@ -46,6 +45,18 @@ func (e *Emulator) authenticate(r *http.Request) (c *caller, ssoErr string) {
 	}
 	t.lastAccessed = now
 	return &caller{user: user, token: t, scopes: scopeSet(t.scope)}, ""
+}
+
+// authParts splits an Authorization header as auth/oauth.py does:
+// [part.strip() for part in header.split(" ") if part].
+func authParts(header string) []string {
+	var parts []string
+	for _, p := range strings.Split(header, " ") {
+		if p != "" {
+			parts = append(parts, strings.TrimSpace(p))
+		}
+	}
+	return parts
 }
 
 // looksLikeJWT is util/security/jwtutil.is_jwt: the unverified JOSE header's
@@ -91,30 +102,53 @@ func (e *Emulator) fullAccess(c *caller) bool {
 	return e.cfg.FeatureSuperusersFullAccess && e.superuser(c)
 }
 
-// orgAdmin is AdministerOrganizationPermission: an admin team member whose
-// token holds org:admin. A user's own namespace counts as an org they
-// administer.
-func (e *Emulator) orgAdmin(c *caller, org string) bool {
+// orgRole is the caller's organization role in ns, capped by its scopes
+// (auth/permissions.py SCOPE_MAX_TEAM_ROLES: repo:create→creator,
+// org:admin→admin, anything else→none). A user's own namespace counts as an
+// organization they administer.
+func (e *Emulator) orgRole(c *caller, ns string) string {
 	if c == nil || c.user == nil {
-		return false
+		return ""
 	}
-	if e.fullAccess(c) {
-		return true
+	role := e.db.orgRole(ns, c.user.username)
+	if ns == c.user.username {
+		role = "admin"
 	}
-	if !c.has("org:admin") {
-		return false
-	}
-	if org == c.user.username {
-		return true
-	}
-	return e.db.orgRole(org, c.user.username) == "admin"
+	return minRole(orgRoles, role, teamRoleCap(c))
 }
 
+func teamRoleCap(c *caller) string {
+	switch {
+	case c.sso || c.scopes["org:admin"]:
+		return "admin"
+	case c.scopes["repo:create"]:
+		return "creator"
+	}
+	return ""
+}
+
+// orgAdmin is AdministerOrganizationPermission (or a full-access superuser).
+func (e *Emulator) orgAdmin(c *caller, org string) bool {
+	return e.fullAccess(c) || e.orgRole(c, org) == "admin"
+}
+
+// orgMember is OrganizationMemberPermission (or a full-access superuser):
+// any capped team role in the organization.
 func (e *Emulator) orgMember(c *caller, org string) bool {
-	if c == nil || c.user == nil {
+	return e.fullAccess(c) || e.orgRole(c, org) != ""
+}
+
+// viewTeam is ViewTeamPermission: a member of that team (with a team role
+// the scopes leave), or an organization admin.
+func (e *Emulator) viewTeam(c *caller, org, teamName string) bool {
+	if e.fullAccess(c) || e.orgAdmin(c, org) {
+		return true
+	}
+	if c == nil || c.user == nil || teamRoleCap(c) == "" {
 		return false
 	}
-	return e.fullAccess(c) || e.db.orgRole(org, c.user.username) != ""
+	t := e.db.teams[org][teamName]
+	return t != nil && t.members[c.user.username]
 }
 
 func (e *Emulator) userAdmin(c *caller) bool { return c.has("user:admin") }
@@ -150,6 +184,8 @@ func capRepoRole(c *caller, role string) string {
 
 // effectiveRepoRole is a user's (or robot's) uncapped role on a repository:
 // namespace owner, org admin team, direct permission, team permissions.
+// Public visibility is not a role (ReadRepositoryPermission ignores it;
+// callers that allow public reads check it themselves).
 func (s *store) effectiveRepoRole(user, ns, name string) string {
 	if user == ns {
 		return "admin"
@@ -166,27 +202,16 @@ func (s *store) effectiveRepoRole(user, ns, name string) string {
 	for _, t := range s.teamsOf(ns, user) {
 		role = maxRole(repoRoles, role, repo.teamPerms[t.name])
 	}
-	if repo.public {
-		role = maxRole(repoRoles, role, "read")
-	}
 	return role
 }
 
-// canCreateRepo is CreateRepositoryPermission(ns), capped by repo:create or
-// org:admin (reference §1.3).
+// canCreateRepo is CreateRepositoryPermission(ns): a capped organization
+// role of creator or admin (repo:create or org:admin), or a full-access
+// superuser.
 func (e *Emulator) canCreateRepo(c *caller, ns string) bool {
-	if c == nil || c.user == nil {
-		return false
-	}
 	if e.fullAccess(c) {
 		return true
 	}
-	if !(c.has("repo:create") || c.has("org:admin")) {
-		return false
-	}
-	if ns == c.user.username {
-		return true
-	}
-	role := e.db.orgRole(ns, c.user.username)
+	role := e.orgRole(c, ns)
 	return role == "creator" || role == "admin"
 }

@@ -98,8 +98,8 @@ func (e *Emulator) csrfExempt(r *http.Request, nickname string) bool {
 // one, written to the file only; the old one stops working at once.
 func (e *Emulator) renewBootstrapToken(w http.ResponseWriter, r *http.Request, c *caller) {
 	secret := ""
-	if parts := strings.SplitN(r.Header.Get("Authorization"), " ", 2); len(parts) == 2 {
-		secret = parts[1]
+	if parts := strings.SplitN(r.Header.Get("Authorization"), " ", 2); len(parts) == 2 && strings.EqualFold(parts[0], "bearer") {
+		secret = strings.TrimSpace(parts[1])
 	}
 	var t *oauthToken
 	if len(secret) > 20 {
@@ -112,7 +112,13 @@ func (e *Emulator) renewBootstrapToken(w http.ResponseWriter, r *http.Request, c
 		e.apiException(w, r, http.StatusUnauthorized, "invalid_token", "Requires valid bootstrap bearer token", nil)
 		return
 	case !t.bootstrap:
-		e.unauthorized(w, r, c)
+		// A valid (non-expired) OAuth token that is not the bootstrap
+		// token is Unauthorized (403); anything else is the 401.
+		if c != nil && c.token != nil {
+			e.unauthorized(w, r, c)
+			return
+		}
+		e.apiException(w, r, http.StatusUnauthorized, "invalid_token", "Requires valid bootstrap bearer token", nil)
 		return
 	case !t.expiresAt.After(e.now()) && !isLoopback(r):
 		e.apiException(w, r, http.StatusUnauthorized, "invalid_token", "Requires valid bootstrap bearer token", nil)

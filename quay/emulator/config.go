@@ -21,6 +21,7 @@ type Config struct {
 	FeatureSuperusersFullAccess bool     `yaml:"FEATURE_SUPERUSERS_FULL_ACCESS"`
 	FeatureUserInitialize       bool     `yaml:"FEATURE_USER_INITIALIZE"`
 	FeatureMailing              *bool    `yaml:"FEATURE_MAILING"`
+	FeatureRequireTeamInvite    *bool    `yaml:"FEATURE_REQUIRE_TEAM_INVITE"`
 
 	FeatureProgrammaticBootstrap bool   `yaml:"FEATURE_PROGRAMMATIC_BOOTSTRAP"`
 	BootstrapTokenOwner          string `yaml:"BOOTSTRAP_TOKEN_OWNER"`
@@ -102,7 +103,8 @@ func LoadConfig(path string) (Config, error) {
 func (c Config) superUsersEnabled() bool { return c.FeatureSuperUsers == nil || *c.FeatureSuperUsers }
 func (c Config) mailing() bool           { return c.FeatureMailing == nil || *c.FeatureMailing }
 func (c Config) databaseAuth() bool {
-	return c.AuthenticationType == "" || strings.EqualFold(c.AuthenticationType, "Database")
+	// user_initialize compares AUTHENTICATION_TYPE with "Database" exactly.
+	return c.AuthenticationType == "" || c.AuthenticationType == "Database"
 }
 func (c Config) scheme() string {
 	if c.PreferredURLScheme == "" {

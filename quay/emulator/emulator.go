@@ -109,27 +109,33 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, c *caller)
 // what faults and call counters refer to.
 func (e *Emulator) handle(pattern, nickname string, kind routeKind, h handlerFunc) {
 	e.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		e.calls.add(nickname)
-		if e.faults.apply(w, r, nickname) {
-			return
-		}
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		if kind == webRoute {
-			h(w, r, nil)
-			return
-		}
-		c, ssoErr := e.authenticate(r)
-		if ssoErr != "" {
-			abort(w, http.StatusUnauthorized, ssoErr)
-			return
-		}
-		if c == nil && r.Method != http.MethodGet && r.Method != http.MethodHead && !e.csrfExempt(r, nickname) {
-			abort(w, http.StatusForbidden, "CSRF token was invalid or missing.")
-			return
-		}
-		h(w, r, c)
+		e.serve(w, r, nickname, kind, h)
 	})
+}
+
+// serve runs one request of a route: counters, faults, then Quay's own
+// handling under the global lock.
+func (e *Emulator) serve(w http.ResponseWriter, r *http.Request, nickname string, kind routeKind, h handlerFunc) {
+	e.calls.add(nickname)
+	if e.faults.apply(w, r, nickname) {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if kind == webRoute {
+		h(w, r, nil)
+		return
+	}
+	c, ssoErr := e.authenticate(r)
+	if ssoErr != "" {
+		abort(w, http.StatusUnauthorized, ssoErr)
+		return
+	}
+	if c == nil && r.Method != http.MethodGet && r.Method != http.MethodHead && !e.csrfExempt(r, nickname) {
+		abort(w, http.StatusForbidden, "CSRF token was invalid or missing.")
+		return
+	}
+	h(w, r, c)
 }
 
 // redirectSlash answers the slash-less form of a resource declared with a

@@ -1,37 +1,49 @@
 package emulator
 
 import (
-	"encoding/json"
 	"net/http"
 )
 
-// createOrganization is POST /api/v1/organization/ (reference §4): needs
-// user:admin; answers 201 with the JSON string "Created". The creator joins
-// the "owners" team, which has the admin role.
+// createOrganization is POST /api/v1/organization/ (reference §4,
+// endpoints/api/organization.py OrganizationList.post): needs user:admin
+// (checked before the body); answers 201 with the JSON string "Created".
+// The creator joins the "owners" team, which has the admin role.
 func (e *Emulator) createOrganization(w http.ResponseWriter, r *http.Request, c *caller) {
-	var body struct {
-		Name  string `json:"name"`
-		Email string `json:"email"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.Name == "" {
-		e.invalidRequest(w, r, "'name' is a required property")
-		return
-	}
-	if !e.userAdmin(c) {
+	if c == nil || !e.userAdmin(c) {
 		e.unauthorized(w, r, c)
 		return
 	}
-	if _, exists := e.db.accounts[body.Name]; exists {
+	body, ok := e.jsonRequest(w, r, newOrgSchema)
+	if !ok {
+		return
+	}
+	name := body["name"].(string)
+	if existing := e.db.accounts[name]; existing != nil {
 		e.invalidRequest(w, r, "A user or organization with this name already exists")
 		return
 	}
-	if !validName(body.Name) {
-		e.invalidRequest(w, r, "Invalid namespace "+body.Name+": Namespace must match expression ^([a-z0-9]+(?:[._-][a-z0-9]+)*)$ and be between 2 and 255 characters in length")
+	email, _ := body["contact_email"].(string)
+	if email == "" {
+		email, _ = body["email"].(string)
+	}
+	if email != "" && !validEmail(email) {
+		e.invalidRequest(w, r, "Invalid email address")
 		return
 	}
-	e.createOrg(body.Name, body.Email, c.user.username)
+	if issue := usernameIssue(name); issue != "" {
+		e.invalidRequest(w, r, "Invalid namespace "+name+": "+issue)
+		return
+	}
+	e.createOrg(name, email, c.user.username)
 	writeJSON(w, http.StatusCreated, "Created")
 }
+
+var newOrgSchema = objectSchema{required: []string{"name"}, props: []prop{
+	{name: "name", types: []string{"string"}},
+	{name: "email", types: []string{"string"}},
+	{name: "contact_email", types: []string{"string"}},
+	{name: "recaptcha_response", types: []string{"string"}},
+}}
 
 func (e *Emulator) createOrg(name, email, owner string) {
 	org := e.db.addUser(name, email, "", e.now())

@@ -1,7 +1,6 @@
 package emulator
 
 import (
-	"encoding/json"
 	"net/http"
 )
 
@@ -46,49 +45,73 @@ func (e *Emulator) listPrototypes(w http.ResponseWriter, r *http.Request, c *cal
 	writeJSON(w, http.StatusOK, map[string]any{"prototypes": list})
 }
 
+var newPrototypeSchema = objectSchema{required: []string{"role", "delegate"}, props: []prop{
+	{name: "role", types: []string{"string"}, enum: []any{"read", "write", "admin"}},
+	{name: "activating_user", types: []string{"object"}, object: &objectSchema{required: []string{"name"}, props: []prop{
+		{name: "name", types: []string{"string"}},
+	}}},
+	{name: "delegate", types: []string{"object"}, object: &objectSchema{required: []string{"name", "kind"}, props: []prop{
+		{name: "name", types: []string{"string"}},
+		{name: "kind", types: []string{"string"}, enum: []any{"user", "team"}},
+	}}},
+}}
+
+// createPrototype is POST …/prototypes (endpoints/api/prototype.py): the
+// body first, then org admin, the organization (404), then the lookups in
+// Quay's order: a missing delegate team raises before the activating user
+// and delegate checks.
 func (e *Emulator) createPrototype(w http.ResponseWriter, r *http.Request, c *caller) {
-	var body struct {
-		Role     string `json:"role"`
-		Delegate *struct {
-			Name string `json:"name"`
-			Kind string `json:"kind"`
-		} `json:"delegate"`
-		ActivatingUser *struct {
-			Name string `json:"name"`
-		} `json:"activating_user"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || !contains([]string{"read", "write", "admin"}, body.Role) || body.Delegate == nil {
-		e.invalidRequest(w, r, "'role' and 'delegate' are required properties")
+	body, ok := e.jsonRequest(w, r, newPrototypeSchema)
+	if !ok {
 		return
 	}
 	org := pathValue(r, "orgname")
 	if !e.orgAdminOr404(w, r, c, org) {
 		return
 	}
-	p := &prototype{id: newUUID(), org: org, role: body.Role}
-	if body.ActivatingUser != nil && body.ActivatingUser.Name != "" {
-		if a := e.db.accounts[body.ActivatingUser.Name]; a == nil || a.org {
-			e.invalidRequest(w, r, "Unknown activating user")
-			return
-		}
-		p.activatingUser = body.ActivatingUser.Name
+	activatingName := ""
+	if au, ok := body["activating_user"].(map[string]any); ok {
+		activatingName, _ = au["name"].(string)
 	}
-	switch body.Delegate.Kind {
-	case "user":
-		if a := e.db.accounts[body.Delegate.Name]; a == nil || a.org {
-			e.invalidRequest(w, r, "Missing delegate user or team")
+	delegate := body["delegate"].(map[string]any)
+	delegateName, _ := delegate["name"].(string)
+	delegateKind, _ := delegate["kind"].(string)
+	user := func(name string) *account { // model.user.get_user: not an organization
+		if a := e.db.accounts[name]; a != nil && !a.org {
+			return a
+		}
+		return nil
+	}
+	p := &prototype{id: newUUID(), org: org, role: body["role"].(string)}
+	var activating, delegateUser *account
+	if activatingName != "" {
+		activating = user(activatingName)
+	}
+	if delegateKind == "user" && delegateName != "" {
+		delegateUser = user(delegateName)
+	}
+	if delegateKind == "team" && delegateName != "" {
+		if e.db.teams[org][delegateName] == nil {
+			// InvalidTeamException("Team does not exist: %s/%s", org, team):
+			// str() of a three-argument exception is the tuple.
+			dataModelError(w, "('Team does not exist: %s/%s', "+pyStr(org)+", "+pyStr(delegateName)+")")
 			return
 		}
-		p.delegateUser = body.Delegate.Name
-	case "team":
-		if e.db.teams[org][body.Delegate.Name] == nil {
-			e.invalidRequest(w, r, "Missing delegate user or team")
-			return
-		}
-		p.delegateTeam = body.Delegate.Name
-	default:
+		p.delegateTeam = delegateName
+	}
+	if activatingName != "" && activating == nil {
+		e.invalidRequest(w, r, "Unknown activating user")
+		return
+	}
+	if delegateUser == nil && p.delegateTeam == "" {
 		e.invalidRequest(w, r, "Missing delegate user or team")
 		return
+	}
+	if activating != nil {
+		p.activatingUser = activating.username
+	}
+	if delegateUser != nil {
+		p.delegateUser = delegateUser.username
 	}
 	e.db.prototypes[org] = append(e.db.prototypes[org], p)
 	writeJSON(w, http.StatusOK, e.prototypeView(p))
@@ -104,10 +127,11 @@ func (e *Emulator) findPrototype(org, id string) *prototype {
 }
 
 func (e *Emulator) updatePrototype(w http.ResponseWriter, r *http.Request, c *caller) {
-	role, ok := e.decodeRepoRole(w, r)
+	body, ok := e.jsonRequest(w, r, rolePermissionSchema)
 	if !ok {
 		return
 	}
+	role := body["role"].(string)
 	org := pathValue(r, "orgname")
 	if !e.orgAdminOr404(w, r, c, org) {
 		return

@@ -1,86 +1,186 @@
 package emulator
 
 import (
-	"encoding/json"
 	"net/http"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
 )
 
-// Repositories and their permissions (reference §5.5). Nested repository
-// names (ns/a/b) are not emulated.
+// Repositories and their permissions (reference §5.5). The repository path
+// may be nested (FEATURE_EXTENDED_REPOSITORY_NAMES, on by default):
+// /api/v1/repository/<ns>/<a/b>/permissions/user/<username>.
 
-var repoNameRule = regexp.MustCompile(`^[a-z0-9][._a-z0-9-]{0,254}$`)
+// repoNameRule is util/names.py REPOSITORY_NAME_EXTENDED_REGEX.
+var repoNameRule = regexp.MustCompile(`^[a-z0-9][.a-z0-9_-]*(?:/[a-z0-9][.a-z0-9_-]*)*$`)
+
+func validRepoName(name string) bool { return len(name) <= 255 && repoNameRule.MatchString(name) }
 
 func (e *Emulator) repositoryRoutes() {
 	e.handle("POST /api/v1/repository", "createRepo", apiRoute, e.createRepo)
 	e.handle("GET /api/v1/repository", "listRepos", apiRoute, e.listRepos)
-	e.handle("GET /api/v1/repository/{ns}/{repo}", "getRepo", apiRoute, e.getRepo)
-	e.handle("GET /api/v1/repository/{ns}/{repo}/permissions/user/{$}", "listRepoUserPermissions", apiRoute, e.listUserPermissions)
-	e.handle("GET /api/v1/repository/{ns}/{repo}/permissions/user/{username}", "getUserPermissions", apiRoute, e.getUserPermission)
-	e.handle("PUT /api/v1/repository/{ns}/{repo}/permissions/user/{username}", "changeUserPermissions", apiRoute, e.changeUserPermission)
-	e.handle("DELETE /api/v1/repository/{ns}/{repo}/permissions/user/{username}", "deleteUserPermissions", apiRoute, e.deleteUserPermission)
-	e.handle("PUT /api/v1/repository/{ns}/{repo}/permissions/team/{teamname}", "changeTeamPermissions", apiRoute, e.changeTeamPermission)
-	e.handle("DELETE /api/v1/repository/{ns}/{repo}/permissions/team/{teamname}", "deleteTeamPermissions", apiRoute, e.deleteTeamPermission)
+	for _, method := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
+		e.mux.HandleFunc(method+" /api/v1/repository/{path...}", func(w http.ResponseWriter, r *http.Request) {
+			nickname, h := e.repositoryRoute(r)
+			if h == nil {
+				w.Header().Set("Allow", "GET, HEAD, OPTIONS")
+				http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+				return
+			}
+			e.serve(w, r, nickname, apiRoute, h)
+		})
+	}
 }
 
-func (e *Emulator) createRepo(w http.ResponseWriter, r *http.Request, c *caller) {
-	var body struct {
-		Repository  string `json:"repository"`
-		Visibility  string `json:"visibility"`
-		Description string `json:"description"`
-		Namespace   string `json:"namespace"`
+// repositoryRoute resolves a /api/v1/repository/<repository>/… path the
+// way Werkzeug's apirepopath rules do (the repository part backtracks to
+// leave the suffix), setting the ns, repo, username and teamname path
+// values. A nil handler means no emulated route.
+func (e *Emulator) repositoryRoute(r *http.Request) (string, handlerFunc) {
+	path := r.PathValue("path")
+	repository, nickname, h := path, "", handlerFunc(nil)
+	switch {
+	case strings.HasSuffix(path, "/permissions/user/") && r.Method == http.MethodGet:
+		repository, nickname, h = strings.TrimSuffix(path, "/permissions/user/"), "listRepoUserPermissions", e.listUserPermissions
+	case strings.Contains(path, "/permissions/user/"):
+		i := strings.LastIndex(path, "/permissions/user/")
+		user := path[i+len("/permissions/user/"):]
+		if user == "" || strings.Contains(user, "/") {
+			return "", nil
+		}
+		r.SetPathValue("username", user)
+		repository = path[:i]
+		switch r.Method {
+		case http.MethodGet:
+			nickname, h = "getUserPermissions", e.getUserPermission
+		case http.MethodPut:
+			nickname, h = "changeUserPermissions", e.changeUserPermission
+		case http.MethodDelete:
+			nickname, h = "deleteUserPermissions", e.deleteUserPermission
+		}
+	case strings.Contains(path, "/permissions/team/"):
+		i := strings.LastIndex(path, "/permissions/team/")
+		teamName := path[i+len("/permissions/team/"):]
+		if teamName == "" || strings.Contains(teamName, "/") {
+			return "", nil
+		}
+		r.SetPathValue("teamname", teamName)
+		repository = path[:i]
+		switch r.Method {
+		case http.MethodPut:
+			nickname, h = "changeTeamPermissions", e.changeTeamPermission
+		case http.MethodDelete:
+			nickname, h = "deleteTeamPermissions", e.deleteTeamPermission
+		}
+	case r.Method == http.MethodGet:
+		nickname, h = "getRepo", e.getRepo
 	}
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.Repository == "" || (body.Visibility != "public" && body.Visibility != "private") {
-		e.invalidRequest(w, r, "'repository', 'visibility' and 'description' are required; visibility is public or private")
+	ns, name, ok := strings.Cut(repository, "/")
+	if !ok || ns == "" || name == "" {
+		return "", nil
+	}
+	r.SetPathValue("ns", ns)
+	r.SetPathValue("repo", name)
+	return nickname, h
+}
+
+var newRepoSchema = objectSchema{required: []string{"repository", "visibility", "description"}, props: []prop{
+	{name: "repository", types: []string{"string"}},
+	{name: "visibility", types: []string{"string"}, enum: []any{"public", "private"}},
+	{name: "namespace", types: []string{"string"}},
+	{name: "description", types: []string{"string"}},
+	{name: "repo_kind", types: []string{"string", "null"}, enum: []any{"image", nil}},
+}}
+
+// createRepo is POST /api/v1/repository (endpoints/api/repository.py
+// RepositoryList.post): the body first, then CreateRepositoryPermission on
+// the namespace (the caller's own when absent), then existence and name.
+func (e *Emulator) createRepo(w http.ResponseWriter, r *http.Request, c *caller) {
+	body, ok := e.jsonRequest(w, r, newRepoSchema)
+	if !ok {
 		return
 	}
 	if c == nil {
-		e.unauthorized(w, r, c)
+		e.invalidRequest(w, r, "Must provide a namespace or must be logged in.")
 		return
 	}
-	ns := body.Namespace
-	if ns == "" {
-		ns = c.user.username
+	ns := c.user.username
+	if v, present := body["namespace"]; present {
+		ns = v.(string)
 	}
 	if !e.canCreateRepo(c, ns) {
 		e.unauthorized(w, r, c)
 		return
 	}
-	if !repoNameRule.MatchString(body.Repository) {
-		e.invalidRequest(w, r, "Invalid repository name")
-		return
-	}
-	if _, exists := e.db.repos[ns+"/"+body.Repository]; exists {
+	name := body["repository"].(string)
+	if _, exists := e.db.repos[ns+"/"+name]; exists {
 		e.invalidRequest(w, r, "Repository already exists")
 		return
 	}
-	e.db.createRepo(ns, body.Repository, body.Visibility == "public", body.Description, c.user.username, e.now())
-	writeJSON(w, http.StatusCreated, map[string]any{"namespace": ns, "name": body.Repository, "kind": "image"})
+	if !validRepoName(name) {
+		e.invalidRequest(w, r, "Invalid repository name")
+		return
+	}
+	if e.db.accounts[ns] == nil {
+		// unverified: create_repository's User.get raises DoesNotExist.
+		internalError(w)
+		return
+	}
+	e.db.createRepo(ns, name, body["visibility"] == "public", body["description"].(string), c.user.username, e.now())
+	writeJSON(w, http.StatusCreated, map[string]any{"namespace": ns, "name": name, "kind": "image"})
 }
 
-// createRepo also grants the creator admin, as Quay does for a creator who
-// is not an org admin.
+// createRepo is data/model/repository.py create_repository: a creating
+// user (not an organization) always gets an explicit admin permission, and
+// the organization's default permissions apply when the creator is not the
+// namespace itself.
 func (s *store) createRepo(ns, name string, public bool, description, creator string, now time.Time) *repository {
 	repo := &repository{namespace: ns, name: name, public: public, description: description, created: now, userPerms: map[string]string{}, teamPerms: map[string]string{}}
-	if creator != "" && creator != ns && s.orgRole(ns, creator) != "admin" {
-		repo.userPerms[creator] = "admin"
-	}
-	// Default permissions (prototypes) of the organization apply.
-	for _, p := range s.prototypes[ns] {
-		if p.activatingUser != "" && p.activatingUser != creator {
-			continue
-		}
-		if p.delegateUser != "" {
-			repo.userPerms[p.delegateUser] = maxRole(repoRoles, repo.userPerms[p.delegateUser], p.role)
-		}
-		if p.delegateTeam != "" {
-			repo.teamPerms[p.delegateTeam] = maxRole(repoRoles, repo.teamPerms[p.delegateTeam], p.role)
-		}
-	}
 	s.repos[ns+"/"+name] = repo
+	if a := s.accounts[creator]; a == nil || a.org {
+		return repo
+	}
+	repo.userPerms[creator] = "admin"
+	if creator != ns {
+		s.applyDefaultPermissions(repo, creator)
+	}
 	return repo
+}
+
+// applyDefaultPermissions is apply_default_permissions: the organization's
+// prototypes for this creator or for anyone; a creator-specific prototype
+// pre-empts a general one for the same delegate, otherwise the later one
+// wins. A prototype naming the creator is skipped (they are admin anyway).
+func (s *store) applyDefaultPermissions(repo *repository, creator string) {
+	apply := func(team bool) map[string]string {
+		final := map[string]string{}
+		for _, p := range s.prototypes[repo.namespace] {
+			if p.activatingUser != "" && p.activatingUser != creator {
+				continue
+			}
+			name := p.delegateUser
+			if team {
+				name = p.delegateTeam
+			}
+			if name == "" {
+				continue
+			}
+			if _, seen := final[name]; seen && p.activatingUser == "" {
+				continue
+			}
+			final[name] = p.role
+		}
+		return final
+	}
+	for t, role := range apply(true) {
+		repo.teamPerms[t] = role
+	}
+	for u, role := range apply(false) {
+		if u != creator {
+			repo.userPerms[u] = role
+		}
+	}
 }
 
 func repoView(repo *repository) map[string]any {
@@ -153,25 +253,34 @@ func (e *Emulator) permissionView(ns, username, role string) map[string]any {
 	return v
 }
 
+var rolePermissionSchema = objectSchema{required: []string{"role"}, props: []prop{
+	{name: "role", types: []string{"string"}, enum: []any{"read", "write", "admin"}},
+}}
+
+// changeUserPermission is PUT …/permissions/user/{username}: repository
+// admin first, then the body, then set_user_repo_permission's checks (an
+// upsert). Any account but a robot of another namespace can be granted,
+// organizations included.
 func (e *Emulator) changeUserPermission(w http.ResponseWriter, r *http.Request, c *caller) {
-	role, ok := e.decodeRepoRole(w, r)
+	ns, name, ok := e.repoAdmin(w, r, c)
 	if !ok {
 		return
 	}
-	ns, name, admin := e.repoAdmin(w, r, c)
-	if !admin {
+	body, ok := e.jsonRequest(w, r, rolePermissionSchema)
+	if !ok {
 		return
 	}
+	role := body["role"].(string)
 	username := pathValue(r, "username")
 	a := e.db.accounts[username]
 	switch {
 	case username == ns:
 		e.invalidRequest(w, r, "Namespace owner must always be admin.")
 		return
-	case a == nil || a.org:
+	case a == nil:
 		e.invalidRequest(w, r, "Invalid username: "+username)
 		return
-	case a.robot && !hasPrefix(username, ns+"+"):
+	case a.robot && !strings.HasPrefix(username, ns+"+"):
 		e.invalidRequest(w, r, "Cannot add robot "+username+" under namespace "+ns)
 		return
 	}
@@ -198,19 +307,17 @@ func (e *Emulator) getUserPermission(w http.ResponseWriter, r *http.Request, c *
 	writeJSON(w, http.StatusOK, e.permissionView(ns, username, repo.userPerms[username]))
 }
 
+// listUserPermissions: a missing repository simply has none.
 func (e *Emulator) listUserPermissions(w http.ResponseWriter, r *http.Request, c *caller) {
 	ns, name, ok := e.repoAdmin(w, r, c)
 	if !ok {
 		return
 	}
-	repo := e.db.repos[ns+"/"+name]
-	if repo == nil {
-		e.notFound(w, r)
-		return
-	}
 	perms := map[string]any{}
-	for u, role := range repo.userPerms {
-		perms[u] = e.permissionView(ns, u, role)
+	if repo := e.db.repos[ns+"/"+name]; repo != nil {
+		for u, role := range repo.userPerms {
+			perms[u] = e.permissionView(ns, u, role)
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"permissions": perms})
 }
@@ -220,8 +327,12 @@ func (e *Emulator) deleteUserPermission(w http.ResponseWriter, r *http.Request, 
 	if !ok {
 		return
 	}
-	repo := e.db.repos[ns+"/"+name]
 	username := pathValue(r, "username")
+	if username == ns {
+		e.invalidRequest(w, r, "Namespace owner must always be admin.")
+		return
+	}
+	repo := e.db.repos[ns+"/"+name]
 	if repo == nil || repo.userPerms[username] == "" {
 		e.invalidRequest(w, r, "User does not have permission for repo.")
 		return
@@ -231,17 +342,18 @@ func (e *Emulator) deleteUserPermission(w http.ResponseWriter, r *http.Request, 
 }
 
 func (e *Emulator) changeTeamPermission(w http.ResponseWriter, r *http.Request, c *caller) {
-	role, ok := e.decodeRepoRole(w, r)
+	ns, name, ok := e.repoAdmin(w, r, c)
 	if !ok {
 		return
 	}
-	ns, name, admin := e.repoAdmin(w, r, c)
-	if !admin {
+	body, ok := e.jsonRequest(w, r, rolePermissionSchema)
+	if !ok {
 		return
 	}
+	role := body["role"].(string)
 	teamName := pathValue(r, "teamname")
 	if e.db.teams[ns][teamName] == nil {
-		e.invalidRequest(w, r, "Invalid team: "+teamName)
+		e.invalidRequest(w, r, "No team "+teamName+" in organization "+ns)
 		return
 	}
 	repo := e.db.repos[ns+"/"+name]
@@ -268,19 +380,6 @@ func (e *Emulator) deleteTeamPermission(w http.ResponseWriter, r *http.Request, 
 	noContent(w)
 }
 
-// decodeRepoRole reads {"role": "read"|"write"|"admin"} (the schema runs
-// before the handler in Quay, so a bad body is a 400 even without rights).
-func (e *Emulator) decodeRepoRole(w http.ResponseWriter, r *http.Request) (string, bool) {
-	var body struct {
-		Role string `json:"role"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || !contains(repoRoles[1:], body.Role) {
-		e.invalidRequest(w, r, "'role' must be one of read, write, admin")
-		return "", false
-	}
-	return body.Role, true
-}
-
 func sortedRepos(repos map[string]*repository) []*repository {
 	out := make([]*repository, 0, len(repos))
 	for _, r := range repos {
@@ -290,4 +389,3 @@ func sortedRepos(repos map[string]*repository) []*repository {
 	return out
 }
 
-func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }

@@ -1,7 +1,6 @@
 package emulator
 
 import (
-	"encoding/json"
 	"net/http"
 	"sort"
 	"strconv"
@@ -27,27 +26,54 @@ func (e *Emulator) robotRoutes() {
 	}
 }
 
-// robotNamespace resolves the namespace of a robot route and checks the
-// caller may administer it.
-func (e *Emulator) robotNamespace(w http.ResponseWriter, r *http.Request, c *caller, listing bool) (string, bool) {
-	org := pathValue(r, "orgname")
-	if org == "" { // /api/v1/user/robots
-		if !e.userAdmin(c) {
-			e.unauthorized(w, r, c)
-			return "", false
-		}
-		return c.user.username, true
+// truthyBool is util/parsing.py truthy_bool for a query parameter that is
+// present: everything but false, False, FALSE, 0, null and "" is true.
+func truthyBool(r *http.Request, name string, def bool) bool {
+	q := r.URL.Query()
+	if !q.Has(name) {
+		return def
 	}
-	allowed := e.orgAdmin(c, org) || (listing && e.orgMember(c, org))
-	if !allowed {
+	switch q.Get(name) {
+	case "false", "False", "FALSE", "0", "", "null":
+		return false
+	}
+	return true
+}
+
+// userRobotNamespace is require_user_admin for /api/v1/user/robots: the
+// caller's own namespace.
+func (e *Emulator) userRobotNamespace(w http.ResponseWriter, r *http.Request, c *caller) (string, bool) {
+	if c == nil || !e.userAdmin(c) {
 		e.unauthorized(w, r, c)
 		return "", false
 	}
-	if !e.isOrg(org) {
-		e.notFound(w, r)
+	return c.user.username, true
+}
+
+// robotAdminNamespace resolves the namespace of a robot route that needs
+// AdministerOrganizationPermission (organization routes) or user:admin
+// (user routes).
+func (e *Emulator) robotAdminNamespace(w http.ResponseWriter, r *http.Request, c *caller) (string, bool) {
+	org := pathValue(r, "orgname")
+	if org == "" {
+		return e.userRobotNamespace(w, r, c)
+	}
+	if !e.orgAdmin(c, org) {
+		e.unauthorized(w, r, c)
 		return "", false
 	}
 	return org, true
+}
+
+// robotParent is model.organization.get_organization for the organization
+// routes that load the parent (get, create, regenerate): a namespace that
+// is not an organization is a data-model error, 400.
+func (e *Emulator) robotParent(w http.ResponseWriter, r *http.Request, ns string) bool {
+	if pathValue(r, "orgname") != "" && !e.isOrg(ns) {
+		dataModelError(w, "Organization does not exist: "+ns)
+		return false
+	}
+	return true
 }
 
 func (e *Emulator) robotDict(a *account, withToken, withMetadata bool) map[string]any {
@@ -69,66 +95,141 @@ func (e *Emulator) robotDict(a *account, withToken, withMetadata bool) map[strin
 	return d
 }
 
+// listRobots is getOrgRobots / getUserRobots. Organization members may
+// list; only admins (or full-access superusers) get tokens and
+// permissions. Quay orders by last_accessed descending (never-used robots
+// first, as PostgreSQL sorts NULLs; unverified for other databases), and
+// its limit applies to the rows of the robot × repository × team join when
+// permissions are included, so it can cut a robot's lists short.
 func (e *Emulator) listRobots(w http.ResponseWriter, r *http.Request, c *caller) {
-	ns, ok := e.robotNamespace(w, r, c, true)
-	if !ok {
-		return
+	ns := pathValue(r, "orgname")
+	admin := true
+	if ns == "" {
+		var ok bool
+		if ns, ok = e.userRobotNamespace(w, r, c); !ok {
+			return
+		}
+	} else {
+		if !e.orgMember(c, ns) {
+			e.unauthorized(w, r, c)
+			return
+		}
+		admin = e.orgAdmin(c, ns)
 	}
-	q := r.URL.Query()
-	withPerms := strings.EqualFold(q.Get("permissions"), "true")
-	withToken := q.Get("token") == "" || strings.EqualFold(q.Get("token"), "true")
-	if pathValue(r, "orgname") != "" && !e.orgAdmin(c, ns) {
-		withToken = false // members may list, only admins see tokens
+	withToken := admin && truthyBool(r, "token", true)
+	withPerms := admin && truthyBool(r, "permissions", false)
+	limit := -1
+	if q := r.URL.Query(); q.Has("limit") {
+		if n, err := strconv.Atoi(q.Get("limit")); err == nil && n >= 0 {
+			limit = n
+		}
 	}
+
 	var robots []*account
 	for name, a := range e.db.accounts {
 		if a.robot && strings.HasPrefix(name, ns+"+") {
 			robots = append(robots, a)
 		}
 	}
-	sort.Slice(robots, func(i, j int) bool { return robots[i].username < robots[j].username })
-	if limit, err := strconv.Atoi(q.Get("limit")); err == nil && limit > 0 && limit < len(robots) {
-		robots = robots[:limit]
-	}
+	sort.Slice(robots, func(i, j int) bool {
+		a, b := robots[i], robots[j]
+		if a.lastAccessed.IsZero() != b.lastAccessed.IsZero() {
+			return a.lastAccessed.IsZero()
+		}
+		if !a.lastAccessed.Equal(b.lastAccessed) {
+			return a.lastAccessed.After(b.lastAccessed)
+		}
+		return a.id < b.id
+	})
+
 	list := []map[string]any{}
+	rows := 0
 	for _, a := range robots {
-		d := e.robotDict(a, withToken, false)
-		if withPerms {
-			teams := []map[string]any{}
-			for _, t := range e.db.teamsOf(ns, a.username) {
-				teams = append(teams, map[string]any{"name": t.name, "avatar": avatar(t.name, "team")})
+		if limit >= 0 && rows >= limit {
+			break
+		}
+		if !withPerms {
+			rows++
+			list = append(list, e.robotDict(a, withToken, false))
+			continue
+		}
+		var repoNames, teamNames []string
+		for _, repo := range sortedRepos(e.db.repos) {
+			if repo.userPerms[a.username] != "" {
+				repoNames = append(repoNames, repo.name)
 			}
-			repos := []string{}
-			for _, repo := range sortedRepos(e.db.repos) {
-				if repo.namespace == ns && repo.userPerms[a.username] != "" {
-					repos = append(repos, repo.name)
+		}
+		for _, orgTeams := range e.db.sortedTeams() {
+			if orgTeams.members[a.username] {
+				teamNames = append(teamNames, orgTeams.name)
+			}
+		}
+		repos, teams := []string{}, []map[string]any{}
+		seenTeams := map[string]bool{}
+		for _, repoName := range orNil(repoNames) {
+			for _, teamName := range orNil(teamNames) {
+				if limit >= 0 && rows >= limit {
+					break
+				}
+				rows++
+				if repoName != "" && !contains(repos, repoName) {
+					repos = append(repos, repoName)
+				}
+				if teamName != "" && !seenTeams[teamName] {
+					seenTeams[teamName] = true
+					teams = append(teams, map[string]any{"name": teamName, "avatar": avatar(teamName, "team")})
 				}
 			}
-			d["teams"], d["repositories"] = teams, repos
 		}
+		d := e.robotDict(a, withToken, false)
+		d["teams"], d["repositories"] = teams, repos
 		list = append(list, d)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"robots": list})
 }
 
+// orNil is a LEFT OUTER JOIN's view of a list: one null row when empty.
+func orNil(list []string) []string {
+	if len(list) == 0 {
+		return []string{""}
+	}
+	return list
+}
+
+var createRobotSchema = objectSchema{props: []prop{
+	{name: "description", types: []string{"string"}, maxLength: 255},
+	{name: "unstructured_metadata", types: []string{"object"}},
+}}
+
+// robotMaxSize is ROBOT_MAX_SIZE: a larger JSON body is an InvalidRequest
+// without a message.
+const robotMaxSize = 1024 * 1024
+
+// createRobot is createOrgRobot / createUserRobot: 201. Organization routes
+// check the body before the permission, user routes after user:admin.
 func (e *Emulator) createRobot(w http.ResponseWriter, r *http.Request, c *caller) {
-	ns, ok := e.robotNamespace(w, r, c, false)
-	if !ok {
-		return
-	}
-	short := pathValue(r, "robot_shortname")
-	var body struct {
-		Description          *string        `json:"description"`
-		UnstructuredMetadata map[string]any `json:"unstructured_metadata"`
-	}
-	if r.ContentLength != 0 {
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-			e.invalidRequest(w, r, "Invalid JSON")
+	org := pathValue(r, "orgname")
+	if org == "" {
+		if _, ok := e.userRobotNamespace(w, r, c); !ok {
 			return
 		}
 	}
-	if !validName(short) {
-		e.invalidRequest(w, r, "The name for the robot '"+short+"' is invalid: Namespace must match expression ^([a-z0-9]+(?:[._-][a-z0-9]+)*)$ and be between 2 and 255 characters in length")
+	raw := readBody(r)
+	if isJSONRequest(r) && len(raw) > robotMaxSize {
+		e.apiException(w, r, http.StatusBadRequest, "invalid_request", "", nil)
+		return
+	}
+	body, ok := e.optionalJSONRequest(w, r, raw, createRobotSchema)
+	if !ok {
+		return
+	}
+	ns, ok := e.robotAdminNamespace(w, r, c)
+	if !ok || !e.robotParent(w, r, ns) {
+		return
+	}
+	short := pathValue(r, "robot_shortname")
+	if issue := usernameIssue(short); issue != "" {
+		e.invalidRequest(w, r, "The name for the robot '"+short+"' is invalid: "+issue)
 		return
 	}
 	full := ns + "+" + short
@@ -139,19 +240,13 @@ func (e *Emulator) createRobot(w http.ResponseWriter, r *http.Request, c *caller
 	a := e.db.addUser(full, "", "", e.now())
 	a.robot = true
 	a.robotToken = randomString(64, upperDigit)
-	if body.Description != nil {
-		d := *body.Description
-		if len(d) > 255 {
-			d = d[:255]
-		}
-		a.description = d
-	}
-	a.metadata = body.UnstructuredMetadata
+	a.description, _ = body["description"].(string)
+	md, _ := body["unstructured_metadata"].(map[string]any)
+	a.metadata = md
 	resp := e.robotDict(a, true, true)
-	// The create answer echoes the metadata as sent (null when absent).
-	if body.UnstructuredMetadata == nil {
-		resp["unstructured_metadata"] = nil
-	}
+	// The create answer echoes the metadata as sent (null when absent);
+	// {} is stored.
+	resp["unstructured_metadata"] = body["unstructured_metadata"]
 	writeJSON(w, http.StatusCreated, resp)
 }
 
@@ -165,8 +260,8 @@ func (e *Emulator) findRobot(w http.ResponseWriter, ns, short string) *account {
 }
 
 func (e *Emulator) getRobot(w http.ResponseWriter, r *http.Request, c *caller) {
-	ns, ok := e.robotNamespace(w, r, c, false)
-	if !ok {
+	ns, ok := e.robotAdminNamespace(w, r, c)
+	if !ok || !e.robotParent(w, r, ns) {
 		return
 	}
 	if a := e.findRobot(w, ns, pathValue(r, "robot_shortname")); a != nil {
@@ -177,7 +272,7 @@ func (e *Emulator) getRobot(w http.ResponseWriter, r *http.Request, c *caller) {
 // deleteRobot cascades like Quay's recursive delete: the robot's repository
 // permissions, team memberships and default permissions go with it.
 func (e *Emulator) deleteRobot(w http.ResponseWriter, r *http.Request, c *caller) {
-	ns, ok := e.robotNamespace(w, r, c, false)
+	ns, ok := e.robotAdminNamespace(w, r, c)
 	if !ok {
 		return
 	}
@@ -197,6 +292,7 @@ func (s *store) removeAccount(name string) {
 	for _, teams := range s.teams {
 		for _, t := range teams {
 			delete(t.members, name)
+			delete(t.invites, name)
 		}
 	}
 	for org, protos := range s.prototypes {
@@ -217,8 +313,8 @@ func (s *store) removeAccount(name string) {
 
 // regenerateRobot gives the robot a new token; the old one stops working.
 func (e *Emulator) regenerateRobot(w http.ResponseWriter, r *http.Request, c *caller) {
-	ns, ok := e.robotNamespace(w, r, c, false)
-	if !ok {
+	ns, ok := e.robotAdminNamespace(w, r, c)
+	if !ok || !e.robotParent(w, r, ns) {
 		return
 	}
 	a := e.findRobot(w, ns, pathValue(r, "robot_shortname"))
@@ -226,19 +322,29 @@ func (e *Emulator) regenerateRobot(w http.ResponseWriter, r *http.Request, c *ca
 		return
 	}
 	a.robotToken = randomString(64, upperDigit)
+	a.uuid = newUUID()
 	writeJSON(w, http.StatusOK, e.robotDict(a, true, false))
 }
 
 // robotPermissions is decorated require_user_admin in Quay, so an OAuth
-// caller needs user:admin as well (reference §5.3).
+// caller needs user:admin first (an ApiException otherwise); a caller
+// without organization admin then gets Flask's plain abort(403) (reference
+// §5.3).
 func (e *Emulator) robotPermissions(w http.ResponseWriter, r *http.Request, c *caller) {
-	ns, ok := e.robotNamespace(w, r, c, false)
+	ns, ok := e.userRobotNamespace(w, r, c)
 	if !ok {
 		return
 	}
-	if !e.userAdmin(c) {
-		abort(w, http.StatusForbidden, "Forbidden")
-		return
+	if org := pathValue(r, "orgname"); org != "" {
+		if !e.orgAdmin(c, org) {
+			// unverified: Flask-RESTful's body for werkzeug's Forbidden.
+			writeJSON(w, http.StatusForbidden, map[string]string{"message": "You don't have the permission to access the requested resource. It is either read-protected or not readable by the server."})
+			return
+		}
+		ns = org
+		if !e.robotParent(w, r, ns) {
+			return
+		}
 	}
 	a := e.findRobot(w, ns, pathValue(r, "robot_shortname"))
 	if a == nil {

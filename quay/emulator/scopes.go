@@ -1,21 +1,27 @@
 package emulator
 
-import "strings"
+import (
+	"regexp"
+	"strings"
+)
 
 // Quay's grantable scopes (auth/scopes.py, reference §1.3), in Quay's order.
 var knownScopes = []string{"repo:read", "repo:write", "repo:admin", "repo:create", "user:read", "user:admin", "org:admin", "super:user"}
 
-// parseScopes splits on spaces or commas. Any unknown scope makes the whole
-// string invalid (ok=false), as in Quay. The result is de-duplicated and
-// space-joined in input order.
+// scopeSeparator is scopes_from_scope_string's re.split(" |,"): every single
+// space or comma separates, so doubled separators yield an empty (unknown)
+// scope.
+var scopeSeparator = regexp.MustCompile(" |,")
+
+// parseScopes is auth/scopes.py scopes_from_scope_string + validate_scope_string:
+// the string is split on every single space or comma, and any unknown part
+// (an empty one included, as in "a  b" or "a, b") makes the whole string
+// invalid (ok=false). The result is de-duplicated and space-joined in input
+// order.
 func parseScopes(raw string) (string, bool) {
-	parts := strings.FieldsFunc(raw, func(r rune) bool { return r == ' ' || r == ',' })
-	if len(parts) == 0 {
-		return "", false
-	}
 	seen := map[string]bool{}
 	var out []string
-	for _, p := range parts {
+	for _, p := range scopeSeparator.Split(raw, -1) {
 		if !contains(knownScopes, p) {
 			return "", false
 		}
@@ -27,7 +33,25 @@ func parseScopes(raw string) (string, bool) {
 	return strings.Join(out, " "), true
 }
 
-// scopeSet expands implications: repo:admin ⊃ repo:write ⊃ repo:read.
+// normalizeScope is data/model/oauth.py normalize_scope: commas become
+// spaces, the string is split on any whitespace and de-duplicated in order.
+// The organization application-token API normalises before it validates, so
+// "repo:read, repo:write" is accepted there (and stored space-separated).
+func normalizeScope(raw string) string {
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range strings.Fields(strings.ReplaceAll(raw, ",", " ")) {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// scopeSet expands implications (IMPLIED_SCOPES): repo:admin ⊃ repo:write ⊃
+// repo:read. Every other scope implies only itself (user:admin does not
+// imply user:read).
 func scopeSet(scope string) map[string]bool {
 	set := map[string]bool{}
 	for _, s := range strings.Fields(scope) {

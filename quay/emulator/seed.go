@@ -66,7 +66,7 @@ func (e *Emulator) IssueToken(username, scope string, ttl time.Duration) (string
 	if u := e.db.accounts[username]; u == nil || u.org || u.robot {
 		return "", fmt.Errorf("no user %q", username)
 	}
-	normalized, ok := parseScopes(scope)
+	normalized, ok := parseScopes(normalizeScope(scope))
 	if !ok {
 		return "", fmt.Errorf("invalid scope %q", scope)
 	}

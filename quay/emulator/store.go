@@ -16,15 +16,23 @@ import (
 
 type account struct {
 	id       int
+	uuid     string // rotates when the password changes
 	username string
 	email    string
 	// passwordHash is a salted SHA-256; Quay uses bcrypt, but nothing here
 	// depends on the algorithm.
 	passwordSalt, passwordHash string
-	org                        bool
-	robot                      bool
-	enabled                    bool
-	created                    time.Time
+	// encryptedPassword stands in for Quay's AES "encrypted_password", which
+	// Basic auth accepts in place of the password.
+	encryptedPassword string
+	// invalidLoginAttempts and lastInvalidLogin drive Quay's exponential
+	// back-off on password logins (data/model/user.py verify_user).
+	invalidLoginAttempts int
+	lastInvalidLogin     time.Time
+	org                  bool
+	robot                bool
+	enabled              bool
+	created              time.Time
 
 	// Robots: Quay stores robot tokens retrievably (admins may read them).
 	robotToken   string
@@ -39,13 +47,16 @@ type account struct {
 type team struct {
 	org, name, description, role string
 	members                      map[string]bool
+	// invites are users invited to the team but not yet members
+	// (FEATURE_MAILING and FEATURE_REQUIRE_TEAM_INVITE).
+	invites map[string]bool
 }
 
 type application struct {
 	id                                  int
 	clientID, clientSecret, org         string
 	name, description, uri, redirectURI string
-	avatarEmail                         string
+	avatarEmail                         *string
 }
 
 // oauthToken is an OAuth access token. Only a hash of its secret part is kept.
@@ -106,7 +117,7 @@ func (s *store) id() int { s.nextID++; return s.nextID }
 func (s *store) hasUsers() bool { return len(s.accounts) > 0 }
 
 func (s *store) addUser(name, email, password string, now time.Time) *account {
-	a := &account{id: s.id(), username: name, email: email, enabled: true, created: now}
+	a := &account{id: s.id(), uuid: newUUID(), username: name, email: email, enabled: true, created: now}
 	if password != "" {
 		a.setPassword(password)
 	}
@@ -115,6 +126,7 @@ func (s *store) addUser(name, email, password string, now time.Time) *account {
 }
 
 func (a *account) setPassword(pw string) {
+	a.encryptedPassword = ""
 	a.passwordSalt = randomString(16, alnum)
 	sum := sha256.Sum256([]byte(a.passwordSalt + pw))
 	a.passwordHash = hex.EncodeToString(sum[:])
@@ -269,4 +281,21 @@ func rfc2822(t time.Time) any {
 		return nil
 	}
 	return t.UTC().Format("Mon, 02 Jan 2006 15:04:05") + " -0000"
+}
+
+// sortedTeams lists every team, by organization then name.
+func (s *store) sortedTeams() []*team {
+	var out []*team
+	for _, teams := range s.teams {
+		for _, t := range teams {
+			out = append(out, t)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].org != out[j].org {
+			return out[i].org < out[j].org
+		}
+		return out[i].name < out[j].name
+	})
+	return out
 }

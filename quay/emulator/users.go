@@ -1,12 +1,15 @@
 package emulator
 
 import (
-	"encoding/json"
+	"math"
 	"net"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // usernameRule is util/validation.py's rule for users, organizations, robots
@@ -15,12 +18,47 @@ var usernameRule = regexp.MustCompile(`^([a-z0-9]+(?:[._-][a-z0-9]+)*)$`)
 
 func validName(s string) bool { return len(s) >= 2 && len(s) <= 255 && usernameRule.MatchString(s) }
 
-// validPassword: at least 8 characters, no whitespace (reference §3, §6.1).
+// validatePassword is util/validation.py validate_password: more than 7
+// characters (code points) and no whitespace (Python's \s, Unicode-aware).
 func validPassword(pw string) bool {
-	return len(pw) >= 8 && !strings.ContainsAny(pw, " \t\r\n")
+	return utf8.RuneCountInString(pw) > 7 && !strings.ContainsFunc(pw, unicode.IsSpace)
 }
 
 const invalidPasswordMessage = "Invalid password, password must be at least 8 characters and contain no whitespace."
+
+// usernameIssue is util/validation.py validate_username: the expression is
+// checked first, the length (2–255) only for names that match it. It
+// returns "" for a valid name.
+func usernameIssue(name string) string {
+	if !usernameRule.MatchString(name) {
+		return "Namespace must match expression ^([a-z0-9]+(?:[._-][a-z0-9]+)*)$"
+	}
+	if len(name) < 2 || len(name) > 255 {
+		return "Namespace must be between 2 and 255 characters in length"
+	}
+	return ""
+}
+
+// validEmail is util/validation.py validate_email.
+func validEmail(addr string) bool {
+	if addr == "" || len(addr) > 254 {
+		return false
+	}
+	parts := strings.Split(addr, "@")
+	if len(parts) != 2 || parts[0] == "" || parts[1] == "" {
+		return false
+	}
+	labels := strings.Split(parts[1], ".")
+	if len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if l == "" {
+			return false
+		}
+	}
+	return true
+}
 
 // initializeScope is the fixed scope of the initialization token (reference §3).
 const initializeScope = "org:admin repo:admin repo:create repo:read repo:write super:user user:admin user:read"
@@ -28,11 +66,11 @@ const initializeScope = "org:admin repo:admin repo:create repo:read repo:write s
 // initializeTokenLifetime: data/model/oauth.py create_user_access_token default.
 const initializeTokenLifetime = 9000 * time.Second
 
-// initializeUser is POST /api/v1/user/initialize, a plain web route: no auth,
-// no CSRF (reference §3).
+// initializeUser is POST /api/v1/user/initialize (endpoints/web.py
+// user_initialize), a plain web route: no auth, no CSRF (reference §3).
 func (e *Emulator) initializeUser(w http.ResponseWriter, r *http.Request, _ *caller) {
 	if !e.cfg.FeatureUserInitialize {
-		abort(w, http.StatusNotFound, "Not Found")
+		abort(w, http.StatusNotFound, "Not Found") // route_show_if
 		return
 	}
 	if !e.cfg.databaseAuth() {
@@ -43,35 +81,56 @@ func (e *Emulator) initializeUser(w http.ResponseWriter, r *http.Request, _ *cal
 		dataModelError(w, "Cannot initialize user in a non-empty database")
 		return
 	}
-	var body map[string]any
-	_ = json.NewDecoder(r.Body).Decode(&body)
+	raw := readBody(r)
+	if !isJSONRequest(r) {
+		// unverified: Werkzeug's HTML error page for get_json() on a
+		// non-JSON request outside Flask-RESTful.
+		htmlError(w, http.StatusUnsupportedMediaType)
+		return
+	}
+	decoded, err := decodeBody(raw)
+	if err != nil {
+		htmlError(w, http.StatusBadRequest)
+		return
+	}
+	body, _ := decoded.(map[string]any)
 	username, okU := body["username"].(string)
 	password, okP := body["password"].(string)
 	if !okU || !okP {
-		// Quay indexes the JSON directly: a missing key is a KeyError, a 500.
-		w.Header().Set("Content-Type", "text/html")
-		w.WriteHeader(http.StatusInternalServerError)
-		_, _ = w.Write([]byte(nginxPage(http.StatusInternalServerError)))
+		// Quay indexes the JSON directly: a missing key (or a null body) is
+		// a KeyError/TypeError, a 500 (unverified: the exact page).
+		internalError(w)
 		return
 	}
-	email, _ := body["email"].(string)
-	switch {
-	case !validName(username):
-		dataModelError(w, "Failed to initialize user: Invalid namespace "+username+": Namespace must match expression ^([a-z0-9]+(?:[._-][a-z0-9]+)*)$ and be between 2 and 255 characters in length")
-		return
-	case !validPassword(password):
+	// model.user.create_user: the password first, then (with
+	// FEATURE_MAILING) the email, then the username.
+	emailValue, hasEmail := body["email"]
+	email, _ := emailValue.(string)
+	if !validPassword(password) {
 		dataModelError(w, "Failed to initialize user: "+invalidPasswordMessage)
 		return
-	case e.cfg.mailing() && email == "":
-		// unverified: the exact wording Quay uses for a missing email.
-		dataModelError(w, "Failed to initialize user: Missing email address")
+	}
+	if e.cfg.mailing() && !validEmail(email) {
+		shown := "None"
+		if s, ok := emailValue.(string); ok {
+			shown = s
+		} else if hasEmail && emailValue != nil {
+			shown = pyRepr(emailValue)
+		}
+		dataModelError(w, "Failed to initialize user: Invalid email address: "+shown)
+		return
+	}
+	if issue := usernameIssue(username); issue != "" {
+		dataModelError(w, "Failed to initialize user: Invalid namespace "+username+": "+issue)
 		return
 	}
 	now := e.now()
-	e.db.addUser(username, email, password, now)
-	resp := map[string]any{"username": username, "email": nilIfEmpty(email), "encrypted_password": randomString(64, alnum)}
-	if truthy(body["access_token"]) {
-		app := &application{id: e.db.id(), clientID: username, clientSecret: randomString(40, upperDigit), org: username, name: "automation"}
+	u := e.db.addUser(username, email, password, now)
+	u.encryptedPassword = randomString(64, alnum)
+	resp := map[string]any{"username": username, "email": emailValue, "encrypted_password": u.encryptedPassword}
+	if pyTruthy(body["access_token"]) {
+		app := &application{id: e.db.id(), clientID: username, clientSecret: randomString(40, upperDigit), org: username, name: "automation",
+			description: "Application token generated via /api/v1/user/initialize"}
 		e.db.apps[app.clientID] = app
 		_, secret := e.db.newToken(upperDigit, app.clientID, username, initializeScope, nil, now, now.Add(initializeTokenLifetime))
 		resp["access_token"] = secret
@@ -79,16 +138,12 @@ func (e *Emulator) initializeUser(w http.ResponseWriter, r *http.Request, _ *cal
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func truthy(v any) bool {
-	switch t := v.(type) {
-	case bool:
-		return t
-	case string:
-		return t != "" && !strings.EqualFold(t, "false")
-	case float64:
-		return t != 0
-	}
-	return false
+// htmlError is Werkzeug's default HTML error page.
+func htmlError(w http.ResponseWriter, status int) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	title := strconv.Itoa(status) + " " + http.StatusText(status)
+	_, _ = w.Write([]byte("<!doctype html>\n<html lang=en>\n<title>" + title + "</title>\n<h1>" + http.StatusText(status) + "</h1>\n"))
 }
 
 func nilIfEmpty(s string) any {
@@ -117,14 +172,12 @@ func randomHashFor(name string) string {
 	return string(out)
 }
 
-// getLoggedInUser is GET /api/v1/user/ (reference §6.1). It needs user:read.
+// getLoggedInUser is GET /api/v1/user/ (reference §6.1). Without a user, or
+// without user:read, it is InvalidToken (401) with session_required, not
+// the usual 403 (endpoints/api/user.py User.get).
 func (e *Emulator) getLoggedInUser(w http.ResponseWriter, r *http.Request, c *caller) {
-	if c == nil {
+	if c == nil || !e.userRead(c) {
 		e.apiException(w, r, http.StatusUnauthorized, "invalid_token", "Requires authentication", map[string]any{"session_required": false})
-		return
-	}
-	if !e.userRead(c) {
-		e.unauthorized(w, r, c)
 		return
 	}
 	writeJSON(w, http.StatusOK, e.userView(c))
@@ -177,16 +230,16 @@ func (e *Emulator) userView(c *caller) map[string]any {
 }
 
 // changeUserDetails is PUT /api/v1/user/ (internal, reference §6.1): needs
-// user:admin; a password change asks for no current password, and existing
-// OAuth tokens stay valid.
+// user:admin (checked before the body); a password change asks for no
+// current password, rotates the user's uuid, and leaves OAuth tokens valid.
+// With FEATURE_MAILING an email change only sends a confirmation mail.
 func (e *Emulator) changeUserDetails(w http.ResponseWriter, r *http.Request, c *caller) {
 	if !e.userAdmin(c) {
 		e.unauthorized(w, r, c)
 		return
 	}
-	var body map[string]any
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-		e.invalidRequest(w, r, "Invalid JSON")
+	body, ok := e.jsonRequest(w, r, updateUserSchema)
+	if !ok {
 		return
 	}
 	if v, ok := body["password"]; ok {
@@ -196,12 +249,27 @@ func (e *Emulator) changeUserDetails(w http.ResponseWriter, r *http.Request, c *
 			return
 		}
 		c.user.setPassword(pw)
+		c.user.uuid = newUUID()
 	}
-	if v, ok := body["email"].(string); ok {
-		c.user.email = v
+	if v, ok := body["email"].(string); ok && v != c.user.email {
+		for _, a := range e.db.accounts {
+			if !a.org && a.email == v {
+				e.invalidRequest(w, r, "E-mail address already used")
+				return
+			}
+		}
+		if !e.cfg.mailing() {
+			c.user.email = v
+		}
 	}
 	writeJSON(w, http.StatusOK, e.userView(c))
 }
+
+var updateUserSchema = objectSchema{props: []prop{
+	{name: "password", types: []string{"string"}},
+	{name: "email", types: []string{"string"}},
+	{name: "username", types: []string{"string"}},
+}}
 
 // Authorizations (internal, reference §2.5): the caller's own OAuth tokens.
 
@@ -288,4 +356,60 @@ func isLoopback(r *http.Request) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// loginThrottled is a password login refused by Quay's back-off: 429 with a
+// Retry-After (endpoints/decorated.py handle_too_many_login_attempts).
+type loginThrottled struct{ retryAfter time.Duration }
+
+// passwordLogin is verify_and_link_user(basic_auth=True) for Database auth
+// (data/users/__init__.py, data/model/user.py verify_user): the name may be
+// a username or a user's email; the "encrypted password" stands in for the
+// password; after invalid attempts the account is locked for
+// 0.5·(2^attempts − 1) seconds, even for the right password; a disabled
+// user is refused after the password check. It returns the account, or the
+// error message Quay reports, or a throttle.
+func (e *Emulator) passwordLogin(name, password string) (*account, string, *loginThrottled) {
+	const invalid = "Invalid Username or Password"
+	var u *account
+	if a := e.db.accounts[name]; a != nil {
+		u = a
+	} else if name != "" {
+		for _, a := range e.db.accounts {
+			if !a.org && a.email == name {
+				u = a
+				break
+			}
+		}
+	}
+	if u == nil {
+		return nil, invalid, nil
+	}
+	now := e.now()
+	if u.invalidLoginAttempts > 0 {
+		backoff := time.Duration(float64(time.Second) * 0.5 * (math.Pow(2, float64(u.invalidLoginAttempts)) - 1))
+		if retryAt := u.lastInvalidLogin.Add(backoff); retryAt.After(now) {
+			return nil, "", &loginThrottled{retryAfter: retryAt.Sub(now)}
+		}
+	}
+	ok := u.checkPassword(password) || (u.encryptedPassword != "" && password == u.encryptedPassword && u.passwordHash != "")
+	if !ok {
+		u.invalidLoginAttempts++
+		u.lastInvalidLogin = now
+		return nil, invalid, nil
+	}
+	u.invalidLoginAttempts = 0
+	if !u.enabled {
+		return nil, "This user has been disabled. Please contact your administrator.", nil
+	}
+	return u, "", nil
+}
+
+// writeThrottled answers a throttled login as Quay does: 429, text body,
+// Retry-After in whole seconds.
+func writeThrottled(w http.ResponseWriter, t *loginThrottled) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(t.retryAfter.Seconds())))
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusTooManyRequests)
+	_, _ = w.Write([]byte("Too many login attempts. \nPlease reset your Quay password and try again."))
 }
