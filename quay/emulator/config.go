@@ -31,6 +31,7 @@ type Config struct {
 
 	OAuthApplicationMaximumTokenCount *int     `yaml:"OAUTH_APPLICATION_MAXIMUM_TOKEN_COUNT"`
 	DirectOAuthClientIDWhitelist      []string `yaml:"DIRECT_OAUTH_CLIENTID_WHITELIST"`
+	CreatePrivateRepoOnPush           *bool    `yaml:"CREATE_PRIVATE_REPO_ON_PUSH"`
 
 	// LoginConfigs are the *_LOGIN_CONFIG blocks (OIDC providers), keyed by
 	// the key's prefix (e.g. "AZURE" for AZURE_LOGIN_CONFIG).
@@ -100,6 +101,9 @@ func LoadConfig(path string) (Config, error) {
 	return ParseConfig(data)
 }
 
+func (c Config) createPrivateRepoOnPush() bool {
+	return c.CreatePrivateRepoOnPush == nil || *c.CreatePrivateRepoOnPush
+}
 func (c Config) superUsersEnabled() bool { return c.FeatureSuperUsers == nil || *c.FeatureSuperUsers }
 func (c Config) mailing() bool           { return c.FeatureMailing == nil || *c.FeatureMailing }
 func (c Config) databaseAuth() bool {

@@ -43,6 +43,8 @@ type Emulator struct {
 	registryKeyID string
 	// registry stores images (go-containerregistry's in-memory registry).
 	registry http.Handler
+	// blobs is the registry's blob store, per repository.
+	blobs *repoBlobs
 
 	// httpClient fetches OIDC discovery documents and key sets.
 	httpClient *http.Client

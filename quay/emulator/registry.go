@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -18,14 +19,20 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 )
 
-// The Docker Registry v2 side (reference §7): the token endpoint /v2/auth
-// issuing RS256 JWTs, the key set, and a real OCI registry (go-containerregistry's
+// The Docker Registry v2 side (reference §7; endpoints/v2/v2auth.py,
+// endpoints/v2/__init__.py, auth/registry_jwt_auth.py,
+// util/security/registry_jwt.py): the token endpoint /v2/auth issuing RS256
+// JWTs, the key set, and a real OCI registry (go-containerregistry's
 // in-memory one) behind that token auth, so real clients push and pull.
 
 const (
-	registryTokenLifetime = 3600 * time.Second
-	registryIssuer        = "quay" // INSTANCE_SERVICE_KEY_SERVICE
-	registryLeeway        = 30 * time.Second
+	registryTokenLifetime = 3600 * time.Second // TOKEN_VALIDITY_LIFETIME_S
+	registryIssuer        = "quay"             // INSTANCE_SERVICE_KEY_SERVICE
+	registryLeeway        = 30 * time.Second   // JWT_CLOCK_SKEW_SECONDS
+	registryMaxFresh      = 3660 * time.Second // REGISTRY_JWT_AUTH_MAX_FRESH_S
+	libraryNamespace      = "library"          // LIBRARY_NAMESPACE
+	anonymousSub          = "(anonymous)"
+	disabledTUFRoot       = "$disabled" // FEATURE_SIGNING is off
 )
 
 // initRegistryKey creates the instance service key that signs registry tokens.
@@ -40,14 +47,17 @@ func (e *Emulator) initRegistryKey() error {
 }
 
 func (e *Emulator) registryRoutes() {
-	e.registry = registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	e.blobs = newRepoBlobs()
+	e.registry = registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithBlobHandler(e.blobs))
 	e.handle("GET /v2/auth", "v2Auth", webRoute, e.v2Auth)
 	e.handle("GET /keys/services/quay/keys", "listServiceKeys", webRoute, e.serviceKeys)
 	// Registry traffic is served outside the global lock: the OCI store
 	// has its own, and blobs can be large.
 	e.mux.HandleFunc("/v2/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v2/auth" {
-			http.NotFound(w, r)
+			// Only GET is routed (HEAD comes with it in Flask).
+			w.Header().Set("Allow", "GET, HEAD, OPTIONS")
+			htmlError(w, http.StatusMethodNotAllowed)
 			return
 		}
 		e.calls.add("v2")
@@ -58,78 +68,148 @@ func (e *Emulator) registryRoutes() {
 	})
 }
 
-// challenge answers 401 with the Bearer challenge (plus a scope when known).
-func (e *Emulator) challenge(w http.ResponseWriter, r *http.Request, scope, code, message string) {
+// authHeaders is auth/registry_jwt_auth.py get_auth_headers: the Bearer
+// challenge, with a scope when a repository is named.
+func (e *Emulator) authHeaders(w http.ResponseWriter, r *http.Request, repository string, actions []string) {
 	h := fmt.Sprintf(`Bearer realm="%s://%s/v2/auth",service="%s"`, e.cfg.scheme(), e.host(r), e.host(r))
-	if scope != "" {
+	if repository != "" {
+		scope := "repository:" + repository
+		if len(actions) > 0 {
+			scope += ":" + strings.Join(actions, ",")
+		}
 		h += fmt.Sprintf(`,scope="%s"`, scope)
 	}
 	w.Header().Set("WWW-Authenticate", h)
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
-	v2Error(w, http.StatusUnauthorized, code, message)
 }
 
-func v2Error(w http.ResponseWriter, status int, code, message string) {
+// v2Error is a V2RegistryException as endpoints/v2 serialises it; every
+// 401 carries the challenge.
+func (e *Emulator) v2Error(w http.ResponseWriter, r *http.Request, status int, code, message string, repository string, actions []string) {
+	if status == http.StatusUnauthorized {
+		e.authHeaders(w, r, repository, actions)
+	}
 	writeJSON(w, status, map[string]any{"errors": []map[string]any{{"code": code, "message": message, "detail": map[string]any{}}}})
 }
 
-// repository scope: repository:<[host/]ns/repo>:<pull|push|*>[,…]
+const unauthorizedMessage = "access to the requested resource is not authorized"
+
+// scopeRegexp is v2auth.py SCOPE_REGEX_TEMPLATE for this host.
 func scopeRegexp(host string) *regexp.Regexp {
 	return regexp.MustCompile(`^repository:((?:` + regexp.QuoteMeta(host) + `\/)?((?:[\.a-zA-Z0-9_\-]+\/)*[\.a-zA-Z0-9_\-]+)):((?:push|pull|\*)(?:,(?:push|pull|\*))*)$`)
+}
+
+// parseNamespaceRepository is util/names.py parse_namespace_repository: a
+// name without a slash lives in the library namespace.
+func parseNamespaceRepository(name string) (string, string) {
+	ns, repo, found := strings.Cut(strings.TrimRight(name, "/"), "/")
+	if !found {
+		return libraryNamespace, ns
+	}
+	return ns, repo
 }
 
 // registryIdentity is who a /v2/auth request authenticated as.
 type registryIdentity struct {
 	account *account
-	// caller carries scope capping for $oauthtoken logins; nil otherwise.
+	// caller carries the identity's rights: scope-capped for $oauthtoken,
+	// full (direct login) otherwise.
 	caller *caller
-	kind   string // user, robot, oauthtoken, anonymous
+	kind   string // user, robot, oauthtoken, appspecifictoken
+	// token is the OAuth token of an $oauthtoken login.
+	token *oauthToken
 }
 
-// v2Auth is GET /v2/auth.
+// v2Auth is GET /v2/auth (generate_registry_jwt).
 func (e *Emulator) v2Auth(w http.ResponseWriter, r *http.Request, _ *caller) {
-	id, ok := e.registryLogin(w, r)
-	if !ok {
+	id, failure, throttled := e.registryLogin(r)
+	if throttled != nil {
+		writeThrottled(w, throttled)
+		return
+	}
+	authenticated := id.account != nil
+	if r.Header.Get("Authorization") != "" && !authenticated {
+		if failure == "" {
+			failure = "Specified credentials are invalid"
+		}
+		e.v2Error(w, r, http.StatusUnauthorized, "UNAUTHORIZED", failure, "", nil)
 		return
 	}
 	q := r.URL.Query()
 	scopes := q["scope"]
-	if id.account == nil && len(scopes) == 0 {
-		e.challenge(w, r, "", "UNAUTHORIZED", "access to the requested resource is not authorized")
+	if !authenticated && len(scopes) == 0 {
+		e.v2Error(w, r, http.StatusUnauthorized, "UNAUTHORIZED", unauthorizedMessage, "", nil)
 		return
 	}
 	re := scopeRegexp(e.host(r))
-	var access []map[string]any
+	access := []map[string]any{}
+	tufRoots := map[string]any{}
 	for _, scope := range scopes {
+		if scope == "" {
+			if !authenticated {
+				e.v2Error(w, r, http.StatusUnauthorized, "UNAUTHORIZED", unauthorizedMessage, "", nil)
+				return
+			}
+			continue
+		}
 		m := re.FindStringSubmatch(scope)
 		if m == nil {
-			v2Error(w, http.StatusBadRequest, "INVALID_REQUEST", "Unable to decode repository and actions: "+scope)
+			e.v2Error(w, r, http.StatusBadRequest, "INVALID_REQUEST", "Unable to decode repository and actions: "+scope, "", nil)
 			return
 		}
-		full, path, actions := m[1], m[2], strings.Split(m[3], ",")
-		ns, repoName, found := strings.Cut(path, "/")
-		if !found {
-			v2Error(w, http.StatusBadRequest, "NAME_INVALID", "Invalid repository name: "+path)
+		full, path, requested := m[1], m[2], strings.Split(m[3], ",")
+		ns, repoName := parseNamespaceRepository(path)
+		if !validRepoName(repoName) {
+			e.v2Error(w, r, http.StatusBadRequest, "NAME_INVALID", "Invalid repository name: "+path, "", nil)
 			return
 		}
-		access = append(access, map[string]any{"type": "repository", "name": full, "actions": e.grantActions(id, ns, repoName, actions)})
+		if owner := e.db.accounts[ns]; owner != nil && !owner.enabled {
+			e.v2Error(w, r, http.StatusMethodNotAllowed, "DENIED", "Namespace "+ns+" has been disabled. Please contact a system administrator.", "", nil)
+			return
+		}
+		actions, ok := e.grantActions(w, id, ns, repoName, requested)
+		if !ok {
+			return
+		}
+		access = append(access, map[string]any{"type": "repository", "name": full, "actions": actions})
+		tufRoots[ns+"/"+repoName] = disabledTUFRoot
 	}
-	if access == nil {
-		access = []map[string]any{}
+
+	// build_context_and_subject: the auth context's signed dict (none for
+	// an anonymous caller), plus the TUF roots.
+	context := map[string]any{}
+	sub := anonymousSub
+	if authenticated {
+		u := id.account
+		sub = u.username
+		context["version"] = 2
+		context["entity_kind"] = id.kind
+		switch id.kind {
+		case "user":
+			context["entity_reference"] = u.uuid
+			context["kind"], context["user"] = "user", u.username
+		case "robot":
+			context["entity_reference"] = u.username
+			context["kind"], context["user"] = "user", u.username
+		case "oauthtoken":
+			context["entity_reference"] = id.token.uuid
+			context["kind"], context["oauth"], context["user"] = "oauth", id.token.uuid, u.username
+		default: // appspecifictoken: unverified entity_reference (the token's uuid in Quay)
+			context["entity_reference"] = nil
+			context["kind"], context["user"] = "user", u.username
+		}
 	}
+	context["com.apostille.roots"] = tufRoots
+	context["com.apostille.root"] = disabledTUFRoot
+
 	now := e.now()
-	sub := "(anonymous)"
-	ref := any(nil)
-	if id.account != nil {
-		sub, ref = id.account.username, id.account.username
+	var aud any
+	if q.Has("service") {
+		aud = q.Get("service")
 	}
 	claims := jwt.MapClaims{
-		"iss": registryIssuer, "aud": q.Get("service"), "nbf": now.Unix(), "iat": now.Unix(),
-		"exp": now.Add(registryTokenLifetime).Unix(), "sub": sub, "access": access,
-		"context": map[string]any{
-			"version": 2, "entity_kind": id.kind, "entity_reference": ref, "kind": id.kind, "user": ref,
-			"com.apostille.roots": map[string]any{}, "com.apostille.root": "$disabled",
-		},
+		"iss": registryIssuer, "aud": aud, "nbf": now.Unix(), "iat": now.Unix(),
+		"exp": now.Add(registryTokenLifetime).Unix(), "sub": sub, "access": access, "context": context,
 	}
 	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
 	tok.Header["kid"] = e.registryKeyID
@@ -142,104 +222,150 @@ func (e *Emulator) v2Auth(w http.ResponseWriter, r *http.Request, _ *caller) {
 	writeJSON(w, http.StatusOK, map[string]string{"token": signed})
 }
 
-// registryLogin validates Basic credentials in Quay's order: $token, $app,
-// $oauthtoken, robots, users (auth/credentials.py). No credentials is anonymous.
-func (e *Emulator) registryLogin(w http.ResponseWriter, r *http.Request) (registryIdentity, bool) {
-	username, password, hasBasic := r.BasicAuth()
+// registryLogin is process_basic_auth (auth/basic.py, auth/credentials.py):
+// Basic credentials validated in Quay's order: $token, $app, $oauthtoken,
+// robots, users. A missing or non-Basic header is no login; a failed one
+// reports Quay's message.
+func (e *Emulator) registryLogin(r *http.Request) (registryIdentity, string, *loginThrottled) {
+	username, password, hasBasic := basicCredentials(r.Header.Get("Authorization"))
 	if !hasBasic {
-		return registryIdentity{kind: "anonymous"}, true
+		return registryIdentity{}, "", nil
 	}
-	fail := func() (registryIdentity, bool) {
-		e.challenge(w, r, "", "UNAUTHORIZED", "Invalid Username or Password")
-		return registryIdentity{}, false
-	}
+	fail := func(msg string) (registryIdentity, string, *loginThrottled) { return registryIdentity{}, msg, nil }
 	switch {
-	case username == "$token", username == "$app":
-		// Legacy repository tokens and app-specific tokens are not emulated.
-		return fail()
+	case username == "$token":
+		// Legacy repository access tokens are not emulated.
+		return fail("Invalid access token")
+	case username == "$app":
+		// App-specific tokens are not emulated.
+		return fail("Invalid token")
 	case username == "$oauthtoken":
-		t := e.db.lookupToken(password, e.now())
+		if looksLikeJWT(password) {
+			u, msg := e.validateSSOToken(r, password)
+			if u == nil {
+				return fail(msg)
+			}
+			return registryIdentity{account: u, caller: &caller{user: u, sso: true}, kind: "user"}, "", nil
+		}
+		t, msg := e.validateOAuthToken(password)
 		if t == nil {
-			return fail()
+			return fail(msg)
 		}
 		u := e.db.accounts[t.user]
-		if u == nil || !u.enabled {
-			return fail()
-		}
-		return registryIdentity{account: u, caller: &caller{user: u, token: t, scopes: scopeSet(t.scope)}, kind: "oauthtoken"}, true
+		return registryIdentity{account: u, caller: &caller{user: u, token: t, scopes: scopeSet(t.scope)}, kind: "oauthtoken", token: t}, "", nil
 	case strings.Contains(username, "+"):
-		robot := e.db.robotByToken(username, password)
+		robot, msg := e.verifyRobot(username, password)
 		if robot == nil {
-			return fail()
+			return fail(msg)
 		}
-		robot.lastAccessed = e.now()
-		return registryIdentity{account: robot, kind: "robot"}, true
+		return registryIdentity{account: robot, caller: &caller{user: robot, sso: true}, kind: "robot"}, "", nil
 	default:
-		u := e.db.accounts[username]
-		if u == nil || u.org || u.robot || !u.enabled || !u.checkPassword(password) {
-			return fail()
+		u, msg, throttled := e.passwordLogin(username, password)
+		if throttled != nil {
+			return registryIdentity{}, "", throttled
 		}
-		return registryIdentity{account: u, kind: "user"}, true
+		if u == nil {
+			return fail(msg)
+		}
+		return registryIdentity{account: u, caller: &caller{user: u, sso: true}, kind: "user"}, "", nil
 	}
 }
 
-// grantActions keeps the requested actions the identity may perform,
-// silently dropping the rest. A push to a missing repository by someone
-// allowed to create repositories there creates it (private).
-func (e *Emulator) grantActions(id registryIdentity, ns, name string, requested []string) []string {
+// basicCredentials is auth/basic.py _parse_basic_auth_header.
+func basicCredentials(header string) (string, string, bool) {
+	parts := authParts(header)
+	if len(parts) != 2 || !strings.EqualFold(parts[0], "basic") {
+		return "", "", false
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[1])
+	if err != nil {
+		return "", "", false
+	}
+	user, pw, found := strings.Cut(string(raw), ":")
+	return user, pw, found
+}
+
+// validateOAuthToken is auth/oauth.py validate_app_oauth_token with its
+// messages.
+func (e *Emulator) validateOAuthToken(secret string) (*oauthToken, string) {
+	var t *oauthToken
+	if len(secret) > 20 {
+		if cand := e.db.tokens[secret[:20]]; cand != nil && e.db.lookupToken(secret, cand.expiresAt.Add(-time.Nanosecond)) != nil {
+			t = cand
+		}
+	}
+	switch {
+	case t == nil:
+		return nil, "OAuth access token could not be validated"
+	case !t.expiresAt.After(e.now()):
+		return nil, "OAuth access token has expired"
+	}
+	if u := e.db.accounts[t.user]; u == nil || !u.enabled {
+		return nil, "Granter of the oauth access token is disabled"
+	}
+	t.lastAccessed = e.now()
+	return t, ""
+}
+
+// verifyRobot is data/model/user.py verify_robot with its messages. The
+// robot's token is checked as it is now, so a regenerated token or a
+// deleted robot stops working at once.
+func (e *Emulator) verifyRobot(username, token string) (*account, string) {
+	owner, _, _ := strings.Cut(username, "+")
+	robot := e.db.accounts[username]
+	if robot == nil || !robot.robot {
+		return nil, robotNotFoundMessage
+	}
+	ownerAccount := e.db.accounts[owner]
+	if ownerAccount == nil {
+		return nil, "Robot " + username + " owner does not exist"
+	}
+	if !ownerAccount.enabled {
+		return nil, "Robot " + username + " owner " + owner + " is disabled"
+	}
+	if robot.robotToken == "" || robot.robotToken != token {
+		return nil, "Could not find robot with username: " + username + " and supplied password."
+	}
+	robot.lastAccessed = e.now()
+	return robot, ""
+}
+
+// grantActions is _authorize_or_downscope_request: the requested actions
+// the identity may perform, in Quay's order (push, pull, *), the rest
+// silently dropped. A push to a missing repository by someone allowed to
+// create repositories in an existing namespace creates it (private).
+func (e *Emulator) grantActions(w http.ResponseWriter, id registryIdentity, ns, name string, requested []string) ([]string, bool) {
+	granted := []string{}
+	if e.db.accounts[ns] == nil {
+		return granted, true // CREATE_NAMESPACE_ON_PUSH is off
+	}
+	c := id.caller
 	repo := e.db.repos[ns+"/"+name]
-	role := ""
-	if id.account != nil {
-		role = e.db.effectiveRepoRole(id.account.username, ns, name)
-		if id.caller != nil {
-			role = capRepoRole(id.caller, role)
-		}
-	}
-	if repo == nil {
-		// Only an owner or creator gets anything on a missing repository:
-		// the right to create it with its first push.
-		role = ""
-		if id.account != nil && e.registryCanCreate(id, ns) && contains(requested, "push") {
-			// The creator gets admin on the new repository, as in Quay.
-			e.db.createRepo(ns, name, false, "", id.account.username, e.now())
-			role = e.db.effectiveRepoRole(id.account.username, ns, name)
-			if id.caller != nil {
-				role = capRepoRole(id.caller, role)
+	if contains(requested, "push") && c != nil {
+		if repo != nil {
+			if rank(repoRoles, e.repoRole(c, ns, name)) >= rank(repoRoles, "write") {
+				granted = append(granted, "push")
 			}
-		}
-	} else if repo.public {
-		role = maxRole(repoRoles, role, "read")
-	}
-	var granted []string
-	for _, a := range requested {
-		ok := false
-		switch a {
-		case "pull":
-			ok = rank(repoRoles, role) >= rank(repoRoles, "read")
-		case "push":
-			ok = rank(repoRoles, role) >= rank(repoRoles, "write")
-		case "*":
-			ok = role == "admin"
-		}
-		if ok && !contains(granted, a) {
-			granted = append(granted, a)
+		} else if e.canCreateRepo(c, ns) {
+			repo = e.db.createRepo(ns, name, !e.cfg.createPrivateRepoOnPush(), "", id.account.username, e.now())
+			granted = append(granted, "push")
 		}
 	}
-	if granted == nil {
-		granted = []string{}
+	if contains(requested, "pull") {
+		if rank(repoRoles, e.repoRole(c, ns, name)) >= rank(repoRoles, "read") || (repo != nil && repo.public) {
+			granted = append(granted, "pull")
+		}
 	}
-	return granted
-}
-
-func (e *Emulator) registryCanCreate(id registryIdentity, ns string) bool {
-	if id.caller != nil {
-		return e.canCreateRepo(id.caller, ns)
+	if contains(requested, "*") && e.repoRole(c, ns, name) == "admin" {
+		if repo == nil {
+			// Quay asserts on the repository's state here: an
+			// AttributeError for a repository that does not exist.
+			internalError(w)
+			return nil, false
+		}
+		granted = append(granted, "*")
 	}
-	if id.account.username == ns {
-		return true
-	}
-	role := e.db.orgRole(ns, id.account.username)
-	return role == "creator" || role == "admin"
+	return granted, true
 }
 
 // serviceKeys is GET /keys/services/quay/keys: the JWK set that verifies
@@ -256,93 +382,188 @@ func (e *Emulator) serviceKeys(w http.ResponseWriter, _ *http.Request, _ *caller
 // registryPathRule splits /v2/<name>/(blobs|manifests|tags|referrers)/… .
 var registryPathRule = regexp.MustCompile(`^/v2/(.+?)/(blobs|manifests|tags|referrers)/`)
 
-// serveRegistry checks the registry JWT against the request, then hands it
-// to the OCI registry.
+// serveRegistry is process_registry_jwt_auth and the require_repo_*
+// decorators in front of the OCI registry: an invalid token is a 401
+// {"error"}; without a token the caller is anonymous (public pulls only);
+// otherwise the token's grants decide ("*" is admin, "push" write, "pull"
+// read; write implies read).
 func (e *Emulator) serveRegistry(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
-	access, ok := e.verifyRegistryToken(r)
+	m := registryPathRule.FindStringSubmatch(r.URL.Path)
+	repository, need := "", ""
+	var challengeActions []string
+	if m != nil {
+		ns, name := parseNamespaceRepository(m[1])
+		repository = ns + "/" + name
+		need, challengeActions = "read", []string{"pull"}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			need, challengeActions = "write", []string{"pull", "push"}
+		}
+	}
+	e.mu.Lock()
+	now := e.now()
+	e.mu.Unlock()
+	grants, authenticated, err := e.verifyRegistryToken(r, now)
+	if err != nil {
+		e.authHeaders(w, r, repository, challengeActions)
+		abort(w, http.StatusUnauthorized, err.Error())
+		return
+	}
 	if r.URL.Path == "/v2/" || r.URL.Path == "/v2" {
-		if !ok {
-			e.challenge(w, r, "", "UNAUTHORIZED", "access to the requested resource is not authorized")
-			return
+		e.authHeaders(w, r, "", nil)
+		w.Header().Set("X-Sparse-Manifest-Support", "false")
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if !authenticated {
+			w.WriteHeader(http.StatusUnauthorized)
 		}
 		_, _ = w.Write([]byte("true"))
 		return
 	}
-	m := registryPathRule.FindStringSubmatch(r.URL.Path)
 	if m == nil {
-		if !ok {
-			e.challenge(w, r, "", "UNAUTHORIZED", "access to the requested resource is not authorized")
+		// /v2/_catalog and the like: left to the registry for a caller
+		// with a valid token.
+		if !authenticated {
+			e.v2Error(w, r, http.StatusUnauthorized, "UNAUTHORIZED", unauthorizedMessage, "", nil)
 			return
 		}
-		v2Error(w, http.StatusNotFound, "NAME_UNKNOWN", "repository not found")
+		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+		e.registry.ServeHTTP(w, r)
 		return
 	}
-	name := m[1]
-	need := "pull"
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		need = "push"
+	role := grants[repository]
+	allowed := rank(repoRoles, role) >= rank(repoRoles, need)
+	if !allowed && need == "read" {
+		e.mu.Lock()
+		repo := e.db.repos[repository]
+		allowed = repo != nil && repo.public
+		e.mu.Unlock()
 	}
-	scope := "repository:" + name + ":" + need
-	if need == "push" {
-		scope = "repository:" + name + ":push,pull"
-	}
-	if !ok || !allowed(access, name, e.host(r), need) {
-		e.challenge(w, r, scope, "UNAUTHORIZED", "access to the requested resource is not authorized")
+	if !allowed {
+		e.v2Error(w, r, http.StatusUnauthorized, "UNAUTHORIZED", unauthorizedMessage, repository, challengeActions)
 		return
 	}
-	e.registry.ServeHTTP(w, r)
+	// A cross-repository mount needs read on the source; without it (or
+	// without the blob there) Quay starts an ordinary upload instead.
+	if q := r.URL.Query(); r.Method == http.MethodPost && m[2] == "blobs" && q.Has("mount") {
+		fromNS, fromName := parseNamespaceRepository(q.Get("from"))
+		if rank(repoRoles, grants[fromNS+"/"+fromName]) >= rank(repoRoles, "read") &&
+			e.mountBlob(w, r, repository, fromNS+"/"+fromName, q.Get("mount")) {
+			return
+		}
+		q.Del("mount")
+		q.Del("from")
+		r.URL.RawQuery = q.Encode()
+	}
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	e.registry.ServeHTTP(w, withRepository(r, repository))
 }
 
-type accessEntry struct {
-	Type    string   `json:"type"`
-	Name    string   `json:"name"`
-	Actions []string `json:"actions"`
-}
+// bearerTokenRule is util/security/jwtutil.py TOKEN_REGEX.
+var bearerTokenRule = regexp.MustCompile(`^Bearer (([a-zA-Z0-9+\-_/]+\.)+[a-zA-Z0-9+\-_/]+)$`)
 
-// verifyRegistryToken validates a Bearer registry JWT: the instance key,
-// iss "quay", aud SERVER_HOSTNAME, 30 s leeway, a signed lifetime of at
-// most REGISTRY_JWT_AUTH_MAX_FRESH_S (3660 s).
-func (e *Emulator) verifyRegistryToken(r *http.Request) ([]accessEntry, bool) {
-	header := r.Header.Get("Authorization")
-	raw, found := strings.CutPrefix(header, "Bearer ")
-	if !found {
-		return nil, false
+// verifyRegistryToken is decode_bearer_header: the instance key (by kid),
+// RS256, iss "quay", aud SERVER_HOSTNAME, nbf/iat/exp required, 30 s
+// leeway, iat not in the future, a signed lifetime of at most 3660 s, a
+// sub. It returns the repository roles the grants give, whether a token
+// was presented, and the reason a presented token is refused (pyjwt's
+// wording is approximated: unverified).
+func (e *Emulator) verifyRegistryToken(r *http.Request, now time.Time) (map[string]string, bool, error) {
+	header := strings.TrimSpace(r.Header.Get("Authorization"))
+	if header == "" {
+		return nil, false, nil
+	}
+	m := bearerTokenRule.FindStringSubmatch(header)
+	if m == nil {
+		return nil, false, errors.New("Invalid bearer token format")
 	}
 	claims := jwt.MapClaims{}
 	_, err := jwt.NewParser(
 		jwt.WithValidMethods([]string{"RS256"}),
-		jwt.WithIssuer(registryIssuer),
-		jwt.WithAudience(e.host(r)),
 		jwt.WithLeeway(registryLeeway),
-		jwt.WithExpirationRequired(),
-		jwt.WithTimeFunc(e.now),
-	).ParseWithClaims(raw, claims, func(*jwt.Token) (any, error) { return &e.registryKey.PublicKey, nil })
+		jwt.WithTimeFunc(func() time.Time { return now }),
+	).ParseWithClaims(m[1], claims, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		if kid == "" {
+			return nil, errors.New("Missing kid header")
+		}
+		if kid != e.registryKeyID {
+			return nil, errors.New("Unknown service key")
+		}
+		return &e.registryKey.PublicKey, nil
+	})
 	if err != nil {
-		return nil, false
+		return nil, false, pyJWTError(err)
 	}
-	exp, _ := claims.GetExpirationTime()
+	for _, claim := range []string{"nbf", "iat", "exp"} {
+		if _, ok := claims[claim]; !ok {
+			return nil, false, fmt.Errorf("Token is missing the %q claim", claim)
+		}
+	}
+	if aud, _ := claims.GetAudience(); !contains(aud, e.host(r)) {
+		return nil, false, errors.New("Invalid audience")
+	}
+	if iss, _ := claims.GetIssuer(); iss != registryIssuer {
+		return nil, false, errors.New("Invalid issuer")
+	}
 	iat, _ := claims.GetIssuedAt()
-	if exp == nil || iat == nil || exp.Sub(iat.Time) > 3660*time.Second {
-		return nil, false
+	exp, _ := claims.GetExpirationTime()
+	if iat == nil || exp == nil {
+		return nil, false, errors.New("Invalid payload string")
 	}
-	rawAccess, _ := json.Marshal(claims["access"])
-	var access []accessEntry
-	if json.Unmarshal(rawAccess, &access) != nil {
-		return nil, false
+	if iat.After(now.Add(registryLeeway)) {
+		return nil, false, errors.New("Issued At claim (iat) cannot be in the future.")
 	}
-	return access, true
+	if exp.Sub(iat.Time) > registryMaxFresh {
+		return nil, false, fmt.Errorf("Token was signed for more than %d seconds", int(registryMaxFresh.Seconds()))
+	}
+	if _, ok := claims["sub"]; !ok {
+		return nil, false, errors.New("Missing sub field in JWT")
+	}
+	raw, _ := json.Marshal(claims["access"])
+	var access []struct {
+		Type    string   `json:"type"`
+		Name    string   `json:"name"`
+		Actions []string `json:"actions"`
+	}
+	if claims["access"] != nil && json.Unmarshal(raw, &access) != nil {
+		return nil, false, errors.New("Token contained invalid or malformed access grants")
+	}
+	grants := map[string]string{}
+	for _, a := range access {
+		ns, name := parseNamespaceRepository(a.Name)
+		role := ""
+		switch {
+		case contains(a.Actions, "*"):
+			role = "admin"
+		case contains(a.Actions, "push"):
+			role = "write"
+		case contains(a.Actions, "pull"):
+			role = "read"
+		}
+		key := ns + "/" + name
+		grants[key] = maxRole(repoRoles, grants[key], role)
+	}
+	return grants, true, nil
 }
 
-func allowed(access []accessEntry, name, host, action string) bool {
-	for _, a := range access {
-		n := strings.TrimPrefix(a.Name, host+"/")
-		if a.Type != "repository" || n != name {
-			continue
-		}
-		if contains(a.Actions, action) || contains(a.Actions, "*") {
-			return true
+// pyJWTError words a golang-jwt failure the way PyJWT would.
+func pyJWTError(err error) error {
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return errors.New("Signature has expired")
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return errors.New("The token is not yet valid (nbf)")
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return errors.New("Signature verification failed")
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return errors.New("Invalid header padding")
+	}
+	var unwrapped interface{ Unwrap() []error }
+	if errors.As(err, &unwrapped) {
+		for _, inner := range unwrapped.Unwrap() {
+			if msg := inner.Error(); msg == "Missing kid header" || msg == "Unknown service key" {
+				return inner
+			}
 		}
 	}
-	return false
+	return err
 }

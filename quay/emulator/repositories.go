@@ -388,4 +388,3 @@ func sortedRepos(repos map[string]*repository) []*repository {
 	sort.Slice(out, func(i, j int) bool { return out[i].namespace+"/"+out[i].name < out[j].namespace+"/"+out[j].name })
 	return out
 }
-
