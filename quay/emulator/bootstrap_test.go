@@ -1,0 +1,154 @@
+package emulator
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+type bootstrapEnv struct {
+	*quayEnv
+	path string
+}
+
+func newBootstrapEnv(t *testing.T, extra string) *bootstrapEnv {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "sub", "quay-machine-token.json")
+	q := emptyQuay(t, fmt.Sprintf("SUPER_USERS: [owner]\nFEATURE_PROGRAMMATIC_BOOTSTRAP: true\nBOOTSTRAP_TOKEN_OWNER: owner\nBOOTSTRAP_TOKEN_PATH: %s\n%s", path, extra))
+	return &bootstrapEnv{quayEnv: q, path: path}
+}
+
+func (b *bootstrapEnv) token(t *testing.T) string {
+	t.Helper()
+	raw, err := os.ReadFile(b.path)
+	require.NoError(t, err)
+	var f map[string]string
+	require.NoError(t, json.Unmarshal(raw, &f))
+	require.Len(t, f, 1, "only access_token: %s", raw)
+	return f["access_token"]
+}
+
+// renew calls the renewal from a client address of one's choosing (Quay's
+// nginx marks loopback clients as local).
+func (b *bootstrapEnv) renew(t *testing.T, authorization, remote string) (int, map[string]any) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/api/v1/bootstrap/renew", nil)
+	req.RemoteAddr = remote
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	rec := httptest.NewRecorder()
+	b.emu.ServeHTTP(rec, req)
+	var m map[string]any
+	_ = json.Unmarshal(rec.Body.Bytes(), &m)
+	return rec.Code, m
+}
+
+func TestBootstrap_TokenFile(t *testing.T) {
+	b := newBootstrapEnv(t, "")
+	st, err := os.Stat(b.path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+	tok := b.token(t)
+	assert.Regexp(t, `^[A-Z0-9]{40}$`, tok)
+
+	// The owner exists and the token carries the default scope.
+	code, user, _ := b.do(t, "GET", "/api/v1/user/", tok, "")
+	require.Equal(t, 200, code)
+	assert.Equal(t, "owner", user["username"])
+	assert.Equal(t, true, user["super_user"])
+	_, auths, _ := b.do(t, "GET", "/api/v1/user/authorizations", tok, "")
+	a := auths["authorizations"].([]any)[0].(map[string]any)
+	assert.Equal(t, "__quay_bootstrap_app", a["application"].(map[string]any)["name"])
+	assert.Len(t, a["scopes"], 8)
+
+	// BOOTSTRAP_TOKEN_EXPIRATION defaults to 3600 s.
+	b.clock.Advance(3599 * time.Second)
+	code, _, _ = b.do(t, "GET", "/api/v1/user/", tok, "")
+	assert.Equal(t, 200, code)
+	b.clock.Advance(time.Second)
+	code, _, _ = b.do(t, "GET", "/api/v1/user/", tok, "")
+	assert.Equal(t, 401, code)
+}
+
+func TestBootstrap_ConfigErrors(t *testing.T) {
+	for extra, want := range map[string]string{
+		"SUPER_USERS: [owner]\nBOOTSTRAP_TOKEN_OWNER: \"\"\n":    "BOOTSTRAP_TOKEN_OWNER is required",
+		"SUPER_USERS: [someone]\nBOOTSTRAP_TOKEN_OWNER: owner\n": "must be listed in SUPER_USERS",
+	} {
+		cfg, err := ParseConfig([]byte("FEATURE_PROGRAMMATIC_BOOTSTRAP: true\nBOOTSTRAP_TOKEN_PATH: " + filepath.Join(t.TempDir(), "t.json") + "\n" + extra))
+		require.NoError(t, err)
+		_, err = New(cfg)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), want)
+	}
+}
+
+func TestBootstrap_Renew(t *testing.T) {
+	b := newBootstrapEnv(t, "BOOTSTRAP_TOKEN_EXPIRATION: 600\nBOOTSTRAP_TOKEN_SCOPE: \"org:admin user:admin\"\n")
+	first := b.token(t)
+	code, body := b.renew(t, "Bearer "+first, "192.0.2.7:4000")
+	require.Equal(t, 200, code)
+	assert.Equal(t, map[string]any{"status": "rotated"}, body, "the new token is not in the answer")
+	second := b.token(t)
+	assert.NotEqual(t, first, second)
+	assert.False(t, b.emu.TokenValid(first), "the old token stops at once")
+	assert.True(t, b.emu.TokenValid(second))
+	_, auths, _ := b.do(t, "GET", "/api/v1/user/authorizations", second, "")
+	assert.Len(t, auths["authorizations"], 1, "only the new bootstrap token is left")
+	a := auths["authorizations"].([]any)[0].(map[string]any)
+	assert.Len(t, a["scopes"], 2, "BOOTSTRAP_TOKEN_SCOPE")
+
+	// The old token again: invalid.
+	code, body = b.renew(t, "Bearer "+first, "192.0.2.7:4000")
+	assert.Equal(t, 401, code)
+	assert.Equal(t, "Requires valid bootstrap bearer token", body["detail"])
+	assert.Equal(t, "invalid_token", body["error_type"])
+
+	// No header, or Basic: Quay's CSRF check (test_bootstrap.py).
+	for _, h := range []string{"", basic("owner", "x")} {
+		code, body = b.renew(t, h, "192.0.2.7:4000")
+		assert.Equal(t, 403, code)
+		assert.Equal(t, "CSRF token was invalid or missing.", body["error"])
+	}
+	// A valid OAuth token that is not the bootstrap token: Unauthorized.
+	other, err := b.emu.IssueToken("owner", "user:read", time.Hour)
+	require.NoError(t, err)
+	code, body = b.renew(t, "Bearer "+other, "192.0.2.7:4000")
+	assert.Equal(t, 403, code)
+	assert.Equal(t, "insufficient_scope", body["error_type"])
+	// ... unless it has expired: then the bootstrap 401.
+	b.clock.Advance(2 * time.Hour)
+	code, body = b.renew(t, "Bearer "+other, "192.0.2.7:4000")
+	assert.Equal(t, 401, code)
+	assert.Equal(t, "Requires valid bootstrap bearer token", body["detail"])
+
+	// An expired bootstrap token renews only from the local host.
+	expired := b.token(t)
+	code, _ = b.renew(t, "Bearer "+expired, "192.0.2.7:4000")
+	assert.Equal(t, 401, code)
+	code, _ = b.renew(t, "Bearer "+expired, "127.0.0.1:4000")
+	assert.Equal(t, 200, code)
+	fresh := b.token(t)
+	assert.True(t, b.emu.TokenValid(fresh))
+	b.clock.Advance(599 * time.Second)
+	assert.True(t, b.emu.TokenValid(fresh), "BOOTSTRAP_TOKEN_EXPIRATION: 600")
+	b.clock.Advance(time.Second)
+	assert.False(t, b.emu.TokenValid(fresh))
+}
+
+func TestBootstrap_FeatureOff(t *testing.T) {
+	q := newQuayEnv(t, "")
+	code, _, raw := q.do(t, "POST", "/api/v1/bootstrap/renew", q.admin, "")
+	assert.Equal(t, 404, code, "not registered without FEATURE_PROGRAMMATIC_BOOTSTRAP")
+	assert.False(t, strings.Contains(raw, "rotated"))
+}
