@@ -29,6 +29,9 @@ type Config struct {
 	BootstrapTokenExpiration     int    `yaml:"BOOTSTRAP_TOKEN_EXPIRATION"`
 	BootstrapTokenScope          string `yaml:"BOOTSTRAP_TOKEN_SCOPE"`
 
+	FeatureAppSpecificTokens   *bool  `yaml:"FEATURE_APP_SPECIFIC_TOKENS"`
+	AppSpecificTokenExpiration string `yaml:"APP_SPECIFIC_TOKEN_EXPIRATION"`
+
 	OAuthApplicationMaximumTokenCount *int     `yaml:"OAUTH_APPLICATION_MAXIMUM_TOKEN_COUNT"`
 	DirectOAuthClientIDWhitelist      []string `yaml:"DIRECT_OAUTH_CLIENTID_WHITELIST"`
 	CreatePrivateRepoOnPush           *bool    `yaml:"CREATE_PRIVATE_REPO_ON_PUSH"`
@@ -105,7 +108,10 @@ func (c Config) createPrivateRepoOnPush() bool {
 	return c.CreatePrivateRepoOnPush == nil || *c.CreatePrivateRepoOnPush
 }
 func (c Config) superUsersEnabled() bool { return c.FeatureSuperUsers == nil || *c.FeatureSuperUsers }
-func (c Config) mailing() bool           { return c.FeatureMailing == nil || *c.FeatureMailing }
+func (c Config) appSpecificTokens() bool {
+	return c.FeatureAppSpecificTokens == nil || *c.FeatureAppSpecificTokens
+}
+func (c Config) mailing() bool { return c.FeatureMailing == nil || *c.FeatureMailing }
 func (c Config) databaseAuth() bool {
 	// user_initialize compares AUTHENTICATION_TYPE with "Database" exactly.
 	return c.AuthenticationType == "" || c.AuthenticationType == "Database"

@@ -176,6 +176,7 @@ func (e *Emulator) routes() {
 	e.handle("POST /api/v1/organization/{orgname}/applications/{client_id}/tokens", "createOrganizationApplicationToken", apiRoute, e.createAppToken)
 	e.handle("DELETE /api/v1/organization/{orgname}/applications/{client_id}/tokens/{token_uuid}", "deleteOrganizationApplicationToken", apiRoute, e.deleteAppToken)
 
+	e.appSpecificTokenRoutes()
 	e.robotRoutes()
 	e.repositoryRoutes()
 	e.teamRoutes()

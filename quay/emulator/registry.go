@@ -236,9 +236,12 @@ func (e *Emulator) registryLogin(r *http.Request) (registryIdentity, string, *lo
 	case username == "$token":
 		// Legacy repository access tokens are not emulated.
 		return fail("Invalid access token")
-	case username == "$app":
-		// App-specific tokens are not emulated.
-		return fail("Invalid token")
+	case username == "$app" && e.cfg.appSpecificTokens():
+		u := e.appSpecificTokenUser(password)
+		if u == nil {
+			return fail("Invalid token")
+		}
+		return registryIdentity{account: u, caller: &caller{user: u, sso: true}, kind: "appspecifictoken"}, "", nil
 	case username == "$oauthtoken":
 		if looksLikeJWT(password) {
 			u, msg := e.validateSSOToken(r, password)

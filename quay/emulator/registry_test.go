@@ -176,3 +176,28 @@ func TestRegistry_ChallengeAndKeys(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 	assert.NotEmpty(t, resp.Header.Get("WWW-Authenticate"))
 }
+
+// "$app" logins use a user's app-specific token (reference §1.6, §7.2).
+func TestRegistry_AppSpecificTokenLogin(t *testing.T) {
+	env := newRegistryEnv(t)
+	admin, err := env.emu.IssueToken("admin", "user:admin", time.Hour)
+	require.NoError(t, err)
+	status, body := call(t, env.srv, http.MethodPost, "/api/v1/user/apptoken", admin, `{"title":"laptop"}`)
+	require.Equal(t, http.StatusOK, status, body)
+	var created struct {
+		Token struct {
+			UUID      string `json:"uuid"`
+			TokenCode string `json:"token_code"`
+		} `json:"token"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &created))
+	assert.Regexp(t, `^[A-Z0-9]{120}$`, created.Token.TokenCode)
+
+	img, _ := random.Image(256, 1)
+	auth := remote.WithAuth(&authn.Basic{Username: "$app", Password: created.Token.TokenCode})
+	require.NoError(t, remote.Write(env.ref(t, "other"), img, auth), "the org admin may push anywhere in acme")
+
+	status, _ = call(t, env.srv, http.MethodDelete, "/api/v1/user/apptoken/"+created.Token.UUID, admin, "")
+	require.Equal(t, http.StatusNoContent, status)
+	require.Error(t, remote.Write(env.ref(t, "other"), img, auth), "revoked")
+}

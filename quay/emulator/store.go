@@ -99,6 +99,8 @@ type store struct {
 	tokens     map[string]*oauthToken      // lookup -> token
 	repos      map[string]*repository      // "ns/name" -> repo
 	prototypes map[string][]*prototype     // org -> prototypes
+
+	appSpecificTokens map[string]*appSpecificToken // uuid -> token
 }
 
 func newStore() *store {
@@ -109,6 +111,8 @@ func newStore() *store {
 		tokens:     map[string]*oauthToken{},
 		repos:      map[string]*repository{},
 		prototypes: map[string][]*prototype{},
+
+		appSpecificTokens: map[string]*appSpecificToken{},
 	}
 }
 
