@@ -7,7 +7,6 @@ import (
 	"math"
 	"net/http"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -64,22 +63,19 @@ func (e *Emulator) liveTokensOf(clientID string) []*oauthToken {
 }
 
 // listAppTokens lists non-expired tokens, newest first, 50 a page, with an
-// opaque next_page cursor in the body.
+// opaque next_page cursor in the body (paginate(..., descending=True)).
+// A page token that does not decrypt, or is older than two days, is
+// ignored: the first page comes back (util/pagination.py).
 func (e *Emulator) listAppTokens(w http.ResponseWriter, r *http.Request, c *caller) {
 	a := e.tokenApp(w, r, c)
 	if a == nil {
 		return
 	}
 	tokens := e.liveTokensOf(a.clientID)
-	if cursor := r.URL.Query().Get("next_page"); cursor != "" {
-		before, ok := decodeCursor(cursor)
-		if !ok {
-			e.invalidRequest(w, r, "Invalid page token")
-			return
-		}
+	if from, ok := e.decodeCursor(r.URL.Query().Get("next_page")); ok {
 		var rest []*oauthToken
 		for _, t := range tokens {
-			if t.id < before {
+			if t.id <= from {
 				rest = append(rest, t)
 			}
 		}
@@ -87,8 +83,8 @@ func (e *Emulator) listAppTokens(w http.ResponseWriter, r *http.Request, c *call
 	}
 	resp := map[string]any{}
 	if len(tokens) > appTokensPageSize {
+		resp["next_page"] = e.encodeCursor(tokens[appTokensPageSize].id)
 		tokens = tokens[:appTokensPageSize]
-		resp["next_page"] = encodeCursor(tokens[len(tokens)-1].id)
 	}
 	list := []map[string]any{}
 	for _, t := range tokens {
@@ -98,19 +94,29 @@ func (e *Emulator) listAppTokens(w http.ResponseWriter, r *http.Request, c *call
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// Quay's page tokens are encrypted and expire; clients must treat them as
-// opaque, so an encoded id is enough here.
-func encodeCursor(id int) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("tokens-before:" + strconv.Itoa(id)))
+// pageTokenTTL is util/pagination.py _PAGE_TOKEN_TTL.
+const pageTokenTTL = 48 * time.Hour
+
+// Quay's page tokens are encrypted with PAGE_TOKEN_KEY; clients must treat
+// them as opaque, so the start id and the issue time, encoded, do here.
+func (e *Emulator) encodeCursor(startID int) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("tokens-from:%d:%d", startID, e.now().Unix())))
 }
 
-func decodeCursor(s string) (int, bool) {
+func (e *Emulator) decodeCursor(s string) (int, bool) {
 	raw, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || !strings.HasPrefix(string(raw), "tokens-before:") {
+	if err != nil {
 		return 0, false
 	}
-	id, err := strconv.Atoi(strings.TrimPrefix(string(raw), "tokens-before:"))
-	return id, err == nil
+	var id int
+	var issued int64
+	if _, err := fmt.Sscanf(string(raw), "tokens-from:%d:%d", &id, &issued); err != nil {
+		return 0, false
+	}
+	if e.now().Sub(time.Unix(issued, 0)) > pageTokenTTL {
+		return 0, false
+	}
+	return id, true
 }
 
 var newTokenSchema = objectSchema{required: []string{"name", "scope"}, props: []prop{
