@@ -21,6 +21,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -186,18 +187,28 @@ func parseBaseURL(raw string) (*url.URL, error) {
 	if raw == "" {
 		return nil, errors.New("quay: url is empty")
 	}
+	// A URL with userinfo may hold a password: whatever else is wrong with
+	// it, it is never echoed (url.Parse's own errors quote the input too).
+	shown := strconv.Quote(raw)
+	hasUserinfo := strings.Contains(raw, "@")
+	if hasUserinfo {
+		shown = "(not shown: it may carry credentials)"
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("quay: url %q is not a valid URL: %w", raw, err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("quay: url %q must start with https:// or http://", raw)
-	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("quay: url %q has no host", raw)
+		if hasUserinfo {
+			return nil, fmt.Errorf("quay: url %s is not a valid URL", shown)
+		}
+		return nil, fmt.Errorf("quay: url %s is not a valid URL: %w", shown, err)
 	}
 	if u.User != nil {
 		return nil, fmt.Errorf("quay: url must not carry credentials")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("quay: url %s must start with https:// or http://", shown)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("quay: url %s has no host", shown)
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawQuery, u.Fragment = "", ""
