@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Error is a failed Quay call. It keeps Quay's status and message whatever
@@ -170,10 +172,22 @@ func newErrorFromResponse(method, path string, resp *http.Response) *Error {
 		e.Message = string(body)
 	}
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		e.Message = "unexpected redirect to " + resp.Header.Get("Location")
+		e.Message = "unexpected redirect to " + redirectTarget(resp.Header.Get("Location"))
 	}
 	e.Message = truncate(strings.TrimSpace(e.Message), maxErrorMessage)
 	return e
+}
+
+// redirectTarget is where a redirect points, without the parts that may
+// carry a secret: userinfo, query and fragment (an OAuth redirect carries
+// the access token in its fragment).
+func redirectTarget(location string) string {
+	u, err := url.Parse(location)
+	if err != nil {
+		return "an unparseable location"
+	}
+	u.User, u.RawQuery, u.Fragment, u.RawFragment, u.ForceQuery = nil, "", "", "", false
+	return u.String()
 }
 
 func newTransportError(method, path string, err error) *Error {
@@ -235,9 +249,16 @@ func parseRetryAfter(v string) (time.Duration, bool) {
 	return 0, false
 }
 
+// looksLikeHTML reports an HTML body (nginx's and other proxies' error
+// pages), which is never worth quoting in a message. It looks at the body,
+// not at Content-Type: Flask labels Quay's plain-text answers (the password
+// throttle's 429) text/html.
 func looksLikeHTML(b []byte) bool {
-	s := strings.ToLower(string(b[:min(len(b), 64)]))
-	return strings.HasPrefix(s, "<!doctype") || strings.HasPrefix(s, "<html") || strings.Contains(s, "<head")
+	if strings.HasPrefix(http.DetectContentType(b), "text/html") {
+		return true
+	}
+	s := strings.ToLower(string(b[:min(len(b), 512)]))
+	return strings.Contains(s, "<!doctype html") || strings.Contains(s, "<html") || strings.Contains(s, "<head")
 }
 
 func firstNonEmpty(vals ...string) string {
@@ -249,9 +270,13 @@ func firstNonEmpty(vals ...string) string {
 	return ""
 }
 
+// truncate cuts s to at most n bytes on a character boundary.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }
