@@ -15,6 +15,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -251,6 +252,10 @@ type request struct {
 	anonymous bool
 	// basicAuth, when set, replaces the Bearer credential.
 	basicAuth *basicAuth
+	// secrets are values of the request that must never appear in an
+	// error, whatever Quay echoes: passwords in the body here, and the
+	// Bearer token or Basic credentials, which send adds.
+	secrets []string
 }
 
 type basicAuth struct{ username, password string }
@@ -258,30 +263,31 @@ type basicAuth struct{ username, password string }
 // do performs r and decodes a 2xx JSON body into out (when out is non-nil).
 // Any other status becomes an *Error.
 func (c *Client) do(ctx context.Context, r request, out any) error {
-	resp, err := c.send(ctx, r)
+	resp, err := c.send(ctx, &r)
 	if err != nil {
 		return err
 	}
 	defer drain(resp.Body)
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return newErrorFromResponse(r.method, r.path, resp)
+		return newErrorFromResponse(&r, resp)
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		return nil
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
-		return &Error{Method: r.method, Path: r.path, StatusCode: resp.StatusCode, Message: "reading response: " + err.Error(), transient: true}
+		return r.fail(&Error{StatusCode: resp.StatusCode, Message: "reading response: " + err.Error(), transient: true})
 	}
 	if err := json.Unmarshal(body, out); err != nil {
-		return &Error{Method: r.method, Path: r.path, StatusCode: resp.StatusCode, Message: "unexpected response body: " + err.Error()}
+		return r.fail(&Error{StatusCode: resp.StatusCode, Message: "unexpected response body: " + err.Error()})
 	}
 	return nil
 }
 
 // send performs r with retries and returns the final response, whatever its
-// status. The caller closes the body.
-func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
+// status. The caller closes the body. It adds the credential it sends to
+// r.secrets.
+func (c *Client) send(ctx context.Context, r *request) (*http.Response, error) {
 	u := *c.base
 	u.Path = c.base.Path + r.path
 	u.RawPath = ""
@@ -324,22 +330,73 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 	switch {
 	case r.basicAuth != nil:
 		req.SetBasicAuth(r.basicAuth.username, r.basicAuth.password)
+		r.secrets = append(r.secrets, r.basicAuth.password,
+			base64.StdEncoding.EncodeToString([]byte(r.basicAuth.username+":"+r.basicAuth.password)))
 	case !r.anonymous:
 		if c.credential == nil {
-			return nil, &Error{Method: r.method, Path: r.path, Message: "no credential configured", cause: ErrNoCredential}
+			return nil, r.fail(&Error{Message: "no credential configured", cause: ErrNoCredential})
 		}
 		token, err := c.credential.BearerToken(ctx)
 		if err != nil {
-			return nil, &Error{Method: r.method, Path: r.path, Message: "obtaining credential: " + err.Error(), cause: err, transient: true}
+			return nil, r.fail(&Error{Message: "obtaining credential: " + err.Error(), cause: err, transient: true})
 		}
+		r.secrets = append(r.secrets, token)
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, newTransportError(r.method, r.path, err)
+		return nil, newTransportError(r, err)
 	}
 	return resp, nil
+}
+
+// fail completes an error of request r: it names the call and strips every
+// secret of the request from what Quay sent back.
+func (r *request) fail(e *Error) *Error {
+	e.Method, e.Path = r.method, r.path
+	for _, s := range r.secrets {
+		e.Message = redact(e.Message, s)
+		e.Type = redact(e.Type, s)
+	}
+	e.Message = truncate(strings.TrimSpace(e.Message), maxErrorMessage)
+	return e
+}
+
+// redacted replaces a secret in an error message.
+const redacted = "[redacted]"
+
+// redact replaces secret in s. Secrets as long as Quay's shortest password
+// are replaced wherever they appear; a shorter one (a test token, a
+// misconfiguration) only where it stands as a word of its own, so that a
+// one-letter secret does not garble every message.
+func redact(s, secret string) string {
+	if secret == "" {
+		return s
+	}
+	if len(secret) >= 8 {
+		return strings.ReplaceAll(s, secret, redacted)
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(s, secret)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		end := i + len(secret)
+		b.WriteString(s[:i])
+		if (i == 0 || !isWordByte(s[i-1])) && (end == len(s) || !isWordByte(s[end])) {
+			b.WriteString(redacted)
+		} else {
+			b.WriteString(secret)
+		}
+		s = s[end:]
+	}
+}
+
+func isWordByte(c byte) bool {
+	return c == '_' || c >= 0x80 || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
 }
 
 func drain(body io.ReadCloser) {

@@ -144,8 +144,8 @@ type apiErrorBody struct {
 // maxErrorMessage bounds the message kept from an error body.
 const maxErrorMessage = 512
 
-func newErrorFromResponse(method, path string, resp *http.Response) *Error {
-	e := &Error{Method: method, Path: path, StatusCode: resp.StatusCode}
+func newErrorFromResponse(r *request, resp *http.Response) *Error {
+	e := &Error{StatusCode: resp.StatusCode}
 	if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After")); ok {
 		e.RetryAfter = ra
 	}
@@ -174,8 +174,7 @@ func newErrorFromResponse(method, path string, resp *http.Response) *Error {
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		e.Message = "unexpected redirect to " + redirectTarget(resp.Header.Get("Location"))
 	}
-	e.Message = truncate(strings.TrimSpace(e.Message), maxErrorMessage)
-	return e
+	return r.fail(e)
 }
 
 // redirectTarget is where a redirect points, without the parts that may
@@ -190,8 +189,8 @@ func redirectTarget(location string) string {
 	return u.String()
 }
 
-func newTransportError(method, path string, err error) *Error {
-	e := &Error{Method: method, Path: path, cause: err}
+func newTransportError(r *request, err error) *Error {
+	e := &Error{cause: err}
 	var certErr *x509.UnknownAuthorityError
 	var hostErr x509.HostnameError
 	var verifyErr *tls.CertificateVerificationError
@@ -207,7 +206,7 @@ func newTransportError(method, path string, err error) *Error {
 		e.Message = "Quay unreachable: " + rootCause(err).Error()
 		e.transient = true
 	}
-	return e
+	return r.fail(e)
 }
 
 // rootCause strips url.Error's "Get \"https://...\":" prefix and similar

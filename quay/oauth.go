@@ -41,27 +41,27 @@ func (c *Client) AuthorizeApp(ctx context.Context, in DirectOAuthRequest) (*Dire
 	}
 	r := request{method: http.MethodPost, path: "/oauth/authorizeapp", body: form,
 		basicAuth: &basicAuth{username: in.Username, password: in.Password}}
-	resp, err := c.send(ctx, r)
+	resp, err := c.send(ctx, &r)
 	if err != nil {
 		return nil, err
 	}
 	defer drain(resp.Body)
 	if resp.StatusCode != http.StatusFound {
-		return nil, newErrorFromResponse(r.method, r.path, resp)
+		return nil, newErrorFromResponse(&r, resp)
 	}
 	loc, err := url.Parse(resp.Header.Get("Location"))
 	if err != nil {
-		return nil, &Error{Method: r.method, Path: r.path, StatusCode: resp.StatusCode, Message: "unparseable redirect"}
+		return nil, r.fail(&Error{StatusCode: resp.StatusCode, Message: "unparseable redirect"})
 	}
 	frag, _ := url.ParseQuery(loc.Fragment)
 	if e := frag.Get("error"); e != "" {
-		return nil, &Error{Method: r.method, Path: r.path, StatusCode: resp.StatusCode, Type: e, Message: frag.Get("error_description")}
+		return nil, r.fail(&Error{StatusCode: resp.StatusCode, Type: e, Message: frag.Get("error_description")})
 	}
 	token := frag.Get("access_token")
 	if token == "" {
 		// The redirect target and its query are not secret, but say as
 		// little as possible about it.
-		return nil, &Error{Method: r.method, Path: r.path, StatusCode: resp.StatusCode, Message: "redirect carried no access_token"}
+		return nil, r.fail(&Error{StatusCode: resp.StatusCode, Message: "redirect carried no access_token"})
 	}
 	out := &DirectOAuthToken{AccessToken: token}
 	if secs, err := strconv.Atoi(frag.Get("expires_in")); err == nil {

@@ -56,7 +56,7 @@ type InitializeUserResponse struct {
 // not idempotent: a second call fails with "non-empty database".
 func (c *Client) InitializeUser(ctx context.Context, in InitializeUserRequest) (*InitializeUserResponse, error) {
 	var out InitializeUserResponse
-	r := request{method: http.MethodPost, path: "/api/v1/user/initialize", body: in, anonymous: true}
+	r := request{method: http.MethodPost, path: "/api/v1/user/initialize", body: in, anonymous: true, secrets: []string{in.Password}}
 	if err := c.do(ctx, r, &out); err != nil {
 		return nil, err
 	}
@@ -68,5 +68,6 @@ func (c *Client) InitializeUser(ctx context.Context, in InitializeUserRequest) (
 // OAuth tokens of the user stay valid.
 func (c *Client) ChangePassword(ctx context.Context, password string) error {
 	body := map[string]string{"password": password}
-	return c.do(ctx, request{method: http.MethodPut, path: "/api/v1/user/", body: body, idempotent: true}, nil)
+	r := request{method: http.MethodPut, path: "/api/v1/user/", body: body, idempotent: true, secrets: []string{password}}
+	return c.do(ctx, r, nil)
 }
