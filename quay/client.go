@@ -256,6 +256,10 @@ type request struct {
 	// error, whatever Quay echoes: passwords in the body here, and the
 	// Bearer token or Basic credentials, which send adds.
 	secrets []string
+	// needBody says the caller decodes a 2xx body: a connection dropped
+	// while it is read fails the attempt (and idempotent calls retry it).
+	// Calls that need only the status take a 2xx as Quay's answer.
+	needBody bool
 }
 
 type basicAuth struct{ username, password string }
@@ -263,6 +267,7 @@ type basicAuth struct{ username, password string }
 // do performs r and decodes a 2xx JSON body into out (when out is non-nil).
 // Any other status becomes an *Error.
 func (c *Client) do(ctx context.Context, r request, out any) error {
+	r.needBody = out != nil
 	resp, err := c.send(ctx, &r)
 	if err != nil {
 		return err
@@ -343,13 +348,46 @@ func (c *Client) send(ctx context.Context, r *request) (*http.Response, error) {
 		r.secrets = append(r.secrets, token)
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	// Read the body while the attempt is still the retry loop's, so that a
+	// connection dropped mid-answer is a failed attempt like any other.
+	req.SetResponseHandler(func(resp *http.Response) error { return bufferBody(resp, r.needBody) })
 
 	resp, err := c.http.Do(req)
 	if err != nil {
+		// The final response may come with the error (the caller's
+		// context ended as it arrived); it is not the caller's to close.
+		if resp != nil {
+			drain(resp.Body)
+		}
 		return nil, newTransportError(r, err)
 	}
 	return resp, nil
 }
+
+// bufferBody reads a final response's body into memory (bounded). A read
+// failure fails the attempt when the body is needed: the answer to a 2xx
+// call that decodes it. An error answer keeps whatever part arrived, and a
+// 2xx the caller does not read is left alone: Quay's status is the answer.
+func bufferBody(resp *http.Response, needBody bool) error {
+	is2xx := resp.StatusCode >= 200 && resp.StatusCode <= 299
+	if is2xx && !needBody {
+		return nil
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	_ = resp.Body.Close()
+	if err != nil && is2xx {
+		resp.Body = http.NoBody
+		return &bodyReadError{err}
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return nil
+}
+
+// bodyReadError is a connection that failed while an answer's body was read.
+type bodyReadError struct{ err error }
+
+func (e *bodyReadError) Error() string { return "reading Quay's answer: " + e.err.Error() }
+func (e *bodyReadError) Unwrap() error { return e.err }
 
 // fail completes an error of request r: it names the call and strips every
 // secret of the request from what Quay sent back.

@@ -194,6 +194,7 @@ func newTransportError(r *request, err error) *Error {
 	var certErr *x509.UnknownAuthorityError
 	var hostErr x509.HostnameError
 	var verifyErr *tls.CertificateVerificationError
+	var readErr *bodyReadError
 	switch {
 	case errors.Is(err, context.DeadlineExceeded), isTimeout(err):
 		e.Message = "timed out waiting for Quay"
@@ -202,6 +203,9 @@ func newTransportError(r *request, err error) *Error {
 		e.Message = "request canceled"
 	case errors.As(err, &certErr), errors.As(err, &hostErr), errors.As(err, &verifyErr):
 		e.Message = "TLS certificate not trusted: " + rootCause(err).Error() + " (set ca_certificate, or disable_ssl_verification for tests only)"
+	case errors.As(err, &readErr):
+		e.Message = "connection to Quay dropped mid-answer: " + rootCause(readErr.err).Error()
+		e.transient = true
 	default:
 		e.Message = "Quay unreachable: " + rootCause(err).Error()
 		e.transient = true
