@@ -201,8 +201,9 @@ var createRobotSchema = objectSchema{props: []prop{
 	{name: "unstructured_metadata", types: []string{"object"}},
 }}
 
-// robotMaxSize is ROBOT_MAX_SIZE: a larger JSON body is an InvalidRequest
-// without a message.
+// robotMaxSize is ROBOT_MAX_SIZE. max_json_size raises InvalidRequest()
+// without its required description argument, a TypeError: a larger JSON
+// body is a 500.
 const robotMaxSize = 1024 * 1024
 
 // createRobot is createOrgRobot / createUserRobot: 201. Organization routes
@@ -216,7 +217,7 @@ func (e *Emulator) createRobot(w http.ResponseWriter, r *http.Request, c *caller
 	}
 	raw := readBody(r)
 	if isJSONRequest(r) && len(raw) > robotMaxSize {
-		e.apiException(w, r, http.StatusBadRequest, "invalid_request", "", nil)
+		internalError(w)
 		return
 	}
 	body, ok := e.optionalJSONRequest(w, r, raw, createRobotSchema)
