@@ -46,7 +46,11 @@ func (c *Client) AuthorizeApp(ctx context.Context, in DirectOAuthRequest) (*Dire
 		return nil, err
 	}
 	defer drain(resp.Body)
-	if resp.StatusCode != http.StatusFound {
+	switch {
+	case resp.StatusCode == http.StatusFound:
+	case resp.StatusCode >= 200 && resp.StatusCode <= 299:
+		return nil, r.fail(&Error{StatusCode: resp.StatusCode, Message: "Quay answered without the redirect that carries the token"})
+	default:
 		return nil, newErrorFromResponse(&r, resp)
 	}
 	loc, err := url.Parse(resp.Header.Get("Location"))
@@ -54,8 +58,14 @@ func (c *Client) AuthorizeApp(ctx context.Context, in DirectOAuthRequest) (*Dire
 		return nil, r.fail(&Error{StatusCode: resp.StatusCode, Message: "unparseable redirect"})
 	}
 	frag, _ := url.ParseQuery(loc.Fragment)
-	if e := frag.Get("error"); e != "" {
-		return nil, r.fail(&Error{StatusCode: resp.StatusCode, Type: e, Message: frag.Get("error_description")})
+	// Quay's OAuth provider reports a refusal (unauthorized_client,
+	// invalid_scope, ...) in the redirect's query; the fragment is where
+	// the implicit flow puts both tokens and errors.
+	for _, params := range []url.Values{frag, loc.Query()} {
+		if e := params.Get("error"); e != "" {
+			msg := firstNonEmpty(params.Get("error_description"), "Quay refused to issue a token")
+			return nil, r.fail(&Error{StatusCode: resp.StatusCode, Type: e, Message: msg})
+		}
 	}
 	token := frag.Get("access_token")
 	if token == "" {
