@@ -1,396 +1,334 @@
 package quay
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"io"
+	"log"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-func TestClient_SendsTheBearerCredentialPerRequest(t *testing.T) {
-	var got []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got = append(got, r.Header.Get("Authorization"))
-		_, _ = w.Write([]byte(`{"username":"quayadmin"}`))
-	}))
-	defer srv.Close()
-	var n atomic.Int32
-	cred := credentialFunc(func() string { return []string{"first", "second"}[n.Add(1)-1] })
-	c, err := New(Config{BaseURL: srv.URL, Credential: cred})
+func TestAuth_BearerOnAPICalls(t *testing.T) {
+	srv := newFakeQuay(t, jsonReply(200, `{"username":"quayadmin"}`))
+	c := newTestClient(t, srv.URL)
+
+	u, err := c.GetUser(bg)
 	require.NoError(t, err)
+	assert.Equal(t, "quayadmin", u.Username)
+	assert.Equal(t, "Bearer "+secretToken, srv.Last(t).Auth)
+
+	require.NoError(t, c.DeleteRobot(bg, acme, "ci"))
+	assert.Equal(t, "Bearer "+secretToken, srv.Last(t).Auth, "mutations too: Quay skips CSRF only for a Bearer token")
+}
+
+func TestAuth_SendsJSONAndAUserAgent(t *testing.T) {
+	var ua, accept atomic.Value
+	srv := newFakeQuay(t, func(w http.ResponseWriter, r *http.Request) {
+		ua.Store(r.Header.Get("User-Agent"))
+		accept.Store(r.Header.Get("Accept"))
+		_, _ = io.WriteString(w, `{}`)
+	})
+	_, err := newTestClient(t, srv.URL).GetUser(bg)
+	require.NoError(t, err)
+	assert.Equal(t, "vault-plugin-secrets-quay", ua.Load())
+	assert.Equal(t, "application/json", accept.Load())
+
+	_, err = newTestClient(t, srv.URL, func(c *Config) { c.UserAgent = "vault/1.2" }).GetUser(bg)
+	require.NoError(t, err)
+	assert.Equal(t, "vault/1.2", ua.Load())
+}
+
+func TestAuth_CredentialIsAskedPerRequest(t *testing.T) {
+	srv := newFakeQuay(t, jsonReply(200, `{}`))
+	var n atomic.Int32
+	rotating := credentialFunc(func(context.Context) (string, error) {
+		return []string{"first", "second", "third"}[n.Add(1)-1], nil
+	})
+	c := newTestClient(t, srv.URL, func(c *Config) { c.Credential = rotating })
+	_, err := c.GetUser(bg)
+	require.NoError(t, err)
+	_, err = c.ListRobots(bg, acme, ListRobotsOptions{})
+	require.NoError(t, err)
+	_, err = c.CreateApplicationToken(bg, "acme", "CID", newToken)
+	require.NoError(t, err)
+
+	var auths []string
+	for _, r := range srv.Requests() {
+		auths = append(auths, r.Auth)
+	}
+	assert.Equal(t, []string{"Bearer first", "Bearer second", "Bearer third"}, auths, "a refreshed token is used at once")
+}
+
+func TestAuth_CredentialFailureSendsNothing(t *testing.T) {
+	srv := newFakeQuay(t, jsonReply(200, `{}`))
+	idpDown := errors.New("identity provider unreachable")
+	c := newTestClient(t, srv.URL, func(c *Config) {
+		c.Credential = credentialFunc(func(context.Context) (string, error) { return "", idpDown })
+	})
+	_, err := c.GetUser(bg)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, idpDown)
+	assert.True(t, IsTransient(err), "the next call may get a token")
+	assert.Contains(t, err.Error(), "identity provider unreachable")
+	assert.Zero(t, srv.Calls())
+}
+
+func TestAuth_NoCredential(t *testing.T) {
+	srv := newFakeQuay(t, jsonReply(200, `{"username":"first","access_token":"ABCDEFGHIJ0123456789ABCDEFGHIJ0123456789"}`))
+	c := newTestClient(t, srv.URL, func(c *Config) { c.Credential = nil })
+
+	_, err := c.GetUser(bg)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, ErrNoCredential)
+	assert.Zero(t, srv.Calls(), "nothing is sent without a credential")
+
+	resp, err := c.InitializeUser(bg, InitializeUserRequest{Username: "first", Password: secretPassword, Email: "f@example.com", AccessToken: true})
+	require.NoError(t, err, "initialization needs no credential")
+	assert.Equal(t, "first", resp.Username)
+	assert.Len(t, resp.AccessToken, 40)
+}
+
+func TestAuth_InitializeUserIsAnonymous(t *testing.T) {
+	srv := newFakeQuay(t, jsonReply(200, `{"username":"first","email":"f@example.com","encrypted_password":"ENC","access_token":"ABCDEFGHIJ0123456789ABCDEFGHIJ0123456789"}`))
+	c := newTestClient(t, srv.URL)
+	resp, err := c.InitializeUser(bg, InitializeUserRequest{Username: "first", Password: secretPassword, Email: "f@example.com", AccessToken: true})
+	require.NoError(t, err)
+	assert.Equal(t, &InitializeUserResponse{Username: "first", Email: "f@example.com", EncryptedPassword: "ENC", AccessToken: "ABCDEFGHIJ0123456789ABCDEFGHIJ0123456789"}, resp)
+
+	got := srv.Last(t)
+	assert.Empty(t, got.Auth, "no Authorization header, even with a credential configured")
+	assert.Equal(t, "POST /api/v1/user/initialize", got.Method+" "+got.Path)
+	assert.Equal(t, "application/json", got.ContentType)
+	assert.JSONEq(t, `{"username":"first","password":"`+secretPassword+`","email":"f@example.com","access_token":true}`, got.Body)
+}
+
+func TestAuth_BasicOnlyForAuthorizeApp(t *testing.T) {
+	var user, pass atomic.Value
+	srv := newFakeQuay(t, func(w http.ResponseWriter, r *http.Request) {
+		u, p, ok := r.BasicAuth()
+		assert.True(t, ok)
+		user.Store(u)
+		pass.Store(p)
+		w.Header().Set("Location", "http://quay/oauth/localapp#access_token=TOKEN&token_type=Bearer&expires_in=315576000")
+		w.WriteHeader(http.StatusFound)
+	})
+	c := newTestClient(t, srv.URL)
+	_, err := c.AuthorizeApp(bg, DirectOAuthRequest{Username: "svc", Password: secretPassword, ClientID: "CID", RedirectURI: "http://quay/oauth/localapp"})
+	require.NoError(t, err)
+	assert.Equal(t, "svc", user.Load())
+	assert.Equal(t, secretPassword, pass.Load())
+	assert.Equal(t, "Basic "+base64.StdEncoding.EncodeToString([]byte("svc:"+secretPassword)), srv.Last(t).Auth, "Basic replaces the Bearer credential")
+}
+
+// A client from WithCredential authenticates with its own credential but
+// reuses the original's connections.
+func TestWithCredential_SharesThePool(t *testing.T) {
+	var conns atomic.Int32
+	var mu sync.Mutex
+	var auths []string
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		auths = append(auths, r.Header.Get("Authorization"))
+		mu.Unlock()
+		_, _ = io.WriteString(w, `{"username":"quayadmin"}`)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+
+	c := newTestClient(t, srv.URL)
+	other := c.WithCredential(StaticToken("other-token"))
 	for range 2 {
-		_, err := c.GetUser(context.Background())
+		_, err := c.GetUser(bg)
+		require.NoError(t, err)
+		_, err = other.GetUser(bg)
 		require.NoError(t, err)
 	}
-	assert.Equal(t, []string{"Bearer first", "Bearer second"}, got, "the credential is asked for on every request")
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []string{"Bearer " + secretToken, "Bearer other-token", "Bearer " + secretToken, "Bearer other-token"}, auths)
+	assert.EqualValues(t, 1, conns.Load(), "both clients share one keep-alive connection")
+	assert.Equal(t, c.BaseURL(), other.BaseURL())
+}
 
-	other := c.WithCredential(StaticToken("third"))
-	_, err = other.GetUser(context.Background())
+func TestNew_NormalizesTheBaseURL(t *testing.T) {
+	srv := newFakeQuay(t, jsonReply(200, `{}`))
+	c := newTestClient(t, "  "+srv.URL+"/quay/?x=1#frag  ")
+	assert.Equal(t, srv.URL+"/quay", c.BaseURL(), "trailing slash, query and fragment dropped; path prefix kept")
+	_, err := c.GetUser(bg)
 	require.NoError(t, err)
-	assert.Equal(t, "Bearer third", got[2])
+	got := srv.Last(t)
+	assert.Equal(t, "/quay/api/v1/user/", got.Path)
+	assert.Empty(t, got.Query)
 }
 
-type credentialFunc func() string
-
-func (f credentialFunc) BearerToken(context.Context) (string, error) { return f(), nil }
-
-func TestClient_AnonymousAndBasicCalls(t *testing.T) {
-	var auth string
-	var form string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		auth = r.Header.Get("Authorization")
-		switch r.URL.Path {
-		case "/api/v1/user/initialize":
-			_, _ = w.Write([]byte(`{"username":"quayadmin","access_token":"ABCDEFGHIJ0123456789ABCDEFGHIJ0123456789"}`))
-		case "/oauth/authorizeapp":
-			_ = r.ParseForm()
-			form = r.PostForm.Encode()
-			w.Header().Set("Location", "http://q/oauth/localapp#access_token=TOKEN123&token_type=Bearer&expires_in=315576000")
-			w.WriteHeader(http.StatusFound)
-		}
-	}))
-	defer srv.Close()
-	c, err := New(Config{BaseURL: srv.URL, Credential: StaticToken(secretToken)})
-	require.NoError(t, err)
-
-	resp, err := c.InitializeUser(context.Background(), InitializeUserRequest{Username: "quayadmin", Password: "password1", AccessToken: true})
-	require.NoError(t, err)
-	assert.Empty(t, auth, "initialization is anonymous")
-	assert.Len(t, resp.AccessToken, 40)
-
-	tok, err := c.AuthorizeApp(context.Background(), DirectOAuthRequest{Username: "svc", Password: "pw", ClientID: "CID",
-		RedirectURI: "http://q/oauth/localapp", Scopes: []string{"org:admin", "user:read"}})
-	require.NoError(t, err)
-	assert.True(t, strings.HasPrefix(auth, "Basic "), "direct OAuth uses Basic credentials")
-	assert.Equal(t, "TOKEN123", tok.AccessToken)
-	assert.Equal(t, 315576000*time.Second, tok.ExpiresIn)
-	assert.Contains(t, form, "response_type=token")
-	assert.Contains(t, form, "redirect_uri=http%3A%2F%2Fq%2Foauth%2Flocalapp")
-	assert.Contains(t, form, "scope=org%3Aadmin+user%3Aread")
-}
-
-func TestClient_AuthorizeAppWithoutRedirectIsAnError(t *testing.T) {
-	srv, _ := answer(t, 403, "application/json", `{"error": "CSRF token was invalid or missing."}`)
-	_, err := testClient(t, srv.URL).AuthorizeApp(context.Background(), DirectOAuthRequest{ClientID: "x", RedirectURI: "http://r"})
-	require.Error(t, err)
-	assert.True(t, IsUnauthorized(err))
-}
-
-func TestClient_RetriesRateLimitsForEveryCall(t *testing.T) {
-	calls := 0
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls++
-		if calls <= 2 {
-			w.Header().Set("Content-Type", "text/html")
-			w.WriteHeader(http.StatusTooManyRequests)
-			_, _ = w.Write([]byte("<html>429</html>"))
-			return
-		}
-		_, _ = w.Write([]byte(`{"uuid":"u1","token":"T"}`))
-	}))
-	defer srv.Close()
-	tok, err := testClient(t, srv.URL).CreateApplicationToken(context.Background(), "acme", "CID", NewApplicationToken{Name: "n", Scopes: []string{"repo:read"}})
-	require.NoError(t, err, "a 429 means Quay did not act: even a POST is retried")
-	assert.Equal(t, "u1", tok.UUID)
-	assert.Equal(t, 3, calls)
-}
-
-func TestClient_RetryAfterBeyondTheCapFailsAtOnce(t *testing.T) {
-	srv, calls := answer(t, 429, "text/plain", "slow down", "Retry-After", "120")
-	_, err := testClient(t, srv.URL).GetUser(context.Background())
-	require.Error(t, err)
-	var qe *Error
-	require.ErrorAs(t, err, &qe)
-	assert.Equal(t, 120*time.Second, qe.RetryAfter)
-	assert.Equal(t, 1, *calls)
-	assert.True(t, IsRateLimited(err))
-	assert.Contains(t, err.Error(), "retry after 2m0s")
-}
-
-func TestClient_ServerErrorsAreRetriedOnlyForIdempotentCalls(t *testing.T) {
-	for _, status := range []int{502, 503, 504} {
-		srv, calls := answer(t, status, "text/html", "<html>bad gateway</html>")
-		c := testClient(t, srv.URL)
-
-		_, err := c.GetUser(context.Background())
-		require.Error(t, err)
-		assert.Equal(t, 3, *calls, "GET %d: first attempt and two retries", status)
-		assert.True(t, IsTransient(err))
-
-		*calls = 0
-		err = c.DeleteRobot(context.Background(), Namespace{Kind: NamespaceOrganization, Name: "acme"}, "r")
-		require.Error(t, err)
-		assert.Equal(t, 3, *calls, "DELETE %d is idempotent", status)
-
-		*calls = 0
-		_, err = c.CreateApplicationToken(context.Background(), "acme", "CID", NewApplicationToken{Name: "n", Scopes: []string{"repo:read"}})
-		require.Error(t, err)
-		assert.Equal(t, 1, *calls, "POST %d: Quay may have acted; not retried", status)
-
-		*calls = 0
-		_, err = c.CreateRobot(context.Background(), Namespace{Kind: NamespaceOrganization, Name: "acme"}, "r", RobotSpec{})
-		require.Error(t, err)
-		assert.Equal(t, 1, *calls, "robot PUT %d is not idempotent", status)
+func TestNew_RejectsBadConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"empty", Config{BaseURL: "  "}, "url is empty"},
+		{"no scheme", Config{BaseURL: "quay.example.com"}, "must start with https:// or http://"},
+		{"other scheme", Config{BaseURL: "ftp://quay.example.com"}, "must start with https:// or http://"},
+		{"no host", Config{BaseURL: "https:///api"}, "has no host"},
+		{"unparseable", Config{BaseURL: "https://quay.example.com:port/"}, "not a valid URL"},
+		{"credentials", Config{BaseURL: "https://admin:" + secretPassword + "@quay.example.com"}, "must not carry credentials"},
+		{"credentials and bad scheme", Config{BaseURL: "ftp://admin:" + secretPassword + "@quay.example.com"}, ""},
+		{"credentials and bad port", Config{BaseURL: "https://admin:" + secretPassword + "@quay.example.com:port"}, ""},
+		{"credentials without scheme", Config{BaseURL: "admin:" + secretPassword + "@quay.example.com"}, ""},
+		{"CA bundle without a certificate", Config{BaseURL: "https://quay.example.com", CACertificate: "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"}, "ca_certificate holds no valid PEM certificate"},
+		{"CA bundle that is not PEM", Config{BaseURL: "https://quay.example.com", CACertificate: "hello"}, "ca_certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := New(tc.cfg)
+			require.Error(t, err)
+			assert.Nil(t, c)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.NotContains(t, err.Error(), secretPassword, "a password in the URL is never echoed")
+		})
 	}
 }
 
-func TestClient_RefusedConnectionIsRetriedAndTransient(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	c := testClient(t, "http://"+addr)
-	_, err = c.CreateApplicationToken(context.Background(), "acme", "CID", NewApplicationToken{Name: "n", Scopes: []string{"repo:read"}})
-	require.Error(t, err)
-	assert.True(t, IsTransient(err))
-	assert.Contains(t, err.Error(), "Quay unreachable")
-}
-
-func TestClient_DroppedConnectionRetriedOnlyWhenIdempotent(t *testing.T) {
-	var calls atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		conn, _, err := w.(http.Hijacker).Hijack()
-		if err == nil {
-			_ = conn.Close()
+func TestTLS(t *testing.T) {
+	var handshakes atomic.Int32
+	srv := httptest.NewUnstartedServer(jsonReply(200, `{"username":"quayadmin"}`))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			handshakes.Add(1)
 		}
-	}))
+	}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the rejected handshakes
+	srv.StartTLS()
 	defer srv.Close()
-	c := testClient(t, srv.URL)
+	serverPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
 
-	_, err := c.GetUser(context.Background())
-	require.Error(t, err)
-	assert.EqualValues(t, 3, calls.Load(), "GET retried")
-
-	calls.Store(0)
-	_, err = c.CreateApplicationToken(context.Background(), "acme", "CID", NewApplicationToken{Name: "n", Scopes: []string{"repo:read"}})
-	require.Error(t, err)
-	assert.EqualValues(t, 1, calls.Load(), "POST not retried after a dropped connection")
-	assert.True(t, IsTransient(err))
+	t.Run("verified by default", func(t *testing.T) {
+		handshakes.Store(0)
+		_, err := newTestClient(t, srv.URL).GetUser(bg)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "certificate not trusted")
+		assert.Contains(t, err.Error(), "ca_certificate", "the error says how to fix it")
+		assert.False(t, IsTransient(err), "a certificate problem does not heal by retrying")
+		assert.Zero(t, StatusOf(err))
+		assert.EqualValues(t, 1, handshakes.Load(), "not retried")
+	})
+	t.Run("a CA bundle of another authority", func(t *testing.T) {
+		handshakes.Store(0)
+		_, err := newTestClient(t, srv.URL, func(c *Config) { c.CACertificate = selfSignedPEM(t) }).GetUser(bg)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "certificate not trusted", "the bundle replaces the system roots")
+		assert.EqualValues(t, 1, handshakes.Load(), "not retried")
+	})
+	t.Run("trusted through CACertificate", func(t *testing.T) {
+		u, err := newTestClient(t, srv.URL, func(c *Config) { c.CACertificate = serverPEM }).GetUser(bg)
+		require.NoError(t, err)
+		assert.Equal(t, "quayadmin", u.Username)
+	})
+	t.Run("InsecureSkipVerify", func(t *testing.T) {
+		u, err := newTestClient(t, srv.URL, func(c *Config) { c.InsecureSkipVerify = true }).GetUser(bg)
+		require.NoError(t, err)
+		assert.Equal(t, "quayadmin", u.Username)
+	})
 }
 
-func TestClient_ContextCancellationStopsRetries(t *testing.T) {
-	srv, calls := answer(t, 503, "", "")
-	c, err := New(Config{BaseURL: srv.URL, Credential: StaticToken("t"), RetryWaitMin: time.Hour, RetryWaitMax: time.Hour})
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+func TestRequestTimeout_IsPerAttempt(t *testing.T) {
+	srv := newFakeQuay(t, func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // Quay never answers; the client gives up
+	})
+	for _, tc := range []struct {
+		name     string
+		call     func(*Client) error
+		attempts int
+	}{
+		{"GET is retried", func(c *Client) error { _, err := c.GetUser(bg); return err }, 3},
+		{"POST is not: Quay may have acted", func(c *Client) error {
+			_, err := c.CreateApplicationToken(bg, "acme", "CID", newToken)
+			return err
+		}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rt := newCountingTransport()
+			c := newTestClient(t, srv.URL, func(c *Config) { c.RequestTimeout = 50 * time.Millisecond; c.Transport = rt })
+			err := tc.call(c)
+			require.Error(t, err)
+			var qe *Error
+			require.ErrorAs(t, err, &qe)
+			assert.True(t, IsTransient(err))
+			assert.Contains(t, err.Error(), "timed out")
+			assert.Zero(t, qe.StatusCode)
+			assert.Equal(t, tc.attempts, rt.Attempts())
+		})
+	}
+}
+
+func TestCallerDeadline_IsATransientTimeout(t *testing.T) {
+	srv := newFakeQuay(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	ctx, cancel := context.WithTimeout(bg, 50*time.Millisecond)
 	defer cancel()
-	_, err = c.GetUser(ctx)
+	_, err := newTestClient(t, srv.URL).GetUser(ctx)
 	require.Error(t, err)
-	assert.Equal(t, 1, *calls)
-	assert.True(t, errors.Is(err, context.DeadlineExceeded))
-}
-
-func TestClient_PerAttemptTimeout(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
-	c, err := New(Config{BaseURL: srv.URL, Credential: StaticToken("t"), RequestTimeout: 50 * time.Millisecond, MaxRetries: -1})
-	require.NoError(t, err)
-	_, err = c.GetUser(context.Background())
-	require.Error(t, err)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.True(t, IsTransient(err))
 	assert.Contains(t, err.Error(), "timed out")
 }
 
-func TestClient_TLSVerificationIsOnByDefault(t *testing.T) {
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = w.Write([]byte(`{"username":"quayadmin"}`))
-	}))
-	defer srv.Close()
-
-	c, err := New(Config{BaseURL: srv.URL, Credential: StaticToken("t")})
+func TestClose_KeepsTheClientUsable(t *testing.T) {
+	srv := newFakeQuay(t, jsonReply(200, `{}`))
+	c := newTestClient(t, srv.URL)
+	_, err := c.GetUser(bg)
 	require.NoError(t, err)
-	_, err = c.GetUser(context.Background())
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "certificate not trusted")
-	assert.False(t, IsTransient(err), "a certificate problem does not heal by retrying")
-
-	caPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
-	c, err = New(Config{BaseURL: srv.URL, Credential: StaticToken("t"), CACertificate: caPEM})
-	require.NoError(t, err)
-	u, err := c.GetUser(context.Background())
-	require.NoError(t, err)
-	assert.Equal(t, "quayadmin", u.Username)
-
-	c, err = New(Config{BaseURL: srv.URL, Credential: StaticToken("t"), InsecureSkipVerify: true})
-	require.NoError(t, err)
-	_, err = c.GetUser(context.Background())
-	require.NoError(t, err)
+	c.Close()
+	_, err = c.GetUser(bg)
+	require.NoError(t, err, "Close only drops idle connections")
+	assert.Equal(t, 2, srv.Calls())
 }
 
-func TestNew_RejectsBadInput(t *testing.T) {
-	for _, cfg := range []Config{
-		{BaseURL: ""},
-		{BaseURL: "quay.example.com"},
-		{BaseURL: "ftp://quay.example.com"},
-		{BaseURL: "https://user:pw@quay.example.com"},
-		{BaseURL: "https://quay.example.com", CACertificate: "not a certificate"},
-	} {
-		_, err := New(cfg)
-		assert.Error(t, err, "%+v", cfg)
+func TestDo_UndecodableSuccessIsAnError(t *testing.T) {
+	srv := newFakeQuay(t, reply(200, "text/html", "<html><body>Log in</body></html>"))
+	_, err := newTestClient(t, srv.URL).GetUser(bg)
+	require.Error(t, err)
+	var qe *Error
+	require.ErrorAs(t, err, &qe)
+	assert.Equal(t, 200, qe.StatusCode)
+	assert.Contains(t, err.Error(), "unexpected response body")
+	assert.False(t, IsTransient(err))
+	assert.False(t, strings.Contains(err.Error(), "Log in"), "the body is not echoed")
+}
+
+// selfSignedPEM returns a CA certificate that signed nothing the tests serve.
+func selfSignedPEM(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "another CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
 	}
-}
-
-// No credential reaches an error message or a log line, whatever Quay sends.
-func TestClient_NeverLeaksSecrets(t *testing.T) {
-	robotToken := strings.Repeat("R", 64)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/api/v1/organization/acme/robots/ci" {
-			w.WriteHeader(http.StatusCreated)
-			_, _ = w.Write([]byte(`{"name":"acme+ci","token":"` + robotToken + `"}`))
-			return
-		}
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte(`{"message": "upstream said: ` + r.Header.Get("Authorization") + `"}`))
-	}))
-	defer srv.Close()
-	var logs bytes.Buffer
-	c, err := New(Config{BaseURL: srv.URL, Credential: StaticToken(secretToken), RetryWaitMin: 1, RetryWaitMax: 2,
-		Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: &logs})})
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	require.NoError(t, err)
-	robot, err := c.CreateRobot(context.Background(), Namespace{Kind: NamespaceOrganization, Name: "acme"}, "ci", RobotSpec{})
-	require.NoError(t, err)
-	assert.Equal(t, robotToken, robot.Token)
-	_, err = c.GetUser(context.Background())
-	require.Error(t, err)
-	_, err = c.AuthorizeApp(context.Background(), DirectOAuthRequest{Username: "u", Password: "hunter2-password", ClientID: "c", RedirectURI: "http://r"})
-	require.Error(t, err)
-
-	assert.NotContains(t, logs.String(), secretToken)
-	assert.NotContains(t, logs.String(), robotToken)
-	assert.NotContains(t, logs.String(), "hunter2-password")
-	assert.NotEmpty(t, logs.String(), "requests are logged (without secrets)")
-}
-
-func TestClient_ListApplicationTokensFollowsPages(t *testing.T) {
-	var cursors []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cursor := r.URL.Query().Get("next_page")
-		cursors = append(cursors, cursor)
-		switch cursor {
-		case "":
-			_, _ = w.Write([]byte(`{"tokens":[{"uuid":"a"},{"uuid":"b"}],"next_page":"p2/=+"}`))
-		case "p2/=+":
-			_, _ = w.Write([]byte(`{"tokens":[{"uuid":"c"}]}`))
-		default:
-			w.WriteHeader(400)
-		}
-	}))
-	defer srv.Close()
-	tokens, err := testClient(t, srv.URL).ListApplicationTokens(context.Background(), "acme", "CID")
-	require.NoError(t, err)
-	require.Len(t, tokens, 3)
-	assert.Equal(t, []string{"", "p2/=+"}, cursors, "the opaque cursor is passed back as is")
-}
-
-func TestClient_CreateApplicationTokenBody(t *testing.T) {
-	var bodies []map[string]any
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var b map[string]any
-		_ = json.NewDecoder(r.Body).Decode(&b)
-		bodies = append(bodies, b)
-		assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
-		_, _ = w.Write([]byte(`{"uuid":"u","expires_at":"2036-07-10T11:05:34.123456Z","created":"2026-07-10T11:05:34Z","token":"T"}`))
-	}))
-	defer srv.Close()
-	c := testClient(t, srv.URL)
-	tok, err := c.CreateApplicationToken(context.Background(), "acme", "CID", NewApplicationToken{Name: "ci", Scopes: []string{"repo:read", "user:read"}, Expiration: 90*time.Minute + 500*time.Millisecond})
-	require.NoError(t, err)
-	assert.Equal(t, map[string]any{"name": "ci", "scope": "repo:read user:read", "expiration": float64(5401)}, bodies[0], "seconds, rounded up")
-	assert.Equal(t, time.Date(2036, 7, 10, 11, 5, 34, 123456000, time.UTC), tok.ExpiresAt.Time)
-
-	_, err = c.CreateApplicationToken(context.Background(), "acme", "CID", NewApplicationToken{Name: "ci", Scopes: []string{"repo:read"}, Expiration: 20 * 365 * 24 * time.Hour})
-	require.NoError(t, err)
-	assert.Equal(t, float64(315576000), bodies[1]["expiration"], "clamped to Quay's ten years")
-
-	_, err = c.CreateApplicationToken(context.Background(), "acme", "CID", NewApplicationToken{Name: "ci", Scopes: []string{"repo:read"}})
-	require.NoError(t, err)
-	assert.NotContains(t, bodies[2], "expiration", "zero lets Quay apply its default")
-}
-
-func TestClient_RobotPathsEscapeAndNamespaces(t *testing.T) {
-	var paths []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		paths = append(paths, r.Method+" "+r.URL.EscapedPath())
-		body, _ := io.ReadAll(r.Body)
-		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/robots/") {
-			assert.JSONEq(t, `{"description":"d","unstructured_metadata":{"k":"v"}}`, string(body))
-		}
-		_, _ = w.Write([]byte(`{"name":"acme+ci","created":"Wed, 22 Jul 2026 10:00:00 -0000","last_accessed":null}`))
-	}))
-	defer srv.Close()
-	c := testClient(t, srv.URL)
-	org := Namespace{Kind: NamespaceOrganization, Name: "acme"}
-	user := Namespace{Kind: NamespaceUser, Name: "quayadmin"}
-	r, err := c.CreateRobot(context.Background(), org, "ci", RobotSpec{Description: "d", UnstructuredMetadata: map[string]any{"k": "v"}})
-	require.NoError(t, err)
-	assert.Equal(t, time.Date(2026, 7, 22, 10, 0, 0, 0, time.UTC), r.Created.Time)
-	assert.True(t, r.LastAccessed.IsZero())
-	assert.Equal(t, "ci", r.ShortName())
-	_, err = c.RegenerateRobotToken(context.Background(), user, "ci")
-	require.NoError(t, err)
-	require.NoError(t, c.SetUserPermission(context.Background(), "acme", "app", "acme+ci", RoleRead))
-	assert.Equal(t, []string{
-		"PUT /api/v1/organization/acme/robots/ci",
-		"POST /api/v1/user/robots/ci/regenerate",
-		"PUT /api/v1/repository/acme/app/permissions/user/acme+ci",
-	}, paths)
-	assert.Equal(t, "acme+ci", org.RobotUsername("ci"))
-}
-
-func TestScopes(t *testing.T) {
-	got, err := NormalizeScopes(SplitScopes("user:read, repo:read repo:read,org:admin"))
-	require.NoError(t, err)
-	assert.Equal(t, []string{"repo:read", "user:read", "org:admin"}, got)
-
-	_, err = NormalizeScopes([]string{"repo:read", "repo:nope"})
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), `"repo:nope"`)
-
-	ok, missing := ScopesCover([]string{"repo:admin", "user:read"}, []string{"repo:write", "repo:read", "user:read"})
-	assert.True(t, ok)
-	assert.Empty(t, missing)
-	ok, missing = ScopesCover([]string{"repo:write"}, []string{"repo:admin", "repo:read", "org:admin"})
-	assert.False(t, ok)
-	assert.Equal(t, []string{"repo:admin", "org:admin"}, missing)
-}
-
-func BenchmarkCreateApplicationToken(b *testing.B) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		_, _ = w.Write([]byte(`{"uuid":"u","name":"n","scope":"repo:read","expires_at":"2036-07-10T11:05:34.123456Z","created":"2026-07-10T11:05:34Z","created_by":"quayadmin","last_accessed":null,"token":"ABCDEFGHIJ0123456789ABCDEFGHIJ0123456789"}`))
-	}))
-	defer srv.Close()
-	c, err := New(Config{BaseURL: srv.URL, Credential: StaticToken(secretToken)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	in := NewApplicationToken{Name: "bench", Scopes: []string{"repo:read"}, Expiration: time.Hour}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := c.CreateApplicationToken(ctx, "acme", "CID", in); err != nil {
-			b.Fatal(err)
-		}
-	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }

@@ -1,142 +1,285 @@
 package quay
 
 import (
-	"context"
+	"errors"
+	"fmt"
 	"net/http"
-	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// answer returns a server that answers every request with status, headers
-// and body, and counts the requests.
-func answer(t *testing.T, status int, contentType, body string, headers ...string) (*httptest.Server, *int) {
-	t.Helper()
-	calls := 0
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls++
-		for i := 0; i+1 < len(headers); i += 2 {
-			w.Header().Set(headers[i], headers[i+1])
-		}
-		if contentType != "" {
-			w.Header().Set("Content-Type", contentType)
-		}
-		w.WriteHeader(status)
-		_, _ = w.Write([]byte(body))
-	}))
-	t.Cleanup(srv.Close)
-	return srv, &calls
+// apiException is the body of Quay's ApiException family (reference §1.4 A).
+func apiException(status int, errorType, detail string) string {
+	return fmt.Sprintf(`{"detail": %q, "error_message": %q, "error_type": %q, "title": %q, "type": "https://quay.example.com/api/v1/error/%s", "status": %d}`,
+		detail, detail, errorType, errorType, errorType, status)
 }
 
-func testClient(t *testing.T, url string) *Client {
-	t.Helper()
-	c, err := New(Config{BaseURL: url, Credential: StaticToken(secretToken), RetryWaitMin: 1, RetryWaitMax: 2, MaxRetries: 2})
-	require.NoError(t, err)
-	return c
-}
-
-const secretToken = "SECRETTOKENSECRETTOKENSECRETTOKENSECRET0"
-
-// Every error body shape Quay sends becomes an *Error with its status, type
-// and message (reference §1.4).
+// Every error body shape Quay (and the nginx in front of it) sends becomes
+// an *Error with Quay's status, type and message (reference §1.4).
 func TestErrors_EveryQuayBodyShape(t *testing.T) {
+	type want struct {
+		errType, message                             string
+		retryAfter                                   time.Duration
+		unauthorized, forbidden, notFound, transient bool
+		robotNotFound, robotExists, alreadyMember    bool
+	}
 	cases := []struct {
-		name, contentType, body string
-		status                  int
-		wantType, wantMessage   string
-		unauthorized, forbidden bool
-		robotNotFound, exists   bool
-		member, notFound        bool
+		name        string
+		status      int
+		contentType string
+		body        string
+		headers     []string
+		want        want
 	}{
 		{
-			name: "ApiException invalid_token", status: 401, contentType: "application/json",
-			body:     `{"detail":"Requires authentication","error_message":"Requires authentication","error_type":"invalid_token","title":"invalid_token","type":"https://q/api/v1/error/invalid_token","status":401,"session_required":false}`,
-			wantType: "invalid_token", wantMessage: "Requires authentication", unauthorized: true,
+			name: "ApiException 401 invalid_token", status: 401, contentType: "application/json",
+			body: `{"detail": "Requires authentication", "error_message": "Requires authentication", "error_type": "invalid_token", "title": "invalid_token", "type": "https://quay.example.com/api/v1/error/invalid_token", "status": 401, "session_required": false}`,
+			want: want{errType: "invalid_token", message: "Requires authentication", unauthorized: true},
 		},
 		{
-			name: "ApiException insufficient_scope", status: 403, contentType: "application/json",
-			body:     `{"detail":"Unauthorized","error_message":"Unauthorized","error_type":"insufficient_scope","title":"insufficient_scope","type":"x","status":403}`,
-			wantType: "insufficient_scope", wantMessage: "Unauthorized", forbidden: true,
+			name: "ApiException 403 insufficient_scope", status: 403, contentType: "application/json",
+			body: apiException(403, "insufficient_scope", "Unauthorized"),
+			want: want{errType: "insufficient_scope", message: "Unauthorized", forbidden: true},
 		},
 		{
-			name: "CSRF abort", status: 403, contentType: "application/json",
-			body: `{"error": "CSRF token was invalid or missing."}`, wantType: "csrf", wantMessage: "CSRF token was invalid or missing.", unauthorized: true,
+			name: "ApiException 401 expired_token", status: 401, contentType: "application/json",
+			body: apiException(401, "expired_token", "OAuth access token has expired"),
+			want: want{errType: "expired_token", message: "OAuth access token has expired", unauthorized: true},
 		},
 		{
-			name: "missing robot", status: 400, contentType: "application/json",
-			body: `{"message": "Could not find robot with specified username"}`, wantMessage: "Could not find robot with specified username", robotNotFound: true,
+			name: "ApiException 404 not_found", status: 404, contentType: "application/json",
+			body: apiException(404, "not_found", "Not Found"),
+			want: want{errType: "not_found", message: "Not Found", notFound: true, robotNotFound: true},
 		},
 		{
-			name: "duplicate robot", status: 400, contentType: "application/json",
-			body:     `{"detail":"Existing robot with name: acme+ci","error_message":"Existing robot with name: acme+ci","error_type":"invalid_request","title":"invalid_request","type":"x","status":400}`,
-			wantType: "invalid_request", wantMessage: "Existing robot with name: acme+ci", exists: true,
+			name: "ApiException 400 duplicate robot", status: 400, contentType: "application/json",
+			body: apiException(400, "invalid_request", "Existing robot with name: acme+ci"),
+			want: want{errType: "invalid_request", message: "Existing robot with name: acme+ci", robotExists: true},
 		},
 		{
-			name: "already a member", status: 400, contentType: "application/json",
-			body: `{"message": "User acme+ci is already a member of team builders"}`, wantMessage: "User acme+ci is already a member of team builders", member: true,
+			name: "ApiException with only a title", status: 400, contentType: "application/json",
+			body: `{"detail": "Invalid password", "title": "invalid_request", "status": 400}`,
+			want: want{errType: "invalid_request", message: "Invalid password"},
 		},
 		{
-			name: "not found", status: 404, contentType: "application/json",
-			body: `{"detail":"Not Found","error_message":"Not Found","error_type":"not_found","title":"not_found","type":"x","status":404}`, wantType: "not_found", wantMessage: "Not Found", notFound: true,
+			name: "ApiException 520 downstream_issue", status: 520, contentType: "application/json",
+			body: apiException(520, "downstream_issue", "Storage unavailable"),
+			want: want{errType: "downstream_issue", message: "Storage unavailable", transient: true},
+		},
+		{
+			name: "abort 403 CSRF", status: 403, contentType: "application/json",
+			body: `{"error": "CSRF token was invalid or missing."}`,
+			want: want{errType: "csrf", message: "CSRF token was invalid or missing.", unauthorized: true},
+		},
+		{
+			name: "abort 401 anonymous", status: 401, contentType: "application/json",
+			body: `{"error": "Anonymous access is not allowed"}`,
+			want: want{message: "Anonymous access is not allowed", unauthorized: true},
+		},
+		{
+			name: "abort 403 that is not CSRF", status: 403, contentType: "application/json",
+			body: `{"error": "Forbidden (authorized: user quayadmin)"}`,
+			want: want{message: "Forbidden (authorized: user quayadmin)", forbidden: true},
+		},
+		{
+			name: "data model 400 missing robot", status: 400, contentType: "application/json",
+			body: `{"message": "Could not find robot with specified username"}`,
+			want: want{message: "Could not find robot with specified username", robotNotFound: true},
+		},
+		{
+			name: "data model 400 already a member", status: 400, contentType: "application/json",
+			body: `{"message": "User acme+ci is already a member of team builders"}`,
+			want: want{message: "User acme+ci is already a member of team builders", alreadyMember: true},
+		},
+		{
+			name: "data model 400 duplicate robot", status: 400, contentType: "application/json",
+			body: `{"message": "Existing robot with name: acme+ci"}`,
+			want: want{message: "Existing robot with name: acme+ci", robotExists: true},
+		},
+		{
+			name: "read-only 503", status: 503, contentType: "application/json",
+			body: `{"message": "System is currently read-only. Pulls will succeed but all write operations are currently suspended.", "is_readonly": true}`,
+			want: want{message: "System is currently read-only. Pulls will succeed but all write operations are currently suspended.", transient: true},
 		},
 		{
 			name: "V2 errors", status: 401, contentType: "application/json",
-			body: `{"errors":[{"code":"UNAUTHORIZED","message":"Invalid Username or Password","detail":{}}]}`, wantType: "UNAUTHORIZED", wantMessage: "Invalid Username or Password", unauthorized: true,
+			body: `{"errors": [{"code": "UNAUTHORIZED", "message": "Invalid Username or Password", "detail": {}}]}`,
+			want: want{errType: "UNAUTHORIZED", message: "Invalid Username or Password", unauthorized: true},
 		},
 		{
 			name: "nginx 429 page", status: 429, contentType: "text/html",
-			body:        "<html>\r\n<head><title>429 Too Many Requests</title></head>\r\n<body>nginx</body></html>",
-			wantMessage: "",
+			body: nginxPage(429),
+			want: want{transient: true},
 		},
 		{
-			name: "HTML 404", status: 404, contentType: "text/html",
-			body: "<!DOCTYPE html><html><head><title>404</title></head></html>", wantMessage: "", notFound: true,
+			name: "nginx 502 page", status: 502, contentType: "text/html",
+			body: nginxPage(502),
+			want: want{transient: true},
 		},
 		{
-			name: "plain-text throttle", status: 429, contentType: "text/plain",
-			body: "Too many login attempts. \nPlease reset your Quay password and try again.", wantMessage: "Too many login attempts. \nPlease reset your Quay password and try again.",
+			name: "Flask HTML 404", status: 404, contentType: "text/html; charset=utf-8",
+			body: "<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n<p>The requested URL was not found on the server.</p>\n",
+			want: want{notFound: true, robotNotFound: true},
+		},
+		{
+			name: "XHTML 502 from a proxy", status: 502, contentType: "text/html",
+			body: `<?xml version="1.0" encoding="iso-8859-1"?>` + "\n" + `<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">` + "\n<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>",
+			want: want{transient: true},
+		},
+		{
+			name: "HTML fragment labelled text/html", status: 503, contentType: "text/html",
+			body: "<h1>Service Unavailable</h1>\nNo server is available to handle this request.",
+			want: want{transient: true},
+		},
+		{
+			name: "plain-text 429 with Retry-After", status: 429, contentType: "text/plain",
+			body:    "Too many login attempts. \nPlease reset your Quay password and try again.",
+			headers: []string{"Retry-After", "120"},
+			want:    want{message: "Too many login attempts. \nPlease reset your Quay password and try again.", retryAfter: 120 * time.Second, transient: true},
+		},
+		{
+			name: "plain-text 429 labelled text/html, as Flask sends it", status: 429, contentType: "text/html; charset=utf-8",
+			body:    "Too many login attempts. \nPlease reset your Quay password and try again.",
+			headers: []string{"Retry-After", "3600"},
+			want:    want{message: "Too many login attempts. \nPlease reset your Quay password and try again.", retryAfter: time.Hour, transient: true},
+		},
+		{
+			name: "empty 500", status: 500,
+			want: want{transient: true},
 		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, _ := answer(t, tc.status, tc.contentType, tc.body, "Retry-After", "999")
-			_, err := testClient(t, srv.URL).GetUser(context.Background())
+			srv := newFakeQuay(t, reply(tc.status, tc.contentType, tc.body, tc.headers...))
+			_, err := newTestClient(t, srv.URL, noRetries).GetUser(bg)
 			require.Error(t, err)
 			var qe *Error
 			require.ErrorAs(t, err, &qe)
 			assert.Equal(t, tc.status, qe.StatusCode)
-			assert.Equal(t, tc.wantType, qe.Type)
-			assert.Equal(t, tc.wantMessage, qe.Message)
-			assert.NotContains(t, err.Error(), "<html", "no HTML in messages")
-			assert.Equal(t, tc.unauthorized, IsUnauthorized(err), "IsUnauthorized")
-			assert.Equal(t, tc.forbidden, IsForbidden(err), "IsForbidden")
-			assert.Equal(t, tc.robotNotFound || tc.notFound, IsRobotNotFound(err), "IsRobotNotFound")
-			assert.Equal(t, tc.exists, IsRobotExists(err), "IsRobotExists")
-			assert.Equal(t, tc.member, IsAlreadyTeamMember(err), "IsAlreadyTeamMember")
-			assert.Equal(t, tc.notFound, IsNotFound(err), "IsNotFound")
-			assert.Equal(t, tc.status, StatusOf(err))
-			assert.Equal(t, tc.status == 429, IsTransient(err))
-			assert.Contains(t, err.Error(), "GET /api/v1/user/")
+			assert.Equal(t, "GET", qe.Method)
+			assert.Equal(t, "/api/v1/user/", qe.Path)
+			assert.Equal(t, tc.want.errType, qe.Type, "Type")
+			assert.Equal(t, tc.want.message, qe.Message, "Message")
+			assert.Equal(t, tc.want.retryAfter, qe.RetryAfter, "RetryAfter")
+
+			msg := err.Error()
+			assert.True(t, strings.HasPrefix(msg, fmt.Sprintf("quay: GET /api/v1/user/: %d ", tc.status)), msg)
+			assert.NotContains(t, msg, "<", "no markup in messages")
+			if tc.want.message == "" {
+				assert.Contains(t, msg, http.StatusText(tc.status), "the status text stands in for an unusable body")
+			}
+
+			assert.Equal(t, tc.status, StatusOf(err), "StatusOf")
+			assert.Equal(t, tc.want.unauthorized, IsUnauthorized(err), "IsUnauthorized")
+			assert.Equal(t, tc.want.forbidden, IsForbidden(err), "IsForbidden")
+			assert.Equal(t, tc.want.notFound, IsNotFound(err), "IsNotFound")
+			assert.Equal(t, tc.want.transient, IsTransient(err), "IsTransient")
+			assert.Equal(t, tc.status == 429, IsRateLimited(err), "IsRateLimited")
+			assert.Equal(t, tc.want.robotNotFound, IsRobotNotFound(err), "IsRobotNotFound")
+			assert.Equal(t, tc.want.robotExists, IsRobotExists(err), "IsRobotExists")
+			assert.Equal(t, tc.want.alreadyMember, IsAlreadyTeamMember(err), "IsAlreadyTeamMember")
 		})
 	}
 }
 
-func TestErrors_RedirectIsAnErrorNamingTheLocation(t *testing.T) {
-	srv, _ := answer(t, http.StatusPermanentRedirect, "", "", "Location", "/api/v1/user/")
-	_, err := testClient(t, srv.URL).GetUser(context.Background())
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "unexpected redirect to /api/v1/user/")
+func TestErrors_MessageFormat(t *testing.T) {
+	srv := newFakeQuay(t, jsonReply(401, apiException(401, "invalid_token", "Requires authentication")))
+	_, err := newTestClient(t, srv.URL).GetUser(bg)
+	assert.EqualError(t, err, "quay: GET /api/v1/user/: 401 invalid_token: Requires authentication")
+
+	srv = newFakeQuay(t, reply(429, "text/plain", "slow down", "Retry-After", "120"))
+	_, err = newTestClient(t, srv.URL).GetUser(bg)
+	assert.EqualError(t, err, "quay: GET /api/v1/user/: 429 slow down (retry after 2m0s)")
 }
 
-func TestErrors_LongMessagesAreTruncated(t *testing.T) {
-	long := make([]byte, 5000)
-	for i := range long {
-		long[i] = 'x'
-	}
-	srv, _ := answer(t, 400, "application/json", `{"message": "`+string(long)+`"}`)
-	_, err := testClient(t, srv.URL).GetUser(context.Background())
+// The 401/403 split: a token Quay does not know is unauthorized (fix the
+// credential), a known token without the scope or rights is forbidden (fix
+// the grant).
+func TestErrors_UnauthorizedVersusForbidden(t *testing.T) {
+	srv := newFakeQuay(t, jsonReply(401, apiException(401, "invalid_token", "Requires authentication")))
+	_, err := newTestClient(t, srv.URL).GetUser(bg)
+	assert.True(t, IsUnauthorized(err))
+	assert.False(t, IsForbidden(err))
+
+	srv = newFakeQuay(t, jsonReply(403, apiException(403, "insufficient_scope", "Unauthorized")))
+	_, err = newTestClient(t, srv.URL).CreateRobot(bg, acme, "ci", RobotSpec{})
+	assert.False(t, IsUnauthorized(err))
+	assert.True(t, IsForbidden(err))
+
+	// A mutation with an unknown token meets Quay's CSRF check first (§1.5).
+	srv = newFakeQuay(t, jsonReply(403, `{"error": "CSRF token was invalid or missing."}`))
+	_, err = newTestClient(t, srv.URL).CreateRobot(bg, acme, "ci", RobotSpec{})
+	assert.True(t, IsUnauthorized(err))
+	assert.False(t, IsForbidden(err))
+	assert.Equal(t, 403, StatusOf(err))
+}
+
+// Quay answers a resource declared with a trailing slash, asked for without
+// one, with a 308; a proxy may redirect too. The client never follows (a
+// POST body would be replayed elsewhere) and names the target.
+func TestErrors_RedirectIsAnErrorNamingTheLocation(t *testing.T) {
+	srv := newFakeQuay(t, reply(http.StatusPermanentRedirect, "", "", "Location", "/api/v1/user/"))
+	_, err := newTestClient(t, srv.URL).GetUser(bg)
 	require.Error(t, err)
-	assert.Less(t, len(err.Error()), 700)
+	assert.Equal(t, 308, StatusOf(err))
+	assert.Contains(t, err.Error(), "unexpected redirect to /api/v1/user/")
+	assert.Equal(t, 1, srv.Calls(), "not followed")
+
+	srv = newFakeQuay(t, reply(http.StatusMovedPermanently, "text/html", "<html>moved</html>", "Location", "https://quay.example.com/api/v1/organization/"))
+	err = newTestClient(t, srv.URL).CreateOrganization(bg, "acme", "")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "unexpected redirect to https://quay.example.com/api/v1/organization/")
+	assert.Equal(t, 1, srv.Calls(), "a POST is never replayed to another address")
+	assert.False(t, IsTransient(err))
+}
+
+// A redirect's query and fragment may carry tokens (an SSO proxy's login
+// page, an OAuth redirect); the message keeps only where it points.
+func TestErrors_RedirectMessageDropsQueryAndFragment(t *testing.T) {
+	srv := newFakeQuay(t, reply(http.StatusFound, "", "", "Location",
+		"https://sso.example.com/login?session="+secretToken+"#access_token="+secretToken))
+	_, err := newTestClient(t, srv.URL).GetUser(bg)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "unexpected redirect to https://sso.example.com/login")
+	assert.NotContains(t, err.Error(), secretToken)
+}
+
+func TestErrors_LongMessagesAreTruncatedToValidText(t *testing.T) {
+	for _, unit := range []string{"x", "é", "日本", "🙂"} {
+		srv := newFakeQuay(t, jsonReply(400, `{"message": "`+strings.Repeat(unit, 2000)+`"}`))
+		_, err := newTestClient(t, srv.URL).GetUser(bg)
+		require.Error(t, err)
+		var qe *Error
+		require.ErrorAs(t, err, &qe)
+		assert.LessOrEqual(t, len(qe.Message), maxErrorMessage+len("…"), unit)
+		assert.True(t, strings.HasSuffix(qe.Message, "…"), unit)
+		assert.True(t, utf8.ValidString(err.Error()), "%s: cut on a character boundary", unit)
+	}
+}
+
+func TestErrors_PredicatesOnOtherErrors(t *testing.T) {
+	plain := errors.New("boom")
+	for _, err := range []error{nil, plain} {
+		assert.Zero(t, StatusOf(err))
+		assert.False(t, IsNotFound(err))
+		assert.False(t, IsTransient(err))
+		assert.False(t, IsRateLimited(err))
+		assert.False(t, IsUnauthorized(err))
+		assert.False(t, IsForbidden(err))
+		assert.False(t, IsRobotNotFound(err))
+		assert.False(t, IsRobotExists(err))
+		assert.False(t, IsAlreadyTeamMember(err))
+	}
+
+	srv := newFakeQuay(t, jsonReply(404, apiException(404, "not_found", "Not Found")))
+	_, err := newTestClient(t, srv.URL).GetOrganization(bg, "nope")
+	wrapped := fmt.Errorf("reading organization: %w", err)
+	assert.Equal(t, 404, StatusOf(wrapped), "wrapped errors are seen through")
+	assert.True(t, IsNotFound(wrapped))
+	assert.False(t, IsTransient(wrapped))
 }
