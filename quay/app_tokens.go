@@ -66,25 +66,25 @@ func (c *Client) CreateApplicationToken(ctx context.Context, org, clientID strin
 // secrets), following Quay's next_page cursor through every page.
 func (c *Client) ListApplicationTokens(ctx context.Context, org, clientID string) ([]ApplicationToken, error) {
 	var all []ApplicationToken
-	next := ""
-	for {
+	err := eachPage(ctx, func(cursor string) (string, error) {
 		var page struct {
 			Tokens   []ApplicationToken `json:"tokens"`
 			NextPage string             `json:"next_page"`
 		}
 		r := request{method: http.MethodGet, path: appTokensPath(org, clientID), idempotent: true}
-		if next != "" {
-			r.query = url.Values{"next_page": {next}}
+		if cursor != "" {
+			r.query = url.Values{"next_page": {cursor}}
 		}
 		if err := c.do(ctx, r, &page); err != nil {
-			return nil, err
+			return "", err
 		}
 		all = append(all, page.Tokens...)
-		if page.NextPage == "" || page.NextPage == next {
-			return all, nil
-		}
-		next = page.NextPage
+		return page.NextPage, nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return all, nil
 }
 
 // DeleteApplicationToken revokes a token. Quay answers 404 when it does not

@@ -88,7 +88,9 @@ type Config struct {
 	// status; never headers or bodies). Nil means silent.
 	Logger hclog.Logger
 	// Transport overrides the HTTP transport (tests). When nil, New builds a
-	// pooled keep-alive transport with the TLS settings above.
+	// pooled keep-alive transport with the TLS settings above; a custom
+	// transport brings its own TLS settings (CACertificate and
+	// InsecureSkipVerify are then ignored).
 	Transport http.RoundTripper
 }
 
@@ -100,6 +102,8 @@ type Client struct {
 	userAgent  string
 	http       *retryablehttp.Client
 	policy     retryPolicy
+	// transport is the shared connection pool (also behind http).
+	transport http.RoundTripper
 }
 
 // New returns a Client for cfg. It fails on a malformed URL or CA bundle.
@@ -128,7 +132,12 @@ func New(cfg Config) (*Client, error) {
 
 	rc := retryablehttp.NewClient()
 	rc.HTTPClient = &http.Client{
-		Transport: transport,
+		// go-retryablehttp closes every idle connection of the client
+		// after a call that failed for good; with one pool shared by all
+		// calls of a mount, that would make the next burst of creds reads
+		// pay fresh handshakes. keepPool hides CloseIdleConnections from it;
+		// Close still releases the pool.
+		Transport: keepPool{transport},
 		Timeout:   timeout,
 		// Quay answers some paths with a 308 to the slash-terminated form;
 		// following it would replay a POST body, so callers always use the
@@ -163,8 +172,11 @@ func New(cfg Config) (*Client, error) {
 	if ua == "" {
 		ua = "vault-plugin-secrets-quay"
 	}
-	return &Client{base: base, credential: cfg.Credential, userAgent: ua, http: rc, policy: policy}, nil
+	return &Client{base: base, credential: cfg.Credential, userAgent: ua, http: rc, policy: policy, transport: transport}, nil
 }
+
+// keepPool is a RoundTripper without CloseIdleConnections (see New).
+type keepPool struct{ http.RoundTripper }
 
 // BaseURL returns Quay's base address as configured.
 func (c *Client) BaseURL() string { return c.base.String() }
@@ -180,7 +192,9 @@ func (c *Client) WithCredential(cred Credential) *Client {
 
 // Close releases idle connections.
 func (c *Client) Close() {
-	c.http.HTTPClient.CloseIdleConnections()
+	if t, ok := c.transport.(interface{ CloseIdleConnections() }); ok {
+		t.CloseIdleConnections()
+	}
 }
 
 func parseBaseURL(raw string) (*url.URL, error) {

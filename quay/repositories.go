@@ -47,23 +47,23 @@ func (c *Client) GetRepository(ctx context.Context, namespace, name string) (*Re
 // next_page cursor.
 func (c *Client) ListRepositories(ctx context.Context, namespace string) ([]Repository, error) {
 	var all []Repository
-	next := ""
-	for {
+	err := eachPage(ctx, func(cursor string) (string, error) {
 		q := url.Values{"namespace": {namespace}}
-		if next != "" {
-			q.Set("next_page", next)
+		if cursor != "" {
+			q.Set("next_page", cursor)
 		}
 		var page struct {
 			Repositories []Repository `json:"repositories"`
 			NextPage     string       `json:"next_page"`
 		}
 		if err := c.do(ctx, request{method: http.MethodGet, path: "/api/v1/repository", query: q, idempotent: true}, &page); err != nil {
-			return nil, err
+			return "", err
 		}
 		all = append(all, page.Repositories...)
-		if page.NextPage == "" || page.NextPage == next {
-			return all, nil
-		}
-		next = page.NextPage
+		return page.NextPage, nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return all, nil
 }
