@@ -43,7 +43,7 @@ func (e *Emulator) authenticate(r *http.Request) (c *caller, ssoErr string) {
 	if user == nil || !user.enabled {
 		return nil, ""
 	}
-	t.lastAccessed = now
+	touchAccess(&t.lastAccessed, now, oauthLastAccessedThreshold)
 	return &caller{user: user, token: t, scopes: scopeSet(t.scope)}, ""
 }
 

@@ -117,7 +117,7 @@ func TestAPIAuth_TrailingSlashesAndUnknownPaths(t *testing.T) {
 		require.NoError(t, err)
 		resp.Body.Close()
 		assert.Equal(t, 308, resp.StatusCode, tc.path)
-		assert.True(t, strings.HasSuffix(resp.Header.Get("Location"), tc.location), resp.Header.Get("Location"))
+		assert.Equal(t, q.srv.URL+tc.location, resp.Header.Get("Location"), "an absolute URL, as Werkzeug builds it")
 	}
 	code, body, _ := q.do(t, "GET", "/api/v1/nothing/here", q.admin, "")
 	assert.Equal(t, 404, code)
@@ -219,4 +219,42 @@ func (q *quayEnv) rawCT(t *testing.T, method, path, authorization, contentType, 
 	var m map[string]any
 	_ = json.Unmarshal(rec.Body.Bytes(), &m)
 	return rec.Code, m, rec.Body.String()
+}
+
+// last_accessed is updated at most once per threshold: 60 s for OAuth
+// tokens, 120 s for robots (auth/oauth.py, data/model/_basequery.py).
+func TestAPIAuth_LastAccessedThresholds(t *testing.T) {
+	env := newRegEnv(t, "")
+	q := env.quayEnv
+	_, app, _ := q.do(t, "POST", "/api/v1/organization/acme/applications", q.admin, `{"name":"ci"}`)
+	base := "/api/v1/organization/acme/applications/" + app["client_id"].(string) + "/tokens"
+	_, tok, _ := q.do(t, "POST", base, q.admin, `{"name":"t","scope":"user:read"}`)
+	lastAccessed := func() any {
+		_, list, _ := q.do(t, "GET", base, q.admin, "")
+		return list["tokens"].([]any)[0].(map[string]any)["last_accessed"]
+	}
+	assert.Nil(t, lastAccessed())
+	q.do(t, "GET", "/api/v1/user/", tok["token"].(string), "")
+	first := lastAccessed()
+	assert.Equal(t, "2026-11-22T10:00:00Z", first)
+	q.clock.Advance(59 * time.Second)
+	q.do(t, "GET", "/api/v1/user/", tok["token"].(string), "")
+	assert.Equal(t, first, lastAccessed())
+	q.clock.Advance(time.Second)
+	q.do(t, "GET", "/api/v1/user/", tok["token"].(string), "")
+	assert.Equal(t, "2026-11-22T10:01:00Z", lastAccessed())
+
+	robotLast := func() any {
+		_, r, _ := q.do(t, "GET", "/api/v1/organization/acme/robots/writer", q.admin, "")
+		return r["last_accessed"]
+	}
+	env.v2auth(t, basic(env.writer, env.writerToken))
+	first = robotLast()
+	assert.Equal(t, "Sun, 22 Nov 2026 10:01:00 -0000", first)
+	q.clock.Advance(119 * time.Second)
+	env.v2auth(t, basic(env.writer, env.writerToken))
+	assert.Equal(t, first, robotLast())
+	q.clock.Advance(time.Second)
+	env.v2auth(t, basic(env.writer, env.writerToken))
+	assert.Equal(t, "Sun, 22 Nov 2026 10:03:00 -0000", robotLast())
 }

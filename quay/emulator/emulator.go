@@ -144,7 +144,10 @@ func (e *Emulator) serve(w http.ResponseWriter, r *http.Request, nickname string
 // trailing slash with Werkzeug's 308 (reference §0).
 func (e *Emulator) redirectSlash(path string) {
 	e.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
-		target := path + "/"
+		// Werkzeug's make_redirect_url builds an absolute URL from the
+		// request's scheme and host (unverified: the scheme behind a
+		// proxy; PREFERRED_URL_SCHEME is used here).
+		target := e.cfg.scheme() + "://" + r.Host + path + "/"
 		if r.URL.RawQuery != "" {
 			target += "?" + r.URL.RawQuery
 		}

@@ -306,7 +306,7 @@ func (e *Emulator) validateOAuthToken(secret string) (*oauthToken, string) {
 	if u := e.db.accounts[t.user]; u == nil || !u.enabled {
 		return nil, "Granter of the oauth access token is disabled"
 	}
-	t.lastAccessed = e.now()
+	touchAccess(&t.lastAccessed, e.now(), oauthLastAccessedThreshold)
 	return t, ""
 }
 
@@ -329,7 +329,7 @@ func (e *Emulator) verifyRobot(username, token string) (*account, string) {
 	if robot.robotToken == "" || robot.robotToken != token {
 		return nil, "Could not find robot with username: " + username + " and supplied password."
 	}
-	robot.lastAccessed = e.now()
+	touchAccess(&robot.lastAccessed, e.now(), lastAccessedThreshold)
 	return robot, ""
 }
 

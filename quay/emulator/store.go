@@ -303,3 +303,19 @@ func (s *store) sortedTeams() []*team {
 	})
 	return out
 }
+
+const (
+	// oauthLastAccessedThreshold is OAUTH_TOKEN_LAST_ACCESSED_UPDATE_THRESHOLD_S.
+	oauthLastAccessedThreshold = 60 * time.Second
+	// lastAccessedThreshold is LAST_ACCESSED_UPDATE_THRESHOLD_S (users and robots).
+	lastAccessedThreshold = 120 * time.Second
+)
+
+// touchAccess records an access the way Quay's update_last_accessed does:
+// not again within the threshold of the previous one.
+func touchAccess(last *time.Time, now time.Time, threshold time.Duration) {
+	if !last.IsZero() && now.Sub(*last) < threshold {
+		return
+	}
+	*last = now
+}
