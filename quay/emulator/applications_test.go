@@ -313,3 +313,46 @@ func TestAppTokens_Paging(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+func TestOrganizations_View(t *testing.T) {
+	q := newQuayEnv(t, "FEATURE_MAILING: false\n")
+	code, _, _ := q.do(t, "POST", "/api/v1/organization/", q.admin, `{"name":"neworg","email":"n@example.com"}`)
+	require.Equal(t, 201, code)
+	require.NoError(t, q.emu.CreateUser("bob", "password2", "bob@example.com"))
+	for _, req := range [][3]string{
+		{"PUT", "/api/v1/organization/neworg/team/devs", `{"role":"member"}`},
+		{"PUT", "/api/v1/organization/neworg/team/ops", `{"role":"member"}`},
+		{"PUT", "/api/v1/organization/neworg/team/devs/members/bob", ""},
+	} {
+		code, _, raw := q.do(t, req[0], req[1], q.admin, req[2])
+		require.Equal(t, 200, code, raw)
+	}
+	require.NoError(t, q.emu.CreateRepository("neworg", "app", false))
+	code, _, _ = q.do(t, "PUT", "/api/v1/repository/neworg/app/permissions/team/devs", q.admin, `{"role":"read"}`)
+	require.Equal(t, 200, code)
+
+	_, org, _ := q.do(t, "GET", "/api/v1/organization/neworg", q.admin, "")
+	assert.Equal(t, "n@example.com", org["email"])
+	assert.Equal(t, true, org["is_admin"])
+	assert.Equal(t, []any{"owners", "devs", "ops"}, org["ordered_teams"], "by creation")
+	devs := org["teams"].(map[string]any)["devs"].(map[string]any)
+	assert.Equal(t, float64(1), devs["member_count"])
+	assert.Equal(t, float64(1), devs["repo_count"])
+	assert.Equal(t, true, devs["can_view"])
+	assert.Equal(t, true, org["is_free_account"])
+
+	bob, _ := q.emu.IssueToken("bob", "repo:create", time.Hour)
+	_, org, _ = q.do(t, "GET", "/api/v1/organization/neworg", bob, "")
+	assert.Equal(t, "", org["email"], "only admins see it")
+	assert.Equal(t, false, org["is_admin"])
+	assert.Equal(t, true, org["is_member"])
+	assert.NotContains(t, org, "is_free_account")
+	teams := org["teams"].(map[string]any)
+	assert.Equal(t, true, teams["devs"].(map[string]any)["can_view"])
+	assert.Equal(t, false, teams["ops"].(map[string]any)["can_view"])
+
+	code, org, _ = q.do(t, "GET", "/api/v1/organization/neworg", "", "")
+	require.Equal(t, 200, code, "anyone may look")
+	assert.Equal(t, false, org["is_member"])
+	assert.NotContains(t, org, "teams")
+}

@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"net/http"
+	"sort"
 )
 
 // createOrganization is POST /api/v1/organization/ (reference §4,
@@ -49,12 +50,14 @@ func (e *Emulator) createOrg(name, email, owner string) {
 	org := e.db.addUser(name, email, "", e.now())
 	org.org = true
 	e.db.teams[name] = map[string]*team{
-		"owners": {org: name, name: "owners", role: "admin", members: map[string]bool{owner: true}},
+		"owners": {id: e.db.id(), org: name, name: "owners", role: "admin", members: map[string]bool{owner: true}},
 	}
 }
 
-// getOrganization is GET /api/v1/organization/{orgname}: anyone may read it;
-// members also see the teams.
+// getOrganization is GET /api/v1/organization/{orgname} (organization.py
+// org_view): anyone may read it; the email and admin fields are for
+// admins, the teams for members (can_view for their own teams, or all for
+// admins), ordered by creation.
 func (e *Emulator) getOrganization(w http.ResponseWriter, r *http.Request, c *caller) {
 	name := pathValue(r, "orgname")
 	org := e.db.accounts[name]
@@ -62,23 +65,30 @@ func (e *Emulator) getOrganization(w http.ResponseWriter, r *http.Request, c *ca
 		e.notFound(w, r)
 		return
 	}
-	admin := e.orgAdmin(c, name)
-	view := map[string]any{
-		"name": name, "avatar": avatar(name, "org"), "is_admin": admin, "is_member": e.orgMember(c, name),
-		"is_free_account": true,
+	admin, member := e.orgAdmin(c, name), e.orgMember(c, name)
+	email := ""
+	if admin && validEmail(org.email) {
+		email = org.email
+	}
+	view := map[string]any{"name": name, "email": email, "avatar": avatar(name, "org"), "is_admin": admin, "is_member": member}
+	if member {
+		var teams []*team
+		for _, t := range e.db.teams[name] {
+			teams = append(teams, t)
+		}
+		sort.Slice(teams, func(i, j int) bool { return teams[i].id < teams[j].id })
+		views, ordered := map[string]any{}, []string{}
+		for _, t := range teams {
+			views[t.name] = e.teamView(t, admin || t.members[c.user.username])
+			ordered = append(ordered, t.name)
+		}
+		view["teams"], view["ordered_teams"] = views, ordered
 	}
 	if admin {
-		view["email"] = org.email
-	}
-	if e.orgMember(c, name) {
-		teams := map[string]any{}
-		var ordered []string
-		for tn, t := range e.db.teams[name] {
-			teams[tn] = e.teamView(t)
-			ordered = append(ordered, tn)
-		}
-		view["teams"] = teams
-		view["ordered_teams"] = ordered
+		view["invoice_email"] = false
+		view["invoice_email_address"] = nil
+		view["tag_expiration_s"] = 1209600
+		view["is_free_account"] = true
 	}
 	writeJSON(w, http.StatusOK, view)
 }

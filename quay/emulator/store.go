@@ -45,6 +45,7 @@ type account struct {
 }
 
 type team struct {
+	id                           int
 	org, name, description, role string
 	members                      map[string]bool
 	// invites are users invited to the team but not yet members

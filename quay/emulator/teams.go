@@ -17,10 +17,17 @@ func (e *Emulator) teamRoutes() {
 	e.handle("DELETE "+base+"/members/{membername}", "deleteOrganizationTeamMember", apiRoute, e.removeTeamMember)
 }
 
-// teamView is an entry of getOrganization's teams.
-func (e *Emulator) teamView(t *team) map[string]any {
+// teamView is an entry of getOrganization's teams (organization.py
+// team_view).
+func (e *Emulator) teamView(t *team, canView bool) map[string]any {
+	repos := 0
+	for _, repo := range e.db.repos {
+		if repo.namespace == t.org && repo.teamPerms[t.name] != "" {
+			repos++
+		}
+	}
 	return map[string]any{"name": t.name, "description": t.description, "role": t.role, "avatar": avatar(t.name, "team"),
-		"can_view": true, "member_count": len(t.members), "repo_count": 0, "is_synced": false}
+		"can_view": canView, "member_count": len(t.members), "repo_count": repos, "is_synced": false}
 }
 
 // teamPutView is endpoints/api/team.py team_view.
@@ -71,7 +78,7 @@ func (e *Emulator) updateTeam(w http.ResponseWriter, r *http.Request, c *caller)
 			dataModelError(w, "Invalid team name "+name+": "+issue)
 			return
 		}
-		t = &team{org: org, name: name, role: role, members: map[string]bool{}}
+		t = &team{id: e.db.id(), org: org, name: name, role: role, members: map[string]bool{}}
 		t.description, _ = body["description"].(string)
 		e.db.teams[org][name] = t
 	} else {
