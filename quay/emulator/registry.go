@@ -118,6 +118,18 @@ type registryIdentity struct {
 	kind   string // user, robot, oauthtoken, appspecifictoken
 	// token is the OAuth token of an $oauthtoken login.
 	token *oauthToken
+	// appToken is the app-specific token of an $app login.
+	appToken *appSpecificToken
+}
+
+// appSpecificTokenByCode finds an app-specific token by its code.
+func (e *Emulator) appSpecificTokenByCode(code string) *appSpecificToken {
+	for _, t := range e.db.appSpecificTokens {
+		if t.code == code {
+			return t
+		}
+	}
+	return nil
 }
 
 // v2Auth is GET /v2/auth (generate_registry_jwt).
@@ -194,8 +206,8 @@ func (e *Emulator) v2Auth(w http.ResponseWriter, r *http.Request, _ *caller) {
 		case "oauthtoken":
 			context["entity_reference"] = id.token.uuid
 			context["kind"], context["oauth"], context["user"] = "oauth", id.token.uuid, u.username
-		default: // appspecifictoken: unverified entity_reference (the token's uuid in Quay)
-			context["entity_reference"] = nil
+		case "appspecifictoken":
+			context["entity_reference"] = id.appToken.uuid
 			context["kind"], context["user"] = "user", u.username
 		}
 	}
@@ -237,11 +249,17 @@ func (e *Emulator) registryLogin(r *http.Request) (registryIdentity, string, *lo
 		// Legacy repository access tokens are not emulated.
 		return fail("Invalid access token")
 	case username == "$app" && e.cfg.appSpecificTokens():
+		t := e.appSpecificTokenByCode(password)
 		u := e.appSpecificTokenUser(password)
 		if u == nil {
+			if t != nil && (t.expiration.IsZero() || t.expiration.After(e.now())) {
+				if owner := e.db.accounts[t.user]; owner != nil && !owner.enabled {
+					return fail("This user has been disabled. Please contact your administrator.")
+				}
+			}
 			return fail("Invalid token")
 		}
-		return registryIdentity{account: u, caller: &caller{user: u, sso: true}, kind: "appspecifictoken"}, "", nil
+		return registryIdentity{account: u, caller: &caller{user: u, sso: true}, kind: "appspecifictoken", appToken: t}, "", nil
 	case username == "$oauthtoken":
 		if looksLikeJWT(password) {
 			u, msg := e.validateSSOToken(r, password)

@@ -647,3 +647,29 @@ func TestV2_AuthOnlyAnswersGET(t *testing.T) {
 	resp, _ := env.registryRequest(t, "POST", "/v2/auth", "")
 	assert.Equal(t, 405, resp.StatusCode)
 }
+
+// $app logins: the context names the token; a disabled owner gets Quay's
+// message (auth/credentials.py).
+func TestV2Auth_AppSpecificTokenContext(t *testing.T) {
+	env := newRegEnv(t, "")
+	code, created, raw := env.do(t, "POST", "/api/v1/user/apptoken", env.admin, `{"title":"laptop"}`)
+	require.Equal(t, 200, code, raw)
+	tok := created["token"].(map[string]any)
+	resp, body := env.v2auth(t, basic("$app", tok["token_code"].(string)), "repository:acme/app:pull")
+	require.Equal(t, 200, resp.StatusCode)
+	_, claims := env.claimsOf(t, body)
+	ctx := claims["context"].(map[string]any)
+	assert.Equal(t, "appspecifictoken", ctx["entity_kind"])
+	assert.Equal(t, tok["uuid"], ctx["entity_reference"])
+	assert.Equal(t, "user", ctx["kind"])
+	assert.Equal(t, "admin", ctx["user"])
+	assert.Equal(t, "admin", claims["sub"])
+
+	env.emu.mu.Lock()
+	env.emu.db.accounts["admin"].enabled = false
+	env.emu.mu.Unlock()
+	resp, body = env.v2auth(t, basic("$app", tok["token_code"].(string)), "repository:acme/app:pull")
+	assert.Equal(t, 401, resp.StatusCode)
+	_, msg := v2ErrorOf(t, body)
+	assert.Equal(t, "This user has been disabled. Please contact your administrator.", msg)
+}
