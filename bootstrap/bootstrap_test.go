@@ -68,15 +68,20 @@ func TestPassword_DirectOAuth(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "svc", u.Username)
 
-	m.Password = "wrong-password"
-	_, err = m.Obtain(context.Background(), q)
-	require.Error(t, err)
-	assert.NotContains(t, err.Error(), "wrong-password")
-
 	require.NoError(t, emu.CreateApplication("automation", "other", "NOTLISTED00000000000", ""))
 	_, err = Password{Username: "svc", Password: "service-password", ClientID: "NOTLISTED00000000000", Scopes: []string{"user:read"}}.Obtain(context.Background(), q)
 	require.Error(t, err)
 	assert.True(t, quay.IsUnauthorized(err), "not whitelisted: Quay's CSRF 403: %v", err)
+
+	// A wrong password is refused, and Quay then throttles the user's logins.
+	m.Password = "wrong-password"
+	_, err = m.Obtain(context.Background(), q)
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "wrong-password")
+	m.Password = "service-password"
+	_, err = m.Obtain(context.Background(), q)
+	require.Error(t, err)
+	assert.True(t, quay.IsRateLimited(err), "Quay backs off after a failed login: %v", err)
 }
 
 func idp(t *testing.T, ttl time.Duration) *oidcprovider.Provider {
