@@ -159,7 +159,7 @@ func New(cfg Config) (*Client, error) {
 		rc.RetryWaitMax = defaultRetryWaitMax
 	}
 	rc.CheckRetry = policy.checkRetry
-	rc.Backoff = retryablehttp.DefaultBackoff
+	rc.Backoff = policy.backoff
 	// Hand the last response back after the final attempt so its body
 	// becomes a typed *Error rather than a generic "giving up" message.
 	rc.ErrorHandler = retryablehttp.PassthroughErrorHandler

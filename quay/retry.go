@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-retryablehttp"
 )
 
 // retryPolicy decides which failures are retried. Quay sits behind nginx,
@@ -55,6 +56,23 @@ func (p retryPolicy) checkRetry(ctx context.Context, resp *http.Response, err er
 		return isIdempotent(ctx), nil
 	}
 	return false, nil
+}
+
+// backoff implements retryablehttp.Backoff. A Retry-After on any answer the
+// policy retries wins over the exponential backoff, as Config promises;
+// retryablehttp's own DefaultBackoff reads it only on 429 and 503, and only
+// in one of the three HTTP date formats. checkRetry has already ended the
+// call when the hint is above MaxRetryAfter.
+func (p retryPolicy) backoff(min, max time.Duration, attempt int, resp *http.Response) time.Duration {
+	if resp != nil {
+		switch resp.StatusCode {
+		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After")); ok {
+				return ra
+			}
+		}
+	}
+	return retryablehttp.DefaultBackoff(min, max, attempt, nil)
 }
 
 // retryableTransportError: a connection that was never established is safe to

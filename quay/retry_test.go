@@ -106,6 +106,17 @@ func TestRetry_HonoursRetryAfter(t *testing.T) {
 			_, err := c.GetUser(ctx)
 			return err
 		}},
+		{"502 on a GET", 502, "0", func(ctx context.Context, c *Client) error {
+			_, err := c.GetUser(ctx)
+			return err
+		}},
+		{"504 on a DELETE", 504, "0", func(ctx context.Context, c *Client) error {
+			return c.DeleteRobot(ctx, acme, "ci")
+		}},
+		{"429 RFC 850 date", 429, "Sunday, 06-Nov-94 08:49:37 GMT", func(ctx context.Context, c *Client) error {
+			_, err := c.GetUser(ctx)
+			return err
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newFakeQuay(t, sequence(reply(tc.status, "text/plain", "wait", "Retry-After", tc.retryAfter), jsonReply(200, `{"uuid":"u"}`)))
@@ -147,6 +158,25 @@ func TestRetry_RetryAfterAboveTheCapFailsAtOnce(t *testing.T) {
 			assert.GreaterOrEqual(t, qe.RetryAfter, tc.want)
 			assert.LessOrEqual(t, qe.RetryAfter, tc.want+time.Minute)
 			assert.True(t, IsTransient(err))
+			assert.Contains(t, err.Error(), "(retry after ")
+		})
+	}
+}
+
+// A Retry-After too large for a time.Duration (a broken proxy, a bogus
+// header) is a very long wait, not an overflow into a negative one that
+// would retry at once.
+func TestRetry_EnormousRetryAfterFailsAtOnce(t *testing.T) {
+	for _, v := range []string{"9300000000", "99999999999999", "99999999999999999999999"} {
+		t.Run(v, func(t *testing.T) {
+			srv := newFakeQuay(t, reply(429, "text/plain", "slow down", "Retry-After", v))
+			_, err := newTestClient(t, srv.URL).CreateApplicationToken(bg, "acme", "CID", newToken)
+			require.Error(t, err)
+			var qe *Error
+			require.ErrorAs(t, err, &qe)
+			assert.Equal(t, 1, srv.Calls(), "not retried")
+			assert.Equal(t, 429, qe.StatusCode)
+			assert.Greater(t, qe.RetryAfter, 24*time.Hour)
 			assert.Contains(t, err.Error(), "(retry after ")
 		})
 	}
