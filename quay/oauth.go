@@ -57,7 +57,9 @@ func (c *Client) AuthorizeApp(ctx context.Context, in DirectOAuthRequest) (*Dire
 	if err != nil {
 		return nil, r.fail(&Error{StatusCode: resp.StatusCode, Message: "unparseable redirect"})
 	}
-	frag, _ := url.ParseQuery(loc.Fragment)
+	// The fragment is form-encoded like a query: parse it as sent, not
+	// after url.Parse has already decoded it once.
+	frag, _ := url.ParseQuery(loc.EscapedFragment())
 	// Quay's OAuth provider reports a refusal (unauthorized_client,
 	// invalid_scope, ...) in the redirect's query; the fragment is where
 	// the implicit flow puts both tokens and errors.

@@ -432,6 +432,23 @@ func TestAuthorizeApp(t *testing.T) {
 			"scope": {"org:admin user:read"}, "response_type": {"token"},
 		}, form)
 	})
+	// The fragment is form-encoded once: '%25', '%26' and '%2B' stand for
+	// '%', '&' and '+', not for escapes of their own.
+	t.Run("fragment decoded once", func(t *testing.T) {
+		srv := newFakeQuay(t, reply(http.StatusFound, "", "", "Location", "http://quay/oauth/localapp#access_token=abc%2Bdef%26g&token_type=Bearer&expires_in=60"))
+		tok, err := newTestClient(t, srv.URL).AuthorizeApp(bg, DirectOAuthRequest{ClientID: "CID"})
+		require.NoError(t, err)
+		assert.Equal(t, &DirectOAuthToken{AccessToken: "abc+def&g", ExpiresIn: time.Minute}, tok)
+
+		srv = newFakeQuay(t, reply(http.StatusFound, "", "", "Location",
+			"http://quay/oauth/localapp#error=invalid_scope&error_description=Scope+%22repo%3Aread+%26+more%22+is+100%25+invalid"))
+		_, err = newTestClient(t, srv.URL).AuthorizeApp(bg, DirectOAuthRequest{ClientID: "CID"})
+		require.Error(t, err)
+		var qe *Error
+		require.ErrorAs(t, err, &qe)
+		assert.Equal(t, "invalid_scope", qe.Type)
+		assert.Equal(t, `Scope "repo:read & more" is 100% invalid`, qe.Message)
+	})
 	t.Run("without expires_in", func(t *testing.T) {
 		srv := newFakeQuay(t, reply(http.StatusFound, "", "", "Location", "http://quay/oauth/localapp#access_token=TOKEN"))
 		tok, err := newTestClient(t, srv.URL).AuthorizeApp(bg, DirectOAuthRequest{ClientID: "CID"})
