@@ -175,8 +175,52 @@ func New(cfg Config) (*Client, error) {
 	return &Client{base: base, credential: cfg.Credential, userAgent: ua, http: rc, policy: policy, transport: transport}, nil
 }
 
-// keepPool is a RoundTripper without CloseIdleConnections (see New).
+// keepPool is the RoundTripper of the retry loop: the shared transport
+// without CloseIdleConnections (see New), whose errors never quote a secret
+// of the request. net/http quotes a malformed status line or header line in
+// its error, and retryablehttp logs every failed attempt's error before the
+// client turns the last one into an *Error; a broken proxy that echoes the
+// request there must not put its credentials into the log.
 type keepPool struct{ http.RoundTripper }
+
+// RoundTrip implements http.RoundTripper.
+func (k keepPool) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := k.RoundTripper.RoundTrip(req)
+	if err != nil {
+		if r, ok := req.Context().Value(requestKey{}).(*request); ok {
+			err = r.redactError(err)
+		}
+	}
+	return resp, err
+}
+
+// requestKey carries the *request behind an HTTP request, for keepPool.
+type requestKey struct{}
+
+// redactError returns err unchanged unless its text holds a secret of r;
+// then it returns an error with the secret replaced that keeps whether err
+// was a timeout but not err itself, which would still hold the secret.
+// Dial, TLS and context errors never quote the request, so they keep their
+// identity for the retry policy.
+func (r *request) redactError(err error) error {
+	msg := err.Error()
+	clean := r.redact(msg)
+	if clean == msg {
+		return err
+	}
+	return &redactedError{msg: clean, timeout: isTimeout(err)}
+}
+
+// redactedError is a transport error with a secret of the request removed.
+type redactedError struct {
+	msg     string
+	timeout bool
+}
+
+func (e *redactedError) Error() string { return e.msg }
+
+// Timeout lets url.Error and the retry policy see a timeout as one.
+func (e *redactedError) Timeout() bool { return e.timeout }
 
 // BaseURL returns Quay's base address as configured.
 func (c *Client) BaseURL() string { return c.base.String() }
@@ -337,6 +381,7 @@ func (c *Client) send(ctx context.Context, r *request) (*http.Response, error) {
 	}
 
 	ctx = withIdempotency(ctx, r.idempotent)
+	ctx = context.WithValue(ctx, requestKey{}, r)
 	req, err := retryablehttp.NewRequestWithContext(ctx, r.method, u.String(), body)
 	if err != nil {
 		return nil, fmt.Errorf("quay: building %s %s: %w", r.method, r.path, err)
@@ -407,12 +452,17 @@ func (e *bodyReadError) Unwrap() error { return e.err }
 // secret of the request from what Quay sent back.
 func (r *request) fail(e *Error) *Error {
 	e.Method, e.Path = r.method, r.path
-	for _, s := range r.secrets {
-		e.Message = redact(e.Message, s)
-		e.Type = redact(e.Type, s)
-	}
-	e.Message = truncate(strings.TrimSpace(e.Message), maxErrorMessage)
+	e.Message = truncate(strings.TrimSpace(r.redact(e.Message)), maxErrorMessage)
+	e.Type = r.redact(e.Type)
 	return e
+}
+
+// redact replaces every secret of r in s.
+func (r *request) redact(s string) string {
+	for _, secret := range r.secrets {
+		s = redact(s, secret)
+	}
+	return s
 }
 
 // redacted replaces a secret in an error message.

@@ -1,8 +1,10 @@
 package quay
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -137,4 +139,56 @@ func TestSecrets_ShortSecretsDoNotGarbleMessages(t *testing.T) {
 	var qe *Error
 	require.ErrorAs(t, err, &qe)
 	assert.Equal(t, "the token in 'Bearer [redacted]' is not allowed", qe.Message)
+}
+
+// Transport failures are logged by the retry loop; a broken server or proxy
+// that answers with the request's own credentials where the status line or
+// a header belongs must not get them into the error or the log.
+func TestSecrets_NotInTransportFailures(t *testing.T) {
+	basic := base64.StdEncoding.EncodeToString([]byte("svc:" + secretPassword))
+	secrets := []string{secretToken, secretPassword, basic}
+	// Each answer puts what the request carried (its credential, or its
+	// body when it has none) where net/http quotes it in an error.
+	answers := map[string]func(said string) string{
+		"as the status line":       func(said string) string { return said + "\r\n\r\n" },
+		"as the status code":       func(said string) string { return "HTTP/1.1 " + said + " OK\r\n\r\n" },
+		"as a malformed header":    func(said string) string { return "HTTP/1.1 200 OK\r\n" + said + "\r\n\r\n" },
+		"as a header continuation": func(said string) string { return "HTTP/1.1 200 OK\r\n " + said + "\r\n\r\n" },
+	}
+	for name, answer := range answers {
+		t.Run(name, func(t *testing.T) {
+			var logs bytes.Buffer
+			srv := newFakeQuay(t, func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				said := string(body)
+				if auth := strings.Fields(r.Header.Get("Authorization")); len(auth) == 2 {
+					said = auth[1]
+				}
+				hijack(func(b *bufio.ReadWriter) { _, _ = b.WriteString(answer(said)) })(w, r)
+			})
+			c := newTestClient(t, srv.URL, func(c *Config) {
+				c.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: &logs})
+			})
+			var errs []error
+			_, err := c.GetUser(bg)
+			errs = append(errs, err)
+			_, err = c.InitializeUser(bg, InitializeUserRequest{Username: "first", Password: secretPassword})
+			errs = append(errs, err)
+			errs = append(errs, c.ChangePassword(bg, secretPassword))
+			_, err = c.AuthorizeApp(bg, DirectOAuthRequest{Username: "svc", Password: secretPassword, ClientID: "CID"})
+			errs = append(errs, err)
+			for i, err := range errs {
+				require.Error(t, err, "call %d", i)
+				for e := err; e != nil; e = errors.Unwrap(e) {
+					for _, s := range secrets {
+						assert.NotContains(t, e.Error(), s, "call %d, in the chain of %v", i, err)
+					}
+				}
+			}
+			assert.Contains(t, logs.String(), "request failed", "transport failures are logged")
+			for _, s := range secrets {
+				assert.NotContains(t, logs.String(), s)
+			}
+		})
+	}
 }
