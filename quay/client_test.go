@@ -10,12 +10,14 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -254,6 +256,71 @@ func TestTLS(t *testing.T) {
 	})
 }
 
+// Quay's nginx allows ten times the request rate over HTTP/2 (reference
+// §8): with its own TLS settings the client must still offer h2.
+func TestTLS_SpeaksHTTP2(t *testing.T) {
+	var proto atomic.Value
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proto.Store(r.Proto)
+		jsonReply(200, `{"username":"quayadmin"}`)(w, r)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	serverPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
+
+	for name, opt := range map[string]func(*Config){
+		"CACertificate":      func(c *Config) { c.CACertificate = serverPEM },
+		"InsecureSkipVerify": func(c *Config) { c.InsecureSkipVerify = true },
+	} {
+		t.Run(name, func(t *testing.T) {
+			proto.Store("")
+			u, err := newTestClient(t, srv.URL, opt).GetUser(bg)
+			require.NoError(t, err)
+			assert.Equal(t, "quayadmin", u.Username)
+			assert.Equal(t, "HTTP/2.0", proto.Load())
+		})
+	}
+}
+
+// One client serves many concurrent Vault requests, some through clients
+// from WithCredential; each call carries its own credential and gets its
+// own answer (run with -race).
+func TestClient_ConcurrentCalls(t *testing.T) {
+	srv := newFakeQuay(t, func(w http.ResponseWriter, r *http.Request) {
+		who := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		jsonReply(200, `{"username": "`+who+`"}`)(w, r)
+	})
+	c := newTestClient(t, srv.URL)
+	const workers, rounds = 8, 5
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*rounds)
+	for i := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client, want := c, secretToken
+			if i%2 == 1 {
+				want = "worker-" + strconv.Itoa(i)
+				client = c.WithCredential(StaticToken(want))
+			}
+			for range rounds {
+				u, err := client.GetUser(bg)
+				if err == nil && u.Username != want {
+					err = fmt.Errorf("worker %d got the answer for %q", i, u.Username)
+				}
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	assert.Equal(t, workers*rounds, srv.Calls())
+}
+
 func TestRequestTimeout_IsPerAttempt(t *testing.T) {
 	srv := newFakeQuay(t, func(w http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done() // Quay never answers; the client gives up
@@ -279,6 +346,43 @@ func TestRequestTimeout_IsPerAttempt(t *testing.T) {
 			assert.True(t, IsTransient(err))
 			assert.Contains(t, err.Error(), "timed out")
 			assert.Zero(t, qe.StatusCode)
+			assert.Equal(t, tc.attempts, rt.Attempts())
+		})
+	}
+}
+
+// Quay sends its status line and part of the body, then stalls: the
+// per-attempt timeout covers reading the answer too. Only an idempotent call
+// tries again; Quay already acted on the POST.
+func TestRequestTimeout_CoversTheBody(t *testing.T) {
+	srv := newFakeQuay(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", "100")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, `{"username": "quay`)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})
+	for _, tc := range []struct {
+		name     string
+		call     func(*Client) error
+		attempts int
+	}{
+		{"GET is retried", func(c *Client) error { _, err := c.GetUser(bg); return err }, 3},
+		{"POST is not", func(c *Client) error {
+			_, err := c.CreateApplicationToken(bg, "acme", "CID", newToken)
+			return err
+		}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rt := newCountingTransport()
+			c := newTestClient(t, srv.URL, func(c *Config) { c.RequestTimeout = 50 * time.Millisecond; c.Transport = rt })
+			err := tc.call(c)
+			require.Error(t, err)
+			var qe *Error
+			require.ErrorAs(t, err, &qe)
+			assert.True(t, IsTransient(err))
+			assert.Contains(t, err.Error(), "timed out")
 			assert.Equal(t, tc.attempts, rt.Attempts())
 		})
 	}
