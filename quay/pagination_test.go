@@ -66,3 +66,23 @@ func TestClient_FailedCallKeepsThePool(t *testing.T) {
 	}
 	assert.EqualValues(t, 1, conns.Load(), "one connection for every call")
 }
+
+// Cancelling the caller's context while a list is being paged ends the walk:
+// no further page is asked for and no partial list is returned.
+func TestPagination_CancellationStopsPaging(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv := newFakeQuay(t, func(w http.ResponseWriter, r *http.Request) {
+		jsonReply(200, `{"repositories": [{"namespace": "acme", "name": "app"}], "next_page": "p2"}`)(w, r)
+		// The flush makes the answer chunked: its last chunk only leaves
+		// when the handler returns, so the client has the whole first
+		// page only after the cancellation.
+		w.(http.Flusher).Flush()
+		cancel()
+	})
+	repos, err := newTestClient(t, srv.URL).ListRepositories(ctx, "acme")
+	require.Error(t, err)
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.Nil(t, repos)
+	assert.Equal(t, 1, srv.Calls())
+}

@@ -2,6 +2,7 @@ package quay
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -430,4 +432,37 @@ func TestRetry_ResponseBodyClosedWhenTheCallerCancels(t *testing.T) {
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, context.Canceled))
 	assert.True(t, body.closed.Load())
+}
+
+// A retried attempt is not an error of the plugin: the retry loop's lines go
+// to Debug and Trace, so a logger at Vault's default Info level stays quiet
+// however a call fails.
+func TestRetry_LogsBelowInfo(t *testing.T) {
+	for _, tc := range []struct {
+		level hclog.Level
+		want  []string
+	}{
+		{hclog.Info, nil},
+		{hclog.Debug, []string{"[DEBUG]", "request failed"}},
+		{hclog.Trace, []string{"[DEBUG]", "request failed", "[TRACE]", "performing request", "retrying request"}},
+	} {
+		t.Run(tc.level.String(), func(t *testing.T) {
+			var logs bytes.Buffer
+			srv := newFakeQuay(t, hijack(func(*bufio.ReadWriter) {}))
+			c := newTestClient(t, srv.URL, func(c *Config) {
+				c.Logger = hclog.New(&hclog.LoggerOptions{Level: tc.level, Output: &logs})
+			})
+			_, err := c.GetUser(bg)
+			require.Error(t, err)
+			assert.Equal(t, 3, srv.Calls())
+			if tc.want == nil {
+				assert.Empty(t, logs.String())
+			}
+			for _, w := range tc.want {
+				assert.Contains(t, logs.String(), w)
+			}
+			assert.NotContains(t, logs.String(), "[ERROR]")
+			assert.NotContains(t, logs.String(), "[WARN]")
+		})
+	}
 }
