@@ -16,7 +16,26 @@ import (
 func fakeQuay() *httptest.Server {
 	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
+		if r.Header.Get("Authorization") == "Bearer revoked" {
+			// An unknown token: Quay serves a GET anonymously and refuses
+			// it, but rejects a mutation at its CSRF check first.
+			if r.Method == http.MethodGet {
+				w.WriteHeader(http.StatusUnauthorized)
+				_, _ = io.WriteString(w, `{"detail": "Requires authentication", "error_message": "Requires authentication", "error_type": "invalid_token", "title": "invalid_token", "status": 401}`)
+				return
+			}
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `{"error": "CSRF token was invalid or missing."}`)
+			return
+		}
 		switch {
+		case r.Method == http.MethodPost && r.URL.Path == "/oauth/authorizeapp":
+			if user, pass, _ := r.BasicAuth(); user != "svc" || pass != "correct horse" {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			w.Header().Set("Location", r.PostFormValue("redirect_uri")+"#access_token=ABCDEFGHIJabcdefghij0123456789ABCDEFGHIJ&token_type=Bearer&expires_in=315576000")
+			w.WriteHeader(http.StatusFound)
 		case r.Method == http.MethodPost && r.URL.Path == "/api/v1/organization/acme/applications/CLIENTID/tokens":
 			_, _ = io.WriteString(w, `{"uuid": "6f1c…", "name": "ci", "scope": "repo:read repo:write",
 				"expires_at": "2026-08-22T10:00:00Z", "created": "2026-07-23T10:00:00.123456Z",
@@ -107,4 +126,46 @@ func ExampleScopesCover() {
 	ok, missing := quay.ScopesCover([]string{quay.ScopeRepoAdmin}, []string{quay.ScopeRepoWrite, quay.ScopeOrgAdmin})
 	fmt.Println(ok, missing)
 	// Output: false [org:admin]
+}
+
+// Direct OAuth trades a user's password for a token of an application
+// whitelisted in DIRECT_OAUTH_CLIENTID_WHITELIST. The client sends Basic
+// credentials on this call only, and reads the token from the redirect
+// without following it.
+func ExampleClient_AuthorizeApp() {
+	srv := fakeQuay()
+	defer srv.Close()
+	client, _ := quay.New(quay.Config{BaseURL: srv.URL}) // no credential needed
+	defer client.Close()
+
+	tok, err := client.AuthorizeApp(context.Background(), quay.DirectOAuthRequest{
+		Username:    "svc",
+		Password:    "correct horse",
+		ClientID:    "CLIENTID",
+		RedirectURI: srv.URL + "/oauth/localapp",
+		Scopes:      []string{quay.ScopeOrgAdmin, quay.ScopeUserRead},
+	})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(len(tok.AccessToken), tok.ExpiresIn)
+	// Output: 40 87660h0m0s
+}
+
+// A token Quay does not know is refused with a 401 on reads but a 403 CSRF
+// answer on mutations; IsUnauthorized reports both, IsForbidden neither.
+func ExampleIsUnauthorized() {
+	srv := fakeQuay()
+	defer srv.Close()
+	client, _ := quay.New(quay.Config{BaseURL: srv.URL, Credential: quay.StaticToken("revoked")})
+	defer client.Close()
+
+	ctx := context.Background()
+	_, err := client.GetUser(ctx)
+	fmt.Println(quay.StatusOf(err), quay.IsUnauthorized(err), quay.IsForbidden(err))
+	_, err = client.CreateRobot(ctx, quay.Namespace{Kind: quay.NamespaceOrganization, Name: "acme"}, "ci", quay.RobotSpec{})
+	fmt.Println(quay.StatusOf(err), quay.IsUnauthorized(err), quay.IsForbidden(err))
+	// Output:
+	// 401 true false
+	// 403 true false
 }
