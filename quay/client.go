@@ -351,6 +351,9 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 // status. The caller closes the body. It adds the credential it sends to
 // r.secrets.
 func (c *Client) send(ctx context.Context, r *request) (*http.Response, error) {
+	if hasDotSegment(r.path) {
+		return nil, r.fail(&Error{Message: `refusing a name that is "." or ".." in the path: a proxy that normalises paths would send the call to another resource`})
+	}
 	u := *c.base
 	u.Path = c.base.Path + r.path
 	u.RawPath = ""
@@ -504,6 +507,20 @@ func isWordByte(c byte) bool {
 func drain(body io.ReadCloser) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxResponseBytes))
 	_ = body.Close()
+}
+
+// hasDotSegment reports a path segment "." or "..". escape leaves dots
+// alone, so a name that is only dots stays such a segment, and a proxy that
+// removes dot segments (RFC 3986 §5.2.4: nginx proxy_pass with a URI,
+// Envoy's normalize_path) would resolve it: a DELETE of robot ".." would
+// reach the organization itself.
+func hasDotSegment(path string) bool {
+	for seg := range strings.SplitSeq(path, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 // escape makes one path segment safe (robot names carry '+').

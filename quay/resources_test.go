@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"path"
+	"sync"
 	"testing"
 	"time"
 
@@ -224,6 +227,76 @@ func TestPaths(t *testing.T) {
 	}
 	last := srv.Last(t)
 	assert.Equal(t, "/api/v1/organization/a/b?c d/robots/x/../y", last.Path, "decoded, the name is whole")
+}
+
+// A name that is only dots stays a path segment of its own, and a proxy
+// that normalises paths (RFC 3986 dot-segment removal: nginx proxy_pass
+// with a URI, Envoy's normalize_path) would send the call to the parent
+// resource: deleting robot ".." would delete the organization. Such a call
+// is refused before anything is sent.
+func TestPaths_DotNamesAreRefused(t *testing.T) {
+	var mu sync.Mutex
+	var reached []string
+	quay := func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		reached = append(reached, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}
+	normalising := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.URL.Path, r.URL.RawPath = path.Clean(r.URL.Path), ""
+		quay(w, r)
+	}))
+	defer normalising.Close()
+	c := newTestClient(t, normalising.URL)
+	dots := Namespace{Kind: NamespaceOrganization, Name: ".."}
+
+	for _, tc := range []struct {
+		name string
+		do   func() error
+	}{
+		{"DeleteRobot ..", func() error { return c.DeleteRobot(bg, acme, "..") }},
+		{"DeleteRobot in namespace ..", func() error { return c.DeleteRobot(bg, dots, "ci") }},
+		{"DeleteRobot .", func() error { return c.DeleteRobot(bg, acme, ".") }},
+		{"GetRobot ..", func() error { _, err := c.GetRobot(bg, acme, ".."); return err }},
+		{"CreateRobot ..", func() error { _, err := c.CreateRobot(bg, acme, "..", RobotSpec{}); return err }},
+		{"RegenerateRobotToken ..", func() error { _, err := c.RegenerateRobotToken(bg, acme, ".."); return err }},
+		{"DeleteApplication ..", func() error { return c.DeleteApplication(bg, "acme", "..") }},
+		{"DeleteApplicationToken ..", func() error { return c.DeleteApplicationToken(bg, "acme", "CID", "..") }},
+		{"CreateApplicationToken for application ..", func() error {
+			_, err := c.CreateApplicationToken(bg, "acme", "..", newToken)
+			return err
+		}},
+		{"DeleteAuthorization ..", func() error { return c.DeleteAuthorization(bg, "..") }},
+		{"RemoveTeamMember ..", func() error { return c.RemoveTeamMember(bg, "acme", "builders", "..") }},
+		{"AddTeamMember to team ..", func() error { return c.AddTeamMember(bg, "acme", "..", "acme+ci") }},
+		{"DeleteUserPermission ..", func() error { return c.DeleteUserPermission(bg, "acme", "..", "acme+ci") }},
+		{"SetTeamPermission .", func() error { return c.SetTeamPermission(bg, "acme", "app", ".", RoleRead) }},
+		{"DeletePrototype ..", func() error { return c.DeletePrototype(bg, "acme", "..") }},
+		{"GetOrganization ..", func() error { _, err := c.GetOrganization(bg, ".."); return err }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.do()
+			require.Error(t, err)
+			var qe *Error
+			require.ErrorAs(t, err, &qe)
+			assert.Zero(t, qe.StatusCode)
+			assert.False(t, IsTransient(err))
+			assert.False(t, IsNotFound(err) || IsRobotNotFound(err), "not mistaken for a resource that is gone")
+			assert.Contains(t, err.Error(), `"."`)
+		})
+	}
+	seen := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), reached...)
+	}
+	assert.Empty(t, seen(), "nothing reached Quay")
+
+	// Dots inside a name are just characters.
+	require.NoError(t, c.DeleteRobot(bg, acme, "ci.v2"))
+	require.NoError(t, c.DeleteRobot(bg, acme, "..."))
+	assert.Equal(t, []string{"DELETE /api/v1/organization/acme/robots/ci.v2", "DELETE /api/v1/organization/acme/robots/..."}, seen())
 }
 
 func TestRequestBodies(t *testing.T) {
