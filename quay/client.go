@@ -351,8 +351,8 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 // status. The caller closes the body. It adds the credential it sends to
 // r.secrets.
 func (c *Client) send(ctx context.Context, r *request) (*http.Response, error) {
-	if hasDotSegment(r.path) {
-		return nil, r.fail(&Error{Message: `refusing a name that is "." or ".." in the path: a proxy that normalises paths would send the call to another resource`})
+	if badPathSegment(r.path) {
+		return nil, r.fail(&Error{Message: `refusing a name that is empty, "." or "..": it would address another resource`})
 	}
 	u := *c.base
 	u.Path = c.base.Path + r.path
@@ -509,15 +509,29 @@ func drain(body io.ReadCloser) {
 	_ = body.Close()
 }
 
-// hasDotSegment reports a path segment "." or "..". escape leaves dots
-// alone, so a name that is only dots stays such a segment, and a proxy that
-// removes dot segments (RFC 3986 §5.2.4: nginx proxy_pass with a URI,
-// Envoy's normalize_path) would resolve it: a DELETE of robot ".." would
-// reach the organization itself.
-func hasDotSegment(path string) bool {
-	for seg := range strings.SplitSeq(path, "/") {
-		if seg == "." || seg == ".." {
+// badPathSegment reports a path segment that no name of Quay's can make
+// and that changes which resource the path addresses:
+//   - "." or "..": escape leaves dots alone, so a name that is only dots
+//     stays such a segment, and a proxy that removes dot segments (RFC 3986
+//     §5.2.4: nginx proxy_pass with a URI, Envoy's normalize_path) resolves
+//     it; a DELETE of robot ".." would reach the organization itself.
+//   - an empty segment (an empty name): "//" is merged by nginx, and a
+//     trailing "/" names a route Quay does not have, so a DELETE of token ""
+//     comes back 404, which callers take for "already revoked".
+//
+// The only empty segment allowed is the trailing one of the two resources
+// Quay declares with a slash (reference §0).
+func badPathSegment(path string) bool {
+	segs := strings.Split(path, "/")
+	for i, seg := range segs {
+		switch seg {
+		case ".", "..":
 			return true
+		case "":
+			last := i == len(segs)-1
+			if i != 0 && !(last && (path == "/api/v1/user/" || path == "/api/v1/organization/")) {
+				return true
+			}
 		}
 	}
 	return false

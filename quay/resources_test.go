@@ -231,10 +231,12 @@ func TestPaths(t *testing.T) {
 
 // A name that is only dots stays a path segment of its own, and a proxy
 // that normalises paths (RFC 3986 dot-segment removal: nginx proxy_pass
-// with a URI, Envoy's normalize_path) would send the call to the parent
-// resource: deleting robot ".." would delete the organization. Such a call
-// is refused before anything is sent.
-func TestPaths_DotNamesAreRefused(t *testing.T) {
+// with a URI, Envoy's normalize_path; nginx merges "//" by default) would
+// send the call to another resource: deleting robot ".." would delete the
+// organization. An empty name addresses a route Quay does not have, and its
+// 404 would read as "already gone". Such calls are refused before anything
+// is sent.
+func TestPaths_NamesThatChangeThePathAreRefused(t *testing.T) {
 	var mu sync.Mutex
 	var reached []string
 	quay := func(w http.ResponseWriter, r *http.Request) {
@@ -274,6 +276,19 @@ func TestPaths_DotNamesAreRefused(t *testing.T) {
 		{"SetTeamPermission .", func() error { return c.SetTeamPermission(bg, "acme", "app", ".", RoleRead) }},
 		{"DeletePrototype ..", func() error { return c.DeletePrototype(bg, "acme", "..") }},
 		{"GetOrganization ..", func() error { _, err := c.GetOrganization(bg, ".."); return err }},
+		{"DeleteApplicationToken with an empty uuid", func() error { return c.DeleteApplicationToken(bg, "acme", "CID", "") }},
+		{"DeleteApplicationToken with an empty application", func() error { return c.DeleteApplicationToken(bg, "acme", "", "u") }},
+		{"ListApplicationTokens of an empty organization", func() error { _, err := c.ListApplicationTokens(bg, "", "CID"); return err }},
+		{"DeleteRobot with an empty name", func() error { return c.DeleteRobot(bg, acme, "") }},
+		{"RegenerateRobotToken with an empty name", func() error { _, err := c.RegenerateRobotToken(bg, acme, ""); return err }},
+		{"ListRobots of an empty organization", func() error {
+			_, err := c.ListRobots(bg, Namespace{Kind: NamespaceOrganization}, ListRobotsOptions{})
+			return err
+		}},
+		{"DeleteAuthorization with an empty uuid", func() error { return c.DeleteAuthorization(bg, "") }},
+		{"RemoveTeamMember with an empty member", func() error { return c.RemoveTeamMember(bg, "acme", "builders", "") }},
+		{"SetUserPermission on an empty repository", func() error { return c.SetUserPermission(bg, "acme", "", "acme+ci", RoleRead) }},
+		{"GetRepository with an empty namespace", func() error { _, err := c.GetRepository(bg, "", "app"); return err }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.do()
@@ -283,7 +298,7 @@ func TestPaths_DotNamesAreRefused(t *testing.T) {
 			assert.Zero(t, qe.StatusCode)
 			assert.False(t, IsTransient(err))
 			assert.False(t, IsNotFound(err) || IsRobotNotFound(err), "not mistaken for a resource that is gone")
-			assert.Contains(t, err.Error(), `"."`)
+			assert.Contains(t, err.Error(), `refusing a name that is empty, "." or ".."`)
 		})
 	}
 	seen := func() []string {
@@ -293,10 +308,16 @@ func TestPaths_DotNamesAreRefused(t *testing.T) {
 	}
 	assert.Empty(t, seen(), "nothing reached Quay")
 
-	// Dots inside a name are just characters.
+	// Dots inside a name are just characters; the resources Quay declares
+	// with a trailing slash keep it.
 	require.NoError(t, c.DeleteRobot(bg, acme, "ci.v2"))
 	require.NoError(t, c.DeleteRobot(bg, acme, "..."))
-	assert.Equal(t, []string{"DELETE /api/v1/organization/acme/robots/ci.v2", "DELETE /api/v1/organization/acme/robots/..."}, seen())
+	require.NoError(t, c.CreateOrganization(bg, "acme", ""))
+	require.NoError(t, c.ChangePassword(bg, secretPassword))
+	assert.Equal(t, []string{
+		"DELETE /api/v1/organization/acme/robots/ci.v2", "DELETE /api/v1/organization/acme/robots/...",
+		"POST /api/v1/organization", "PUT /api/v1/user", // as cleaned by the proxy
+	}, seen())
 }
 
 func TestRequestBodies(t *testing.T) {
