@@ -45,17 +45,25 @@ func (p retryPolicy) checkRetry(ctx context.Context, resp *http.Response, err er
 	case http.StatusTooManyRequests:
 		// A hint longer than we are willing to hold a Vault request for
 		// ends the call now; the error carries the hint.
-		if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After")); ok && ra > p.maxRetryAfter {
-			return false, nil
-		}
-		return true, nil
+		return !p.waitTooLong(ctx, resp), nil
 	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After")); ok && ra > p.maxRetryAfter {
-			return false, nil
-		}
-		return isIdempotent(ctx), nil
+		return !p.waitTooLong(ctx, resp) && isIdempotent(ctx), nil
 	}
 	return false, nil
+}
+
+// waitTooLong reports a Retry-After above MaxRetryAfter, or beyond the
+// caller's deadline: sleeping into that deadline would only trade Quay's
+// answer and hint for a "timed out".
+func (p retryPolicy) waitTooLong(ctx context.Context, resp *http.Response) bool {
+	ra, ok := parseRetryAfter(resp.Header.Get("Retry-After"))
+	if !ok {
+		return false
+	}
+	if deadline, has := ctx.Deadline(); has && time.Until(deadline) < ra {
+		return true
+	}
+	return ra > p.maxRetryAfter
 }
 
 // backoff implements retryablehttp.Backoff. A Retry-After on any answer the

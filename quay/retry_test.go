@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -163,6 +164,35 @@ func TestRetry_RetryAfterAboveTheCapFailsAtOnce(t *testing.T) {
 			assert.Contains(t, err.Error(), "(retry after ")
 		})
 	}
+}
+
+// A Retry-After the caller's deadline cannot wait out ends the call at once
+// with Quay's answer and hint, instead of sleeping into a "timed out" that
+// loses both.
+func TestRetry_RetryAfterBeyondTheCallersDeadlineFailsAtOnce(t *testing.T) {
+	for _, status := range []int{429, 503} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			srv := newFakeQuay(t, reply(status, "text/plain", "slow down", "Retry-After", "10"))
+			ctx, cancel := context.WithTimeout(bg, 5*time.Second)
+			defer cancel()
+			_, err := newTestClient(t, srv.URL).GetUser(ctx)
+			require.Error(t, err)
+			var qe *Error
+			require.ErrorAs(t, err, &qe)
+			assert.Equal(t, status, qe.StatusCode)
+			assert.Equal(t, 10*time.Second, qe.RetryAfter)
+			assert.NoError(t, ctx.Err(), "answered before the deadline")
+			assert.Equal(t, 1, srv.Calls())
+		})
+	}
+
+	// A hint the deadline leaves room for is waited out.
+	srv := newFakeQuay(t, sequence(reply(429, "text/plain", "slow down", "Retry-After", "0"), jsonReply(200, `{"username":"quayadmin"}`)))
+	ctx, cancel := context.WithTimeout(bg, 20*time.Second)
+	defer cancel()
+	_, err := newTestClient(t, srv.URL).GetUser(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 2, srv.Calls())
 }
 
 // A Retry-After too large for a time.Duration (a broken proxy, a bogus
