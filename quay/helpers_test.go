@@ -1,6 +1,7 @@
 package quay
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -47,6 +48,7 @@ func newFakeQuay(t *testing.T, h http.HandlerFunc) *fakeQuay {
 	f := &fakeQuay{}
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body)) // the handler may read it too
 		f.mu.Lock()
 		f.reqs = append(f.reqs, seen{
 			Method: r.Method, Path: r.URL.Path, EscapedPath: r.URL.EscapedPath(), Query: r.URL.RawQuery,
