@@ -381,6 +381,14 @@ func (c *Client) send(ctx context.Context, r *request) (*http.Response, error) {
 		}
 		body = encoded
 		contentType = "application/json"
+		// A secret of the body travels JSON-escaped ('"', '\', '<', '>',
+		// '&' and control characters); an echo of the raw body must not
+		// give it away in that form either.
+		for _, secret := range r.secrets {
+			if esc, err := json.Marshal(secret); err == nil && string(esc[1:len(esc)-1]) != secret {
+				r.secrets = append(r.secrets, string(esc[1:len(esc)-1]))
+			}
+		}
 	}
 
 	ctx = withIdempotency(ctx, r.idempotent)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -188,6 +189,32 @@ func TestSecrets_NotInTransportFailures(t *testing.T) {
 			assert.Contains(t, logs.String(), "request failed", "transport failures are logged")
 			for _, s := range secrets {
 				assert.NotContains(t, logs.String(), s)
+			}
+		})
+	}
+}
+
+// A password travels JSON-escaped in the request body (Go escapes '"', '\',
+// '<', '>' and '&'); a Quay that echoes the body raw must not leak it in
+// that form either.
+func TestSecrets_JSONEscapedPasswords(t *testing.T) {
+	const password = `pa"ss\w<o>&rd-long-enough`
+	escaped, err := json.Marshal(password)
+	require.NoError(t, err)
+	forms := []string{password, strings.Trim(string(escaped), `"`)}
+	require.NotEqual(t, forms[0], forms[1])
+
+	for _, shape := range []string{"plain text", "message", "redirect"} {
+		t.Run(shape, func(t *testing.T) {
+			srv := newFakeQuay(t, echo(shape))
+			c := newTestClient(t, srv.URL)
+			_, err1 := c.InitializeUser(bg, InitializeUserRequest{Username: "first", Password: password})
+			err2 := c.ChangePassword(bg, password)
+			for i, err := range []error{err1, err2} {
+				require.Error(t, err, "call %d", i)
+				for _, f := range forms {
+					assert.NotContains(t, err.Error(), f, "call %d", i)
+				}
 			}
 		})
 	}
