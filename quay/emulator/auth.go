@@ -21,30 +21,30 @@ type caller struct {
 // token is accepted. An opaque token that does not validate leaves the
 // request anonymous (no immediate 401); a JWT that does not validate is a 401
 // at once (reported through ssoErr). Call with e.mu held.
-func (e *Emulator) authenticate(r *http.Request) (c *caller, ssoErr string) {
+func (e *Emulator) authenticate(r *http.Request) (c *caller, ssoErr *ssoFailure) {
 	parts := authParts(r.Header.Get("Authorization"))
 	if len(parts) != 2 || !strings.EqualFold(parts[0], "bearer") {
-		return nil, "" // no token, or Basic: not an /api/v1 credential
+		return nil, nil // no token, or Basic: not an /api/v1 credential
 	}
 	token := parts[1]
 	if looksLikeJWT(token) {
-		user, errMsg := e.validateSSOToken(r, token)
-		if errMsg != "" {
-			return nil, errMsg
+		user, failure := e.validateSSOToken(r, token)
+		if failure != nil {
+			return nil, failure
 		}
-		return &caller{user: user, sso: true}, ""
+		return &caller{user: user, sso: true}, nil
 	}
 	now := e.now()
 	t := e.db.lookupToken(token, now)
 	if t == nil {
-		return nil, ""
+		return nil, nil
 	}
 	user := e.db.accounts[t.user]
 	if user == nil || !user.enabled {
-		return nil, ""
+		return nil, nil
 	}
 	touchAccess(&t.lastAccessed, now, oauthLastAccessedThreshold)
-	return &caller{user: user, token: t, scopes: scopeSet(t.scope)}, ""
+	return &caller{user: user, token: t, scopes: scopeSet(t.scope)}, nil
 }
 
 // authParts splits an Authorization header as auth/oauth.py does:

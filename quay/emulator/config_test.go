@@ -68,10 +68,10 @@ GITHUB_LOGIN_CONFIG:
   CLIENT_ID: gh
 GOOGLE_LOGIN_CONFIG:
   CLIENT_ID: gg
-LDAP_LOGIN_CONFIG: {}
 `))
 	require.NoError(t, err)
-	require.Len(t, cfg.LoginConfigs, 2, "GitHub and Google are no OIDC services; LDAP is reserved")
+	require.Len(t, cfg.LoginConfigs, 2, "GitHub and Google are no OIDC services")
+	assert.Equal(t, []string{"AZURE", "RHSSO"}, cfg.LoginConfigOrder, "the document's order")
 	az := cfg.LoginConfigs["AZURE"]
 	assert.Equal(t, "web", az.ClientID)
 	assert.Equal(t, "https://login.example/", az.OIDCServer)
@@ -88,6 +88,10 @@ LDAP_LOGIN_CONFIG: {}
 	}
 	_, err = ParseConfig([]byte("X_LOGIN_CONFIG:\n  OIDC_ISSUERS: not-a-list\n"))
 	assert.Error(t, err, "a string where Quay wants a list")
+	for _, reserved := range []string{"LDAP", "JWT", "KEYSTONE"} {
+		_, err = ParseConfig([]byte(reserved + "_LOGIN_CONFIG: {}\n"))
+		assert.ErrorContains(t, err, "Cannot use reserved config name "+reserved+"_LOGIN_CONFIG", "loginmanager.py refuses to start")
+	}
 }
 
 func TestConfig_LoadConfig(t *testing.T) {

@@ -48,7 +48,9 @@ type Emulator struct {
 
 	// httpClient fetches OIDC discovery documents and key sets.
 	httpClient *http.Client
-	oidc       *oidcCache
+	// customHTTPClient: set by WithHTTPClient, used as given.
+	customHTTPClient bool
+	oidc             *oidcCache
 }
 
 // Option configures an Emulator.
@@ -58,7 +60,9 @@ type Option func(*Emulator)
 func WithClock(now func() time.Time) Option { return func(e *Emulator) { e.clock = now } }
 
 // WithHTTPClient sets the client used to reach OIDC providers.
-func WithHTTPClient(c *http.Client) Option { return func(e *Emulator) { e.httpClient = c } }
+func WithHTTPClient(c *http.Client) Option {
+	return func(e *Emulator) { e.httpClient, e.customHTTPClient = c, true }
+}
 
 // New returns an emulator for cfg. With FEATURE_PROGRAMMATIC_BOOTSTRAP it
 // provisions the bootstrap token and writes BOOTSTRAP_TOKEN_PATH, as Quay's
@@ -129,8 +133,12 @@ func (e *Emulator) serve(w http.ResponseWriter, r *http.Request, nickname string
 		return
 	}
 	c, ssoErr := e.authenticate(r)
-	if ssoErr != "" {
-		abort(w, http.StatusUnauthorized, ssoErr)
+	if ssoErr != nil {
+		if ssoErr.status == http.StatusInternalServerError {
+			internalError(w)
+			return
+		}
+		abort(w, ssoErr.status, ssoErr.msg)
 		return
 	}
 	if c == nil && r.Method != http.MethodGet && r.Method != http.MethodHead && !e.csrfExempt(r, nickname) {

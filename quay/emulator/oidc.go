@@ -1,27 +1,36 @@
 package emulator
 
 import (
+	"crypto/rsa"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
-	"github.com/golang-jwt/jwt/v5"
 )
 
-// SSO JWTs as Bearer tokens on /api/v1 (reference §9, Quay 3.18's
-// multi-issuer and multi-audience support). Every failure is a 401
-// {"error": …} at once. Error wording is close to Quay's but unverified.
+// SSO JWTs as Bearer tokens on /api/v1 (reference §9; auth/oauth.py
+// validate_sso_oauth_token, oauth/loginmanager.py, oauth/oidc.py,
+// oauth/login_utils.py, all read at the reference's commit). Every refusal
+// is a 401 {"error": <reason>} at once, with Quay's reason; a few failures
+// escape Quay's handler and are 500s.
 
-const jwksCacheLifetime = time.Hour
+// publicKeyCacheTTL is oauth/oidc.py PUBLIC_KEY_CACHE_TTL.
+const publicKeyCacheTTL = time.Hour
 
+// oidcCache holds, per login service, the discovery document (Quay's
+// lru_cache keeps a successful one for the process' life) and the key set
+// (cached an hour).
 type oidcCache struct {
-	mu   sync.Mutex
-	keys map[string]*cachedJWKS // by OIDC_SERVER
+	mu        sync.Mutex
+	discovery map[string]*discoveryDoc
+	keys      map[string]*cachedJWKS
 }
 
 type cachedJWKS struct {
@@ -29,201 +38,504 @@ type cachedJWKS struct {
 	fetched time.Time
 }
 
-func newOIDCCache() *oidcCache { return &oidcCache{keys: map[string]*cachedJWKS{}} }
+func newOIDCCache() *oidcCache {
+	return &oidcCache{discovery: map[string]*discoveryDoc{}, keys: map[string]*cachedJWKS{}}
+}
 
-// issuers of a login service: OIDC_ISSUERS, else OIDC_ISSUER, else the
-// discovery issuer, else OIDC_SERVER.
-func (e *Emulator) serviceIssuers(lc OIDCLoginConfig) []string {
+// ssoService is one OIDCLoginService.
+type ssoService struct {
+	key string // the *_LOGIN_CONFIG prefix
+	cfg OIDCLoginConfig
+}
+
+// id is service_id(): the key up to its first underscore, lower-cased.
+func (s ssoService) id() string {
+	name := s.key + "_LOGIN_CONFIG"
+	return strings.ToLower(name[:strings.Index(name, "_")])
+}
+
+// ssoServices lists the login services in Quay's order (the config's).
+func (e *Emulator) ssoServices() []ssoService {
+	var out []ssoService
+	seen := map[string]bool{}
+	for _, k := range e.cfg.LoginConfigOrder {
+		if lc, ok := e.cfg.LoginConfigs[k]; ok && !seen[k] {
+			seen[k] = true
+			out = append(out, ssoService{k, lc})
+		}
+	}
+	var rest []string
+	for k := range e.cfg.LoginConfigs {
+		if !seen[k] {
+			rest = append(rest, k)
+		}
+	}
+	sort.Strings(rest)
+	for _, k := range rest {
+		out = append(out, ssoService{k, e.cfg.LoginConfigs[k]})
+	}
+	return out
+}
+
+// ssoFailure is a refused SSO token: the status (401, or 500 where Quay's
+// handler lets an exception escape) and the {"error"} reason.
+type ssoFailure struct {
+	status int
+	msg    string
+}
+
+func refuse(msg string) *ssoFailure { return &ssoFailure{http.StatusUnauthorized, msg} }
+
+// errDiscovery is DiscoveryFailureException, which validate_sso_oauth_token
+// does not catch: a 500.
+type errDiscovery struct{ msg string }
+
+func (e *errDiscovery) Error() string { return e.msg }
+
+// discovery is _oidc_config: OIDC_SERVER's discovery document, https unless
+// the block sets DEBUGGING; a success is kept for good.
+func (e *Emulator) discovery(s ssoService) (*discoveryDoc, error) {
+	if s.cfg.OIDCServer == "" {
+		return &discoveryDoc{}, nil
+	}
+	e.oidc.mu.Lock()
+	doc := e.oidc.discovery[s.key]
+	e.oidc.mu.Unlock()
+	if doc != nil {
+		return doc, nil
+	}
+	server := s.cfg.OIDCServer
+	if !strings.HasPrefix(server, "https://") && !s.cfg.Debugging {
+		return nil, &errDiscovery{"OIDC server must be accessed over SSL"}
+	}
+	// posixpath.join(OIDC_SERVER, ".well-known/openid-configuration")
+	u := server
+	if !strings.HasSuffix(u, "/") {
+		u += "/"
+	}
+	u += ".well-known/openid-configuration"
+	resp, err := e.oidcClient(s).Get(u)
+	if err != nil {
+		// requests' ConnectionError escapes too (unverified: the page).
+		return nil, &errDiscovery{err.Error()}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return nil, &errDiscovery{"Could not load OIDC discovery information"}
+	}
+	var raw map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&raw); err != nil {
+		return nil, &errDiscovery{"Could not parse OIDC discovery information"}
+	}
+	doc = &discoveryDoc{raw: raw}
+	doc.Issuer, _ = raw["issuer"].(string)
+	doc.JWKSURI, _ = raw["jwks_uri"].(string)
+	e.oidc.mu.Lock()
+	e.oidc.discovery[s.key] = doc
+	e.oidc.mu.Unlock()
+	return doc, nil
+}
+
+type discoveryDoc struct {
+	raw     map[string]any
+	Issuer  string
+	JWKSURI string
+}
+
+// oidcClient is the client for a provider: with DEBUGGING, Quay's requests
+// run with verify=False.
+func (e *Emulator) oidcClient(s ssoService) *http.Client {
+	if !s.cfg.Debugging || e.customHTTPClient {
+		return e.httpClient
+	}
+	return &http.Client{Timeout: e.httpClient.Timeout, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // Quay's verify=False under DEBUGGING
+	}}
+}
+
+// issuer is OIDCLoginService._issuer: OIDC_ISSUER, else the discovery
+// issuer, else OIDC_SERVER (discovery runs first in every case).
+func (e *Emulator) issuer(s ssoService) (string, error) {
+	doc, err := e.discovery(s)
+	if err != nil {
+		return "", err
+	}
+	if s.cfg.OIDCIssuer != "" {
+		return s.cfg.OIDCIssuer, nil
+	}
+	if _, has := doc.raw["issuer"]; has {
+		return doc.Issuer, nil
+	}
+	return s.cfg.OIDCServer, nil
+}
+
+// issuers is get_issuers(): OIDC_ISSUERS, else OIDC_ISSUER, else _issuer.
+func (e *Emulator) issuers(s ssoService) ([]string, error) {
 	switch {
-	case len(lc.OIDCIssuers) > 0:
-		return lc.OIDCIssuers
-	case lc.OIDCIssuer != "":
-		return []string{lc.OIDCIssuer}
+	case len(s.cfg.OIDCIssuers) > 0:
+		return s.cfg.OIDCIssuers, nil
+	case s.cfg.OIDCIssuer != "":
+		return []string{s.cfg.OIDCIssuer}, nil
 	}
-	if doc, err := e.discovery(lc.OIDCServer); err == nil && doc.Issuer != "" {
-		return []string{doc.Issuer}
+	iss, err := e.issuer(s)
+	if err != nil || iss == "" {
+		return nil, err
 	}
-	return []string{lc.OIDCServer}
+	return []string{iss}, nil
+}
+
+// audiences is _audiences: OIDC_AUDIENCES with CLIENT_ID appended, or
+// CLIENT_ID alone.
+func (s ssoService) audiences() []string {
+	list := s.cfg.OIDCAudiences
+	client := s.cfg.ClientID
+	if len(list) == 0 {
+		if client == "" {
+			return []string{}
+		}
+		return []string{client}
+	}
+	if client != "" && !contains(list, client) {
+		return append(append([]string{}, list...), client)
+	}
+	return list
 }
 
 func sameIssuer(a, b string) bool { return strings.TrimRight(a, "/") == strings.TrimRight(b, "/") }
 
-type discoveryDoc struct {
-	Issuer  string `json:"issuer"`
-	JWKSURI string `json:"jwks_uri"`
-}
-
-func (e *Emulator) discovery(server string) (*discoveryDoc, error) {
-	if !strings.HasPrefix(server, "https://") && !e.cfg.Debugging {
-		return nil, fmt.Errorf("OIDC_SERVER must be https unless DEBUGGING is set")
-	}
-	u := strings.TrimRight(server, "/") + "/.well-known/openid-configuration"
-	var doc discoveryDoc
-	if err := e.getJSON(u, &doc); err != nil {
-		return nil, err
-	}
-	return &doc, nil
-}
-
-func (e *Emulator) getJSON(u string, v any) error {
-	resp, err := e.httpClient.Get(u)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s answered %d", u, resp.StatusCode)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-// jwks returns the provider's keys, cached an hour; refresh forces a fetch.
-func (e *Emulator) jwks(server string, refresh bool) (*jose.JSONWebKeySet, error) {
-	e.oidc.mu.Lock()
-	defer e.oidc.mu.Unlock()
-	if c := e.oidc.keys[server]; c != nil && !refresh && time.Since(c.fetched) < jwksCacheLifetime {
-		return &c.set, nil
-	}
-	doc, err := e.discovery(server)
-	if err != nil {
-		return nil, err
-	}
-	var set jose.JSONWebKeySet
-	if err := e.getJSON(doc.JWKSURI, &set); err != nil {
-		return nil, err
-	}
-	e.oidc.keys[server] = &cachedJWKS{set: set, fetched: time.Now()}
-	return &set, nil
-}
-
-// validateSSOToken checks a JWT against the configured login services and
-// returns the user it logs in (created or bound on first use), or the 401
-// reason.
-func (e *Emulator) validateSSOToken(_ *http.Request, raw string) (*account, string) {
-	unverified := jwt.MapClaims{}
-	if _, _, err := jwt.NewParser().ParseUnverified(raw, unverified); err != nil {
-		return nil, "Invalid token: " + err.Error()
-	}
-	iss, _ := unverified["iss"].(string)
-	var service string
-	var lc OIDCLoginConfig
-	for name, cfg := range e.cfg.LoginConfigs {
-		for _, candidate := range e.serviceIssuers(cfg) {
-			if sameIssuer(candidate, iss) {
-				service, lc = name, cfg
+// serviceByIssuer is OAuthLoginManager.get_service_by_issuer: per service,
+// the issuers list (discovery failures there are skipped), then _issuer
+// (whose discovery failure escapes).
+func (e *Emulator) serviceByIssuer(iss string) (*ssoService, error) {
+	for _, s := range e.ssoServices() {
+		if list, err := e.issuers(s); err == nil {
+			for _, candidate := range list {
+				if sameIssuer(candidate, iss) {
+					return &s, nil
+				}
 			}
 		}
-	}
-	if service == "" {
-		return nil, "Issuer " + iss + " not configured"
-	}
-
-	audiences := append([]string{}, lc.OIDCAudiences...)
-	if lc.ClientID != "" && !contains(audiences, lc.ClientID) {
-		audiences = append(audiences, lc.ClientID)
-	}
-	claims, err := e.verifyJWT(raw, lc, audiences)
-	if err != nil {
-		return nil, "Token could not be validated: " + err.Error()
-	}
-	if azp, ok := claims["azp"].(string); ok && azp != "" && len(lc.OIDCAllowedClients) > 0 && !contains(lc.OIDCAllowedClients, azp) {
-		return nil, "Client '" + azp + "' is not in the allowed clients list"
-	}
-	username := ""
-	for _, claim := range []string{lc.PreferredUsernameClaimName, "preferred_username", "unique_name", "upn", "sub"} {
-		if claim == "" {
-			continue
-		}
-		if v, ok := claims[claim].(string); ok && v != "" {
-			username = v
-			break
-		}
-	}
-	if i := strings.IndexByte(username, '@'); i >= 0 {
-		username = username[:i]
-	}
-	username = strings.ToLower(username)
-	sub, _ := claims["sub"].(string)
-	return e.ssoUser(service, sub, username)
-}
-
-func (e *Emulator) verifyJWT(raw string, lc OIDCLoginConfig, audiences []string) (jwt.MapClaims, error) {
-	issuers := e.serviceIssuers(lc)
-	parse := func(set *jose.JSONWebKeySet) (jwt.MapClaims, error) {
-		claims := jwt.MapClaims{}
-		_, err := jwt.NewParser(
-			jwt.WithValidMethods([]string{"RS256", "RS384"}),
-			jwt.WithLeeway(30*time.Second),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-			jwt.WithTimeFunc(e.now),
-		).ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
-			kid, _ := t.Header["kid"].(string)
-			if kid == "" {
-				return nil, errors.New("missing kid header")
-			}
-			keys := set.Key(kid)
-			if len(keys) == 0 {
-				return nil, errKeyNotFound
-			}
-			return keys[0].Key, nil
-		})
+		single, err := e.issuer(s)
 		if err != nil {
 			return nil, err
 		}
-		if _, ok := claims["iat"]; !ok {
-			return nil, errors.New("token is missing the iat claim")
+		if single != "" && sameIssuer(single, iss) {
+			return &s, nil
 		}
-		iss, _ := claims["iss"].(string)
-		found := false
-		for _, candidate := range issuers {
-			found = found || sameIssuer(candidate, iss)
-		}
-		if !found {
-			return nil, errors.New("invalid issuer")
-		}
-		aud, _ := claims.GetAudience()
-		for _, a := range aud {
-			if contains(audiences, a) {
-				return claims, nil
-			}
-		}
-		return nil, errors.New("invalid audience")
 	}
-	set, err := e.jwks(lc.OIDCServer, false)
+	return nil, nil
+}
+
+// jwks returns the provider's keys, cached an hour; refresh forces a fetch.
+// Failures are PublicKeyLoadException messages, or a discovery failure.
+func (e *Emulator) jwks(s ssoService, refresh bool) (*jose.JSONWebKeySet, error) {
+	now := e.now()
+	e.oidc.mu.Lock()
+	c := e.oidc.keys[s.key]
+	e.oidc.mu.Unlock()
+	if c != nil && !refresh && now.Sub(c.fetched) < publicKeyCacheTTL {
+		return &c.set, nil
+	}
+	doc, err := e.discovery(s)
 	if err != nil {
 		return nil, err
 	}
-	claims, err := parse(set)
-	if errors.Is(err, errKeyNotFound) {
-		// Keys rotate: refresh once and retry.
-		if set, err = e.jwks(lc.OIDCServer, true); err != nil {
-			return nil, err
-		}
-		claims, err = parse(set)
+	jwksURI, ok := doc.raw["jwks_uri"].(string)
+	if !ok {
+		// _oidc_config()["jwks_uri"]: a KeyError, outside the handler's
+		// except clauses (unverified: the 500 page).
+		return nil, &errDiscovery{"'jwks_uri'"}
 	}
-	return claims, err
+	resp, err := e.oidcClient(s).Get(jwksURI)
+	if err != nil {
+		return nil, pyErr("%v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, pyErr("Error loading JWK set - HTTP GET error: %d", resp.StatusCode)
+	}
+	var set jose.JSONWebKeySet
+	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
+		return nil, pyErr("%v", err)
+	}
+	e.oidc.mu.Lock()
+	e.oidc.keys[s.key] = &cachedJWKS{set: set, fetched: now}
+	e.oidc.mu.Unlock()
+	return &set, nil
 }
 
-var errKeyNotFound = errors.New("signing key not found in the provider's key set")
+// publicKey is _get_public_key(kid): the RSA key of that kid.
+func (e *Emulator) publicKey(s ssoService, kid string, refresh bool) (*rsa.PublicKey, error) {
+	set, err := e.jwks(s, refresh)
+	if err != nil {
+		return nil, err
+	}
+	keys := set.Key(kid)
+	if len(keys) == 0 && !refresh {
+		// A miss in Quay's per-kid cache loads the key set again.
+		if set, err = e.jwks(s, true); err != nil {
+			return nil, err
+		}
+		keys = set.Key(kid)
+	}
+	if len(keys) == 0 {
+		return nil, pyErr("Public key %s not found", kid)
+	}
+	pub, ok := keys[0].Key.(*rsa.PublicKey)
+	if !ok {
+		return nil, pyErr("No RSA form of public key %s not found", kid)
+	}
+	return pub, nil
+}
 
-// ssoUser finds the user bound to (service, sub), or binds or creates one
-// (_conduct_oauth_login).
-func (e *Emulator) ssoUser(service, sub, username string) (*account, string) {
-	for _, a := range e.db.accounts {
-		if a.federatedService == service && a.federatedSub == sub {
-			return a, ""
+// validateSSOToken is validate_sso_oauth_token: the user the JWT logs in
+// (bound or created on first use), or the failure.
+func (e *Emulator) validateSSOToken(_ *http.Request, raw string) (*account, *ssoFailure) {
+	unverified, err := unverifiedClaims(raw)
+	if err != nil {
+		// get_jwt_issuer runs outside the handler's try: a DecodeError
+		// escapes (unverified: the 500 page).
+		return nil, &ssoFailure{http.StatusInternalServerError, err.Error()}
+	}
+	iss, _ := unverified["iss"].(string)
+	if iss == "" {
+		return nil, refuse("Token does not contain issuer")
+	}
+	service, err := e.serviceByIssuer(iss)
+	if err != nil {
+		return nil, &ssoFailure{http.StatusInternalServerError, err.Error()}
+	}
+	if service == nil {
+		return nil, refuse("Issuer " + iss + " not configured")
+	}
+	claims, err := e.decodeUserJWT(*service, raw, iss)
+	if err != nil {
+		var d *errDiscovery
+		if errors.As(err, &d) {
+			return nil, &ssoFailure{http.StatusInternalServerError, err.Error()}
+		}
+		return nil, refuse(err.Error())
+	}
+	if azp, _ := claims["azp"].(string); azp != "" && len(service.cfg.OIDCAllowedClients) > 0 && !contains(service.cfg.OIDCAllowedClients, azp) {
+		return nil, refuse("Client '" + azp + "' is not in the allowed clients list")
+	}
+	return e.conductOAuthLogin(*service, claims)
+}
+
+// decodeUserJWT is OIDCLoginService.decode_user_jwt with the options of
+// validate_sso_oauth_token (nbf not verified): a kid, the issuer among the
+// configured ones, RS256/RS384, iat and exp required, 30 s leeway, the
+// audience; on failure the keys are fetched again and the decode retried.
+func (e *Emulator) decodeUserJWT(s ssoService, raw, tokenIssuer string) (map[string]any, error) {
+	header, err := unverifiedHeader(raw)
+	if err != nil {
+		return nil, err
+	}
+	kidValue, present := header["kid"]
+	if !present || kidValue == nil {
+		return nil, pyErr("Missing `kid` header")
+	}
+	kid, _ := kidValue.(string)
+	issuers, err := e.issuers(s)
+	if err != nil {
+		return nil, err
+	}
+	if len(issuers) > 0 {
+		found := false
+		for _, candidate := range issuers {
+			found = found || sameIssuer(candidate, tokenIssuer)
+		}
+		if !found {
+			return nil, pyErr("Issuer '%s' not in configured issuers: %s", tokenIssuer, pyRepr(anySlice(issuers)))
 		}
 	}
-	if username == "" || !validName(username) {
-		return nil, "Could not derive a valid username from the token"
+	decode := func(key *rsa.PublicKey) (map[string]any, error) {
+		return pyjwtDecode(raw, pyjwtOptions{
+			algorithms: []string{"RS256", "RS384"}, key: key, require: []string{"iat", "exp"},
+			leeway: 30 * time.Second, now: e.now(), issuer: &tokenIssuer, audiences: s.audiences(),
+		})
 	}
-	a := e.db.accounts[username]
-	if a == nil {
-		a = e.db.addUser(username, "", "", e.now())
-	} else if a.org || a.robot || a.federatedSub != "" {
-		return nil, "Username " + username + " is already taken"
+	key, err := e.publicKey(s, kid, false)
+	if err != nil {
+		return nil, err
 	}
-	a.federatedService, a.federatedSub = service, sub
-	return a, ""
+	claims, err := decode(key)
+	if err == nil {
+		return claims, nil
+	}
+	if key, err = e.publicKey(s, kid, true); err != nil {
+		return nil, err
+	}
+	return decode(key)
+}
+
+func anySlice(list []string) []any {
+	out := make([]any, len(list))
+	for i, s := range list {
+		out[i] = s
+	}
+	return out
+}
+
+// conductOAuthLogin is get_sub_username_email_from_token followed by
+// _conduct_oauth_login: the user bound to (service, sub), or a new user
+// named after the username claims. With FEATURE_MAILING (the default) a new
+// user needs a verified email, which client-credentials tokens do not
+// carry: Quay then refuses with its "already associated" message.
+func (e *Emulator) conductOAuthLogin(s ssoService, claims map[string]any) (*account, *ssoFailure) {
+	if pyTruthy(claims["impersonated"]) {
+		return nil, refuse("Requests from impersonated principals are not supported")
+	}
+	subValue, ok := claims["sub"]
+	if !ok {
+		// user_info["sub"]: a KeyError (unverified: the 500 page).
+		return nil, &ssoFailure{http.StatusInternalServerError, "'sub'"}
+	}
+	sub, _ := subValue.(string)
+	var email any
+	if name := s.cfg.VerifiedEmailClaimName; name != "" {
+		email = claims[name]
+	} else if pyTruthy(claims["email_verified"]) {
+		email = claims["email"]
+	}
+	username, ok := usernameFromClaims(claims, s.cfg.PreferredUsernameClaimName)
+	if !ok {
+		return nil, &ssoFailure{http.StatusInternalServerError, "username claim is not a string"}
+	}
+	if sub == "" {
+		// get_user_id's OAuthUserIdException escapes the handler.
+		return nil, &ssoFailure{http.StatusInternalServerError, "Token missing 'sub' field"}
+	}
+
+	for _, a := range e.db.accounts {
+		if a.federatedService == s.id() && a.federatedSub == sub {
+			return a, nil
+		}
+	}
+	emailStr, _ := email.(string)
+	if !e.cfg.userCreation() {
+		return nil, refuse("User creation is disabled. Please contact your administrator")
+	}
+	newName := ""
+	for _, candidate := range validUsernames(username) {
+		if e.db.accounts[candidate] == nil {
+			newName = candidate
+			break
+		}
+	}
+	// create_user_noverify: the email (with FEATURE_MAILING), the
+	// username, then the email's uniqueness among users. Both email
+	// failures are InvalidEmailAddressException, which the login answers
+	// with one message.
+	emailRefusal := func() *ssoFailure {
+		shown := "None"
+		if email != nil {
+			shown = fmt.Sprint(email)
+		}
+		return refuse("The e-mail address " + shown + " is already associated with an existing " + e.cfg.registryTitleShort() +
+			" account. \nPlease log in with your username and password and associate your " + s.serviceName() + " account to use it in the future.")
+	}
+	if e.cfg.mailing() && !validEmail(emailStr) {
+		return nil, emailRefusal()
+	}
+	if issue := usernameIssue(newName); issue != "" {
+		return nil, refuse("Invalid namespace " + newName + ": " + issue)
+	}
+	if e.cfg.mailing() {
+		for _, a := range e.db.accounts {
+			if !a.org && a.email == emailStr {
+				return nil, emailRefusal()
+			}
+		}
+	}
+	a := e.db.addUser(newName, emailStr, "", e.now())
+	a.federatedService, a.federatedSub = s.id(), sub
+	return a, nil
+}
+
+// serviceName is service_name(): SERVICE_NAME, else the service id.
+func (s ssoService) serviceName() string {
+	if s.cfg.ServiceName != "" {
+		return s.cfg.ServiceName
+	}
+	return s.id()
+}
+
+// usernameFromClaims is get_username_from_userinfo: the configured claim,
+// else preferred_username, else unique_name or upn, else sub; cut at "@".
+func usernameFromClaims(claims map[string]any, preferred string) (string, bool) {
+	var v any
+	if preferred != "" {
+		v = claims[preferred]
+	} else {
+		v = claims["preferred_username"]
+		if v == nil {
+			v = claims["unique_name"]
+			if _, has := claims["unique_name"]; !has {
+				v = claims["upn"]
+			}
+		}
+	}
+	if v == nil {
+		v = claims["sub"]
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", false
+	}
+	if i := strings.IndexByte(s, '@'); i >= 0 {
+		s = s[:i]
+	}
+	return s, true
+}
+
+// validUsernames is util/validation.py generate_valid_usernames, limited
+// to its first candidates: the name lower-cased with invalid characters
+// as "_" (runs collapsed, trimmed), padded to two characters, then with
+// one and two extra characters from [0-9a-z]. (Quay's unidecode
+// transliteration of non-ASCII letters is not reproduced: they become "_".)
+func validUsernames(input string) []string {
+	lower := strings.ToLower(strings.TrimSpace(input))
+	var b strings.Builder
+	for _, r := range lower {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || r == '_' || r == '-' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	prefix := b.String()
+	if len(prefix) > 255 {
+		prefix = prefix[:255]
+	}
+	for strings.Contains(prefix, "__") {
+		prefix = strings.ReplaceAll(prefix, "__", "_")
+	}
+	prefix = strings.TrimSuffix(prefix, "_")
+	prefix = strings.TrimLeft(prefix, "_")
+	const chars = "0123456789abcdefghijklmnopqrstuvwxyz"
+	var out []string
+	filler := 2 - len(prefix)
+	if filler < 0 {
+		filler = 0
+	}
+	var gen func(n int) []string
+	gen = func(n int) []string {
+		if n == 0 {
+			return []string{""}
+		}
+		var res []string
+		for _, c := range chars {
+			for _, rest := range gen(n - 1) {
+				res = append(res, string(c)+rest)
+			}
+		}
+		return res
+	}
+	for n := filler; n <= filler+2 && n+len(prefix) <= 255; n++ {
+		for _, suffix := range gen(n) {
+			out = append(out, prefix+suffix)
+		}
+	}
+	return out
 }

@@ -262,9 +262,9 @@ func (e *Emulator) registryLogin(r *http.Request) (registryIdentity, string, *lo
 		return registryIdentity{account: u, caller: &caller{user: u, sso: true}, kind: "appspecifictoken", appToken: t}, "", nil
 	case username == "$oauthtoken":
 		if looksLikeJWT(password) {
-			u, msg := e.validateSSOToken(r, password)
-			if u == nil {
-				return fail(msg)
+			u, failure := e.validateSSOToken(r, password)
+			if failure != nil {
+				return fail(failure.msg)
 			}
 			return registryIdentity{account: u, caller: &caller{user: u, sso: true}, kind: "user"}, "", nil
 		}
@@ -485,8 +485,8 @@ var bearerTokenRule = regexp.MustCompile(`^Bearer (([a-zA-Z0-9+\-_/]+\.)+[a-zA-Z
 // RS256, iss "quay", aud SERVER_HOSTNAME, nbf/iat/exp required, 30 s
 // leeway, iat not in the future, a signed lifetime of at most 3660 s, a
 // sub. It returns the repository roles the grants give, whether a token
-// was presented, and the reason a presented token is refused (pyjwt's
-// wording is approximated: unverified).
+// was presented, and the reason a presented token is refused, in PyJWT's
+// words (pyjwt.go).
 func (e *Emulator) verifyRegistryToken(r *http.Request, now time.Time) (map[string]string, bool, error) {
 	header := strings.TrimSpace(r.Header.Get("Authorization"))
 	if header == "" {
@@ -496,45 +496,25 @@ func (e *Emulator) verifyRegistryToken(r *http.Request, now time.Time) (map[stri
 	if m == nil {
 		return nil, false, errors.New("Invalid bearer token format")
 	}
-	claims := jwt.MapClaims{}
-	_, err := jwt.NewParser(
-		jwt.WithValidMethods([]string{"RS256"}),
-		jwt.WithLeeway(registryLeeway),
-		jwt.WithTimeFunc(func() time.Time { return now }),
-	).ParseWithClaims(m[1], claims, func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
-		if kid == "" {
-			return nil, errors.New("Missing kid header")
-		}
-		if kid != e.registryKeyID {
-			return nil, errors.New("Unknown service key")
-		}
-		return &e.registryKey.PublicKey, nil
+	jose, err := unverifiedHeader(m[1])
+	if err != nil {
+		return nil, false, err
+	}
+	if kid, _ := jose["kid"].(string); jose["kid"] == nil {
+		return nil, false, errors.New("Missing kid header")
+	} else if kid != e.registryKeyID {
+		return nil, false, errors.New("Unknown service key")
+	}
+	issuer := registryIssuer
+	// _StrictJWT's defaults: nbf, iat and exp required, nbf verified.
+	claims, err := pyjwtDecode(m[1], pyjwtOptions{
+		algorithms: []string{"RS256"}, key: &e.registryKey.PublicKey,
+		require: []string{"nbf", "iat", "exp"}, verifyNbf: true,
+		leeway: registryLeeway, now: now, issuer: &issuer, audiences: []string{e.host(r)},
+		expMaxSeconds: int(registryMaxFresh.Seconds()),
 	})
 	if err != nil {
-		return nil, false, pyJWTError(err)
-	}
-	for _, claim := range []string{"nbf", "iat", "exp"} {
-		if _, ok := claims[claim]; !ok {
-			return nil, false, fmt.Errorf("Token is missing the %q claim", claim)
-		}
-	}
-	if aud, _ := claims.GetAudience(); !contains(aud, e.host(r)) {
-		return nil, false, errors.New("Invalid audience")
-	}
-	if iss, _ := claims.GetIssuer(); iss != registryIssuer {
-		return nil, false, errors.New("Invalid issuer")
-	}
-	iat, _ := claims.GetIssuedAt()
-	exp, _ := claims.GetExpirationTime()
-	if iat == nil || exp == nil {
-		return nil, false, errors.New("Invalid payload string")
-	}
-	if iat.After(now.Add(registryLeeway)) {
-		return nil, false, errors.New("Issued At claim (iat) cannot be in the future.")
-	}
-	if exp.Sub(iat.Time) > registryMaxFresh {
-		return nil, false, fmt.Errorf("Token was signed for more than %d seconds", int(registryMaxFresh.Seconds()))
+		return nil, false, err
 	}
 	if _, ok := claims["sub"]; !ok {
 		return nil, false, errors.New("Missing sub field in JWT")
@@ -564,27 +544,4 @@ func (e *Emulator) verifyRegistryToken(r *http.Request, now time.Time) (map[stri
 		grants[key] = maxRole(repoRoles, grants[key], role)
 	}
 	return grants, true, nil
-}
-
-// pyJWTError words a golang-jwt failure the way PyJWT would.
-func pyJWTError(err error) error {
-	switch {
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return errors.New("Signature has expired")
-	case errors.Is(err, jwt.ErrTokenNotValidYet):
-		return errors.New("The token is not yet valid (nbf)")
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return errors.New("Signature verification failed")
-	case errors.Is(err, jwt.ErrTokenMalformed):
-		return errors.New("Invalid header padding")
-	}
-	var unwrapped interface{ Unwrap() []error }
-	if errors.As(err, &unwrapped) {
-		for _, inner := range unwrapped.Unwrap() {
-			if msg := inner.Error(); msg == "Missing kid header" || msg == "Unknown service key" {
-				return inner
-			}
-		}
-	}
-	return err
 }

@@ -461,14 +461,16 @@ func TestV2_TokenValidation(t *testing.T) {
 		token string
 		error string
 	}{
-		{"wrong audience", env.sign(t, key, kid, with("aud", "elsewhere")), "Invalid audience"},
+		// PyJWT's _validate_aud with a list of audiences.
+		{"wrong audience", env.sign(t, key, kid, with("aud", "elsewhere")), "Audience doesn't match"},
 		{"wrong issuer", env.sign(t, key, kid, with("iss", "other")), "Invalid issuer"},
 		{"no kid", env.sign(t, key, "", valid()), "Missing kid header"},
 		{"unknown kid", env.sign(t, key, "nope", valid()), "Unknown service key"},
 		{"another key", env.sign(t, other, kid, valid()), "Signature verification failed"},
 		{"no nbf", env.sign(t, key, kid, with("nbf", nil)), `Token is missing the "nbf" claim`},
 		{"no sub", env.sign(t, key, kid, with("sub", nil)), "Missing sub field in JWT"},
-		{"signed for too long", env.sign(t, key, kid, with("exp", now.Add(3661*time.Second).Unix())), "Token was signed for more than 3660 seconds"},
+		{"signed for too long", env.sign(t, key, kid, with("exp", now.Add(3661*time.Second).Unix())), // str() of InvalidTokenError(msg, 3660, start_time): the args tuple.
+			"('Token was signed for more than %s seconds from %s', 3660, " + pyDatetimeRepr(float64(now.Unix())) + ")"},
 		{"expired", env.sign(t, key, kid, with("exp", now.Add(-31*time.Second).Unix())), "Signature has expired"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

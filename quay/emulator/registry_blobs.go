@@ -119,4 +119,3 @@ func (e *Emulator) mountBlob(w http.ResponseWriter, r *http.Request, repository,
 	w.WriteHeader(http.StatusCreated)
 	return true
 }
-

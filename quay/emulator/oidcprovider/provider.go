@@ -174,6 +174,8 @@ type MintOptions struct {
 	Key *rsa.PrivateKey
 	// NoKid leaves the kid header out.
 	NoKid bool
+	// KeyID replaces the kid header.
+	KeyID string
 	// Method is the signing method (default RS256).
 	Method jwt.SigningMethod
 }
@@ -192,6 +194,9 @@ func (p *Provider) Mint(claims jwt.MapClaims, opts *MintOptions) (string, error)
 	tok.Header["typ"] = "JWT"
 	if !opts.NoKid {
 		tok.Header["kid"] = p.kid
+		if opts.KeyID != "" {
+			tok.Header["kid"] = opts.KeyID
+		}
 	}
 	key := p.key
 	if opts.Key != nil {
@@ -204,6 +209,64 @@ func (p *Provider) Mint(claims jwt.MapClaims, opts *MintOptions) (string, error)
 		return "", errors.New("no key")
 	}
 	return tok.SignedString(key)
+}
+
+// Refusal names a token Quay must refuse (reference §9).
+type Refusal string
+
+const (
+	// UnknownIssuer: an issuer no *_LOGIN_CONFIG lists.
+	UnknownIssuer Refusal = "unknown-issuer"
+	// WrongAudience: an aud outside OIDC_AUDIENCES and CLIENT_ID.
+	WrongAudience Refusal = "wrong-audience"
+	// UnlistedClient: an azp outside OIDC_ALLOWED_CLIENTS.
+	UnlistedClient Refusal = "unlisted-client"
+	// Expired: exp an hour ago, beyond Quay's 30 s leeway.
+	Expired Refusal = "expired"
+	// BadSignature: signed by a key the provider does not publish.
+	BadSignature Refusal = "bad-signature"
+	// MissingKeyID: no kid header.
+	MissingKeyID Refusal = "missing-kid"
+	// UnknownKeyID: a kid the key set does not have.
+	UnknownKeyID Refusal = "unknown-kid"
+	// DisallowedMethod: HS256 (Quay allows RS256 and RS384 only).
+	DisallowedMethod Refusal = "hs256"
+)
+
+// OtherTenantIssuer is the issuer of UnknownIssuer tokens.
+const OtherTenantIssuer = "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/v2.0"
+
+// MintRefused mints, for client and aud, a token that Quay refuses for the
+// given reason; everything else about it is valid.
+func (p *Provider) MintRefused(reason Refusal, client Client, aud string) (string, error) {
+	claims := p.Claims(client, aud)
+	opts := &MintOptions{}
+	now := p.cfg.Now()
+	switch reason {
+	case UnknownIssuer:
+		claims["iss"] = OtherTenantIssuer
+	case WrongAudience:
+		claims["aud"] = "api://wrong-audience"
+	case UnlistedClient:
+		claims["azp"] = "unlisted-client"
+	case Expired:
+		claims["iat"], claims["nbf"], claims["exp"] = now.Add(-2*time.Hour).Unix(), now.Add(-2*time.Hour).Unix(), now.Add(-time.Hour).Unix()
+	case BadSignature:
+		key, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			return "", err
+		}
+		opts.Key = key
+	case MissingKeyID:
+		opts.NoKid = true
+	case UnknownKeyID:
+		opts.KeyID = "unknown-kid"
+	case DisallowedMethod:
+		opts.Method = jwt.SigningMethodHS256
+	default:
+		return "", errors.New("unknown refusal " + string(reason))
+	}
+	return p.Mint(claims, opts)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
