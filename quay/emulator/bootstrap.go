@@ -25,6 +25,10 @@ func (e *Emulator) provisionBootstrapToken() error {
 	if !contains(e.cfg.SuperUsers, owner) {
 		return fmt.Errorf("BOOTSTRAP_TOKEN_OWNER %q must be listed in SUPER_USERS", owner)
 	}
+	// util/config/schema.py: an integer, minimum 1.
+	if e.cfg.BootstrapTokenExpiration < 0 {
+		return fmt.Errorf("BOOTSTRAP_TOKEN_EXPIRATION must be at least 1 second")
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.db.accounts[owner] == nil {
@@ -32,51 +36,96 @@ func (e *Emulator) provisionBootstrapToken() error {
 		// empty, so it stands in for the pre-provisioned database.
 		e.db.addUser(owner, owner+"@localhost", "", e.now())
 	}
-	_, err := e.mintBootstrapToken(owner)
-	return err
+	// boot.py: on a write failure the transaction rolls back (and Quay
+	// only logs); the emulator refuses to start instead.
+	t, secret := e.mintBootstrapToken(owner)
+	if err := writeBootstrapToken(e.bootstrapTokenPath(), secret); err != nil {
+		delete(e.db.tokens, t.lookup)
+		return fmt.Errorf("writing the bootstrap token: %w", err)
+	}
+	return nil
 }
 
+// bootstrapScope is BOOTSTRAP_TOKEN_SCOPE as configured: Quay stores the
+// string on the token unchecked (a string of unknown scopes gives a token
+// with no rights, as scopes_from_scope_string makes nothing of it).
 func (e *Emulator) bootstrapScope() string {
 	if e.cfg.BootstrapTokenScope == "" {
 		return defaultBootstrapScope
 	}
-	scope, ok := parseScopes(e.cfg.BootstrapTokenScope)
-	if !ok {
-		return defaultBootstrapScope
-	}
-	return scope
+	return e.cfg.BootstrapTokenScope
 }
 
-func (e *Emulator) mintBootstrapToken(owner string) (string, error) {
+func (e *Emulator) bootstrapLifetime() time.Duration {
+	if e.cfg.BootstrapTokenExpiration <= 0 {
+		return 3600 * time.Second
+	}
+	return time.Duration(e.cfg.BootstrapTokenExpiration) * time.Second
+}
+
+func (e *Emulator) bootstrapTokenPath() string {
+	if e.cfg.BootstrapTokenPath == "" {
+		return defaultBootstrapTokenPath
+	}
+	return e.cfg.BootstrapTokenPath
+}
+
+// bootstrapAppDescription is data/model/oauth.py BOOTSTRAP_APP_DESCRIPTION.
+const bootstrapAppDescription = "Auto-created by bootstrap token provisioning"
+
+// mintBootstrapToken creates the owner's __quay_bootstrap_app if needed and
+// a bootstrap token on it (40 characters [A-Z0-9], token_type Bearer, the
+// configured scope and lifetime). The caller writes the file.
+func (e *Emulator) mintBootstrapToken(owner string) (*oauthToken, string) {
 	var app *application
-	for _, a := range e.db.apps {
+	for _, a := range sortedApps(e.db.apps) {
 		if a.name == reservedAppName && a.org == owner {
-			app = a
+			app = a // the newest wins, as lookup_applications_by_name orders
 		}
 	}
 	if app == nil {
-		app = &application{id: e.db.id(), clientID: randomString(20, upperDigit), clientSecret: randomString(40, upperDigit), org: owner, name: reservedAppName}
+		app = &application{id: e.db.id(), clientID: randomString(20, upperDigit), clientSecret: randomString(40, upperDigit),
+			org: owner, name: reservedAppName, description: bootstrapAppDescription}
 		e.db.apps[app.clientID] = app
 	}
-	lifetime := e.cfg.BootstrapTokenExpiration
-	if lifetime <= 0 {
-		lifetime = 3600
-	}
+	return e.mintBootstrapTokenOn(app, owner)
+}
+
+// mintBootstrapTokenOn creates a bootstrap token for owner on app.
+func (e *Emulator) mintBootstrapTokenOn(app *application, owner string) (*oauthToken, string) {
 	now := e.now()
-	t, secret := e.db.newToken(upperDigit, app.clientID, owner, e.bootstrapScope(), nil, now, now.Add(time.Duration(lifetime)*time.Second))
+	t, secret := e.db.newToken(upperDigit, app.clientID, owner, e.bootstrapScope(), nil, now, now.Add(e.bootstrapLifetime()))
 	t.bootstrap = true
-	path := e.cfg.BootstrapTokenPath
-	if path == "" {
-		path = defaultBootstrapTokenPath
+	return t, secret
+}
+
+// writeBootstrapToken is util/bootstrap_token.py write_token_file: the
+// parent made with mode 0700, then json.dumps({"access_token": …}) written
+// to a temporary file in the same directory, chmod 0600, and renamed over
+// the path, so that a reader never sees a partial file.
+func writeBootstrapToken(path, secret string) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
 	}
-	data, _ := json.Marshal(map[string]string{"access_token": secret})
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return "", fmt.Errorf("writing the bootstrap token: %w", err)
+	tmp, err := os.CreateTemp(dir, "*.tmp")
+	if err != nil {
+		return err
 	}
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		return "", fmt.Errorf("writing the bootstrap token: %w", err)
+	defer func() { _ = os.Remove(tmp.Name()) }()
+	content, _ := json.Marshal(secret)
+	if _, err := tmp.Write([]byte(`{"access_token": ` + string(content) + `}`)); err != nil {
+		_ = tmp.Close()
+		return err
 	}
-	return secret, nil
+	if err := tmp.Chmod(0o600); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 func (e *Emulator) bootstrapRoutes() {
@@ -124,9 +173,24 @@ func (e *Emulator) renewBootstrapToken(w http.ResponseWriter, r *http.Request, c
 		e.apiException(w, r, http.StatusUnauthorized, "invalid_token", "Requires valid bootstrap bearer token", nil)
 		return
 	}
-	delete(e.db.tokens, t.lookup)
-	if _, err := e.mintBootstrapToken(t.user); err != nil {
-		e.apiException(w, r, http.StatusInternalServerError, "token_rotation_failed", err.Error(), nil)
+	// In one transaction: a new token on the same application (with the
+	// scope and lifetime configured now), every other bootstrap token of
+	// it deleted, the file written. A failed write rolls it all back: the
+	// old token keeps working.
+	kept := map[string]*oauthToken{}
+	for k, other := range e.db.tokens {
+		if other.bootstrap && other.clientID == t.clientID {
+			kept[k] = other
+			delete(e.db.tokens, k)
+		}
+	}
+	fresh, secret := e.mintBootstrapTokenOn(e.db.apps[t.clientID], t.user)
+	if err := writeBootstrapToken(e.bootstrapTokenPath(), secret); err != nil {
+		delete(e.db.tokens, fresh.lookup)
+		for k, other := range kept {
+			e.db.tokens[k] = other
+		}
+		e.apiException(w, r, http.StatusInternalServerError, "token_rotation_failed", "Token rotation failed: could not write token", nil)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "rotated"})

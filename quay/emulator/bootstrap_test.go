@@ -82,8 +82,9 @@ func TestBootstrap_TokenFile(t *testing.T) {
 
 func TestBootstrap_ConfigErrors(t *testing.T) {
 	for extra, want := range map[string]string{
-		"SUPER_USERS: [owner]\nBOOTSTRAP_TOKEN_OWNER: \"\"\n":    "BOOTSTRAP_TOKEN_OWNER is required",
-		"SUPER_USERS: [someone]\nBOOTSTRAP_TOKEN_OWNER: owner\n": "must be listed in SUPER_USERS",
+		"SUPER_USERS: [owner]\nBOOTSTRAP_TOKEN_OWNER: \"\"\n":                                  "BOOTSTRAP_TOKEN_OWNER is required",
+		"SUPER_USERS: [someone]\nBOOTSTRAP_TOKEN_OWNER: owner\n":                               "must be listed in SUPER_USERS",
+		"SUPER_USERS: [owner]\nBOOTSTRAP_TOKEN_OWNER: owner\nBOOTSTRAP_TOKEN_EXPIRATION: -5\n": "BOOTSTRAP_TOKEN_EXPIRATION must be at least 1",
 	} {
 		cfg, err := ParseConfig([]byte("FEATURE_PROGRAMMATIC_BOOTSTRAP: true\nBOOTSTRAP_TOKEN_PATH: " + filepath.Join(t.TempDir(), "t.json") + "\n" + extra))
 		require.NoError(t, err)
@@ -151,4 +152,59 @@ func TestBootstrap_FeatureOff(t *testing.T) {
 	code, _, raw := q.do(t, "POST", "/api/v1/bootstrap/renew", q.admin, "")
 	assert.Equal(t, 404, code, "not registered without FEATURE_PROGRAMMATIC_BOOTSTRAP")
 	assert.False(t, strings.Contains(raw, "rotated"))
+}
+
+// The file is exactly json.dumps({"access_token": …}) (a space after the
+// colon, no newline), replaced atomically, and 0600 even when an older file
+// had another mode (util/bootstrap_token.py write_token_file).
+func TestBootstrap_FileBytesAndMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "token.json")
+	require.NoError(t, os.WriteFile(path, []byte("stale"), 0o644))
+	cfg, err := ParseConfig([]byte("SUPER_USERS: [owner]\nFEATURE_PROGRAMMATIC_BOOTSTRAP: true\nBOOTSTRAP_TOKEN_OWNER: owner\nBOOTSTRAP_TOKEN_PATH: " + path + "\n"))
+	require.NoError(t, err)
+	_, err = New(cfg)
+	require.NoError(t, err)
+	raw, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Regexp(t, `^\{"access_token": "[A-Z0-9]{40}"\}$`, string(raw))
+	st, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+	entries, err := os.ReadDir(filepath.Dir(path))
+	require.NoError(t, err)
+	assert.Len(t, entries, 1, "no temporary file left behind")
+}
+
+// A renewal whose write fails is Quay's 500 token_rotation_failed, and the
+// transaction rolls back: the old token keeps working.
+func TestBootstrap_RenewWriteFailureRollsBack(t *testing.T) {
+	b := newBootstrapEnv(t, "")
+	first := b.token(t)
+	require.NoError(t, os.Remove(b.path))
+	require.NoError(t, os.MkdirAll(filepath.Join(b.path, "blocker"), 0o700)) // rename onto a non-empty directory fails
+	code, body := b.renew(t, "Bearer "+first, "192.0.2.7:4000")
+	assert.Equal(t, 500, code)
+	assert.Equal(t, "token_rotation_failed", body["error_type"])
+	assert.Equal(t, "Token rotation failed: could not write token", body["detail"])
+	assert.True(t, b.emu.TokenValid(first), "rolled back")
+	_, auths, _ := b.do(t, "GET", "/api/v1/user/authorizations", first, "")
+	assert.Len(t, auths["authorizations"], 1, "the new token was rolled back too")
+}
+
+// BOOTSTRAP_TOKEN_SCOPE is stored as configured: commas work (Quay's scope
+// parser splits on them), and a string with an unknown scope gives a token
+// that authenticates but carries no rights.
+func TestBootstrap_ScopeStoredAsConfigured(t *testing.T) {
+	b := newBootstrapEnv(t, "BOOTSTRAP_TOKEN_SCOPE: \"user:read,user:admin\"\n")
+	code, user, _ := b.do(t, "GET", "/api/v1/user/", b.token(t), "")
+	require.Equal(t, 200, code)
+	assert.Equal(t, true, user["is_me"], "user:admin after the comma")
+
+	b = newBootstrapEnv(t, "BOOTSTRAP_TOKEN_SCOPE: \"user:read repo:everything\"\n")
+	code, _, _ = b.do(t, "GET", "/api/v1/user/", b.token(t), "")
+	assert.Equal(t, 401, code, "no scope at all: GET /user/ is InvalidToken")
+	assert.True(t, b.emu.TokenValid(b.token(t)))
+	code, body, _ := b.do(t, "POST", "/api/v1/organization/", b.token(t), `{"name":"neworg"}`)
+	assert.Equal(t, 403, code, "authenticated, so no CSRF 403 but Unauthorized")
+	assert.Equal(t, "insufficient_scope", body["error_type"])
 }

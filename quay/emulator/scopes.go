@@ -49,12 +49,18 @@ func normalizeScope(raw string) string {
 	return strings.Join(out, " ")
 }
 
-// scopeSet expands implications (IMPLIED_SCOPES): repo:admin ⊃ repo:write ⊃
-// repo:read. Every other scope implies only itself (user:admin does not
-// imply user:read).
+// scopeSet is the rights a token's stored scope string gives:
+// scopes_from_scope_string (split on every space or comma; any unknown part
+// leaves no scope at all), with the implications (IMPLIED_SCOPES) expanded:
+// repo:admin ⊃ repo:write ⊃ repo:read. Every other scope implies only
+// itself (user:admin does not imply user:read).
 func scopeSet(scope string) map[string]bool {
 	set := map[string]bool{}
-	for _, s := range strings.Fields(scope) {
+	parsed, ok := parseScopes(scope)
+	if !ok {
+		return set
+	}
+	for _, s := range strings.Fields(parsed) {
 		set[s] = true
 		switch s {
 		case "repo:admin":
