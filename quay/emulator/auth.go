@@ -93,7 +93,14 @@ func (e *Emulator) superuser(c *caller) bool {
 	if c == nil || c.user == nil || !e.cfg.superUsersEnabled() {
 		return false
 	}
-	return contains(e.cfg.SuperUsers, c.user.username) && c.has("super:user")
+	return e.isSuperUserName(c.user.username) && c.has("super:user")
+}
+
+// isSuperUserName: listed in SUPER_USERS, or registered since (Quay's
+// ConfigUserManager.register_superuser, which its OIDC group sync uses;
+// here the seeding API's SuperUser option).
+func (e *Emulator) isSuperUserName(name string) bool {
+	return contains(e.cfg.SuperUsers, name) || e.db.superUsers[name]
 }
 
 // fullAccess: FEATURE_SUPERUSERS_FULL_ACCESS lets a superuser pass every

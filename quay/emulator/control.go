@@ -10,18 +10,24 @@ import (
 // listener, apart from the Quay surface:
 //
 //	POST   /faults         a Fault as JSON (route, method, path_prefix, count,
-//	                       latency_ms, status, body, retry_after, drop)
+//	                       latency_ms, status, body, retry_after, drop) -> 204
+//	GET    /faults         {"faults": [Fault + "remaining" (-1: unlimited)]}
 //	DELETE /faults         remove every fault
 //	GET    /calls          {"<nickname>": count, ...}
 //	DELETE /calls          reset the counters
 //	POST   /clock          {"advance_seconds": n}
-//	POST   /users          {"username", "password", "email"}
+//	POST   /users          {"username", "password", "email", "superuser"}
 //	POST   /organizations  {"name", "admin"}
 //	POST   /applications   {"organization", "name", "client_id", "redirect_uri"}
 //	POST   /repositories   {"namespace", "name", "public"}
 //	POST   /tokens         {"username", "scope", "ttl_seconds"} -> {"token"}
-//	GET    /tokens/valid?token=…   {"valid": bool}
-//	GET    /robots/exists?username=…   {"exists": bool}
+//	GET    /tokens/valid?token=…          {"valid": bool}
+//	GET    /tokens/exists?uuid=…          {"exists": bool}
+//	GET    /applications/exists?client_id=…   {"exists": bool}
+//	GET    /robots/exists?username=…      {"exists": bool}
+//
+// Errors are 400 {"error": "..."}; successful writes without an answer
+// are 204. Never log what /tokens returns.
 func (e *Emulator) ControlHandler() http.Handler {
 	mux := http.NewServeMux()
 	ok := func(w http.ResponseWriter, err error) {
@@ -45,6 +51,9 @@ func (e *Emulator) ControlHandler() http.Handler {
 			w.WriteHeader(http.StatusNoContent)
 		}
 	})
+	mux.HandleFunc("GET /faults", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"faults": e.faults.List()})
+	})
 	mux.HandleFunc("DELETE /faults", func(w http.ResponseWriter, r *http.Request) {
 		e.faults.Reset()
 		w.WriteHeader(http.StatusNoContent)
@@ -64,9 +73,16 @@ func (e *Emulator) ControlHandler() http.Handler {
 		}
 	})
 	mux.HandleFunc("POST /users", func(w http.ResponseWriter, r *http.Request) {
-		var b struct{ Username, Password, Email string }
+		var b struct {
+			Username, Password, Email string
+			SuperUser                 bool `json:"superuser"`
+		}
 		if decode(w, r, &b) {
-			ok(w, e.CreateUser(b.Username, b.Password, b.Email))
+			var opts []UserOption
+			if b.SuperUser {
+				opts = append(opts, SuperUser())
+			}
+			ok(w, e.CreateUser(b.Username, b.Password, b.Email, opts...))
 		}
 	})
 	mux.HandleFunc("POST /organizations", func(w http.ResponseWriter, r *http.Request) {
@@ -111,6 +127,12 @@ func (e *Emulator) ControlHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /tokens/valid", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]bool{"valid": e.TokenValid(r.URL.Query().Get("token"))})
+	})
+	mux.HandleFunc("GET /tokens/exists", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]bool{"exists": e.TokenExists(r.URL.Query().Get("uuid"))})
+	})
+	mux.HandleFunc("GET /applications/exists", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]bool{"exists": e.ApplicationExists(r.URL.Query().Get("client_id"))})
 	})
 	mux.HandleFunc("GET /robots/exists", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]bool{"exists": e.RobotExists(r.URL.Query().Get("username"))})

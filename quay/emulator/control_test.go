@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -87,7 +88,7 @@ func TestControl_Endpoints(t *testing.T) {
 	code, body = send("POST", "/faults", `{not json`)
 	assert.Equal(t, 400, code)
 	assert.Contains(t, body["error"], "invalid JSON")
-	code, _ = send("GET", "/faults", "")
+	code, _ = send("PUT", "/faults", "")
 	assert.Equal(t, 405, code)
 }
 
@@ -105,4 +106,69 @@ func TestControl_DropFaultOverHTTP(t *testing.T) {
 	assert.Error(t, err)
 	code, _, _ := q.do(t, "GET", "/api/v1/user/", q.admin, "")
 	assert.Equal(t, 200, code)
+}
+
+// The seeding and inspection endpoints added for out-of-process tests:
+// superusers, token and application existence, the installed faults.
+func TestControl_SuperusersExistenceAndFaultList(t *testing.T) {
+	q := newQuayEnv(t, "")
+	ctl := httptest.NewServer(q.emu.ControlHandler())
+	t.Cleanup(ctl.Close)
+	send := func(method, path, body string) (int, map[string]any) {
+		req, err := http.NewRequest(method, ctl.URL+path, strings.NewReader(body))
+		require.NoError(t, err)
+		resp, err := ctl.Client().Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, m
+	}
+
+	code, _ := send("POST", "/users", `{"username":"root2","password":"password2","email":"r@example.com","superuser":true}`)
+	require.Equal(t, 204, code)
+	assert.True(t, q.emu.IsSuperUser("root2"))
+	_, body := send("POST", "/tokens", `{"username":"root2","scope":"user:read super:user"}`)
+	code, user, _ := q.do(t, "GET", "/api/v1/user/", body["token"].(string), "")
+	require.Equal(t, 200, code)
+	assert.Equal(t, true, user["super_user"], "a superuser's token with super:user")
+	_, body = send("POST", "/tokens", `{"username":"root2","scope":"user:read"}`)
+	_, user, _ = q.do(t, "GET", "/api/v1/user/", body["token"].(string), "")
+	assert.NotContains(t, user, "super_user", "without super:user the grant is not made")
+
+	// Tokens by uuid, applications by client id.
+	_, created, _ := q.do(t, "POST", "/api/v1/organization/acme/applications", q.admin, `{"name":"ci"}`)
+	clientID := created["client_id"].(string)
+	_, body = send("GET", "/applications/exists?client_id="+clientID, "")
+	assert.Equal(t, true, body["exists"])
+	_, tok, _ := q.do(t, "POST", "/api/v1/organization/acme/applications/"+clientID+"/tokens", q.admin, `{"name":"t","scope":"repo:read","expiration":60}`)
+	uuid := tok["uuid"].(string)
+	_, body = send("GET", "/tokens/exists?uuid="+uuid, "")
+	assert.Equal(t, true, body["exists"])
+	q.clock.Advance(time.Hour)
+	_, body = send("GET", "/tokens/exists?uuid="+uuid, "")
+	assert.Equal(t, true, body["exists"], "expired tokens exist until deleted")
+	code, _, _ = q.do(t, "DELETE", "/api/v1/organization/acme/applications/"+clientID, q.admin, "")
+	require.Equal(t, 204, code)
+	_, body = send("GET", "/tokens/exists?uuid="+uuid, "")
+	assert.Equal(t, false, body["exists"], "deleting the application deletes its tokens")
+	_, body = send("GET", "/applications/exists?client_id="+clientID, "")
+	assert.Equal(t, false, body["exists"])
+
+	// GET /faults lists what is installed and what is left of it.
+	code, _ = send("POST", "/faults", `{"route":"getLoggedInUser","count":2,"status":503,"retry_after":"7"}`)
+	require.Equal(t, 204, code)
+	q.emu.Faults().AddLatency("listRepos", 250*time.Millisecond)
+	q.do(t, "GET", "/api/v1/user/", q.admin, "")
+	code, body = send("GET", "/faults", "")
+	require.Equal(t, 200, code)
+	faults := body["faults"].([]any)
+	require.Len(t, faults, 2)
+	first := faults[0].(map[string]any)
+	assert.Equal(t, "getLoggedInUser", first["route"])
+	assert.Equal(t, float64(1), first["remaining"])
+	assert.Equal(t, "7", first["retry_after"])
+	second := faults[1].(map[string]any)
+	assert.Equal(t, float64(250), second["latency_ms"])
+	assert.Equal(t, float64(-1), second["remaining"])
 }

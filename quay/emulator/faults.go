@@ -67,6 +67,13 @@ func (f *Faults) FailNext(route string, n, status int) {
 	f.Add(Fault{Route: route, Count: n, Status: status})
 }
 
+// FailNextWith makes the next n calls to route answer status with body (a
+// JSON body gets Content-Type application/json) and, if not empty, a
+// Retry-After header.
+func (f *Faults) FailNextWith(route string, n, status int, body, retryAfter string) {
+	f.Add(Fault{Route: route, Count: n, Status: status, Body: body, RetryAfter: retryAfter})
+}
+
 // Burst429 makes the next n calls to route answer nginx's 429, which carries
 // no Retry-After (reference §8).
 func (f *Faults) Burst429(route string, n int) {
@@ -75,6 +82,28 @@ func (f *Faults) Burst429(route string, n int) {
 
 // DropNext closes the connection of the next n calls to route.
 func (f *Faults) DropNext(route string, n int) { f.Add(Fault{Route: route, Count: n, Drop: true}) }
+
+// ActiveFault is an installed fault and how many calls it still affects
+// (-1: unlimited; 0: used up).
+type ActiveFault struct {
+	Fault
+	Remaining int `json:"remaining"`
+}
+
+// List returns the installed faults in the order they are tried.
+func (f *Faults) List() []ActiveFault {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]ActiveFault, 0, len(f.rules))
+	for _, r := range f.rules {
+		fault := r.Fault
+		if fault.LatencyMillis == 0 && fault.Latency > 0 {
+			fault.LatencyMillis = fault.Latency.Milliseconds()
+		}
+		out = append(out, ActiveFault{Fault: fault, Remaining: r.remaining})
+	}
+	return out
+}
 
 // Reset removes every fault.
 func (f *Faults) Reset() {

@@ -43,6 +43,8 @@ func (e *Emulator) repositoryRoute(r *http.Request) (string, handlerFunc) {
 	switch {
 	case strings.HasSuffix(path, "/permissions/user/") && r.Method == http.MethodGet:
 		repository, nickname, h = strings.TrimSuffix(path, "/permissions/user/"), "listRepoUserPermissions", e.listUserPermissions
+	case strings.HasSuffix(path, "/permissions/team/") && r.Method == http.MethodGet:
+		repository, nickname, h = strings.TrimSuffix(path, "/permissions/team/"), "listRepoTeamPermissions", e.listTeamPermissions
 	case strings.Contains(path, "/permissions/user/"):
 		i := strings.LastIndex(path, "/permissions/user/")
 		user := path[i+len("/permissions/user/"):]
@@ -68,6 +70,8 @@ func (e *Emulator) repositoryRoute(r *http.Request) (string, handlerFunc) {
 		r.SetPathValue("teamname", teamName)
 		repository = path[:i]
 		switch r.Method {
+		case http.MethodGet:
+			nickname, h = "getTeamPermissions", e.getTeamPermission
 		case http.MethodPut:
 			nickname, h = "changeTeamPermissions", e.changeTeamPermission
 		case http.MethodDelete:
@@ -363,6 +367,38 @@ func (e *Emulator) changeTeamPermission(w http.ResponseWriter, r *http.Request, 
 	}
 	repo.teamPerms[teamName] = role
 	writeJSON(w, http.StatusOK, map[string]any{"role": role, "name": teamName, "avatar": avatar(teamName, "team")})
+}
+
+// listTeamPermissions is listRepoTeamPermissions: {"permissions": {team:
+// {"role", "name", "avatar"}}}.
+func (e *Emulator) listTeamPermissions(w http.ResponseWriter, r *http.Request, c *caller) {
+	ns, name, ok := e.repoAdmin(w, r, c)
+	if !ok {
+		return
+	}
+	perms := map[string]any{}
+	if repo := e.db.repos[ns+"/"+name]; repo != nil {
+		for teamName, role := range repo.teamPerms {
+			perms[teamName] = map[string]any{"role": role, "name": teamName, "avatar": avatar(teamName, "team")}
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"permissions": perms})
+}
+
+// getTeamPermission is getTeamPermissions: only {"role"}; none is a
+// data-model error, 400 {"message"}.
+func (e *Emulator) getTeamPermission(w http.ResponseWriter, r *http.Request, c *caller) {
+	ns, name, ok := e.repoAdmin(w, r, c)
+	if !ok {
+		return
+	}
+	repo := e.db.repos[ns+"/"+name]
+	teamName := pathValue(r, "teamname")
+	if repo == nil || repo.teamPerms[teamName] == "" {
+		dataModelError(w, "Team does not have permission for repo.")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"role": repo.teamPerms[teamName]})
 }
 
 func (e *Emulator) deleteTeamPermission(w http.ResponseWriter, r *http.Request, c *caller) {

@@ -144,11 +144,29 @@ func TestRepositoryAPI_TeamPermissions(t *testing.T) {
 	code, resp, _ := q.do(t, "PUT", base+"ghosts", q.admin, `{"role":"write"}`)
 	assert.Equal(t, 400, code)
 	assert.Equal(t, "No team ghosts in organization acme", resp["error_message"])
+
+	// getTeamPermissions answers only the role; listRepoTeamPermissions the
+	// full views by team name.
+	code, body, _ = q.do(t, "GET", base+"devs", q.admin, "")
+	require.Equal(t, 200, code)
+	assert.Equal(t, map[string]any{"role": "write"}, body)
+	code, body, _ = q.do(t, "GET", base, q.admin, "")
+	require.Equal(t, 200, code)
+	devs := body["permissions"].(map[string]any)["devs"].(map[string]any)
+	assert.Equal(t, "write", devs["role"])
+	assert.Equal(t, "devs", devs["name"])
+	assert.Contains(t, devs, "avatar")
+	assert.Equal(t, 1, q.emu.Calls("getTeamPermissions"))
+	assert.Equal(t, 1, q.emu.Calls("listRepoTeamPermissions"))
+
 	code, _, _ = q.do(t, "DELETE", base+"devs", q.admin, "")
 	assert.Equal(t, 204, code)
 	code, resp, _ = q.do(t, "DELETE", base+"devs", q.admin, "")
 	assert.Equal(t, 400, code)
 	assert.Equal(t, "Team does not have permission for repo.", resp["error_message"])
+	code, resp, _ = q.do(t, "GET", base+"devs", q.admin, "")
+	assert.Equal(t, 400, code)
+	assert.Equal(t, map[string]any{"message": "Team does not have permission for repo."}, resp, "a data-model error on GET")
 }
 
 // Default permissions apply when someone other than the namespace creates a

@@ -8,9 +8,24 @@ import (
 // Seeding: a Go API for tests and demos to set Quay up the way an operator
 // would through Quay's UI or database. It is not part of the Quay surface.
 
-// CreateUser creates a user (optionally a superuser, which also needs the
-// name in SUPER_USERS, as in Quay).
-func (e *Emulator) CreateUser(username, password, email string) error {
+// UserOption modifies a user created by CreateUser.
+type UserOption func(*userOptions)
+
+type userOptions struct{ superuser bool }
+
+// SuperUser makes the new user a superuser, as if listed in SUPER_USERS
+// (Quay registers superusers at run time the same way for OIDC group
+// sync). FEATURE_SUPER_USERS must be on, and an OAuth token still needs
+// super:user for the grant (reference §6.3).
+func SuperUser() UserOption { return func(o *userOptions) { o.superuser = true } }
+
+// CreateUser creates a user (a superuser with the SuperUser option, or by
+// naming it in SUPER_USERS).
+func (e *Emulator) CreateUser(username, password, email string, opts ...UserOption) error {
+	var o userOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !validName(username) {
@@ -20,7 +35,18 @@ func (e *Emulator) CreateUser(username, password, email string) error {
 		return fmt.Errorf("%q already exists", username)
 	}
 	e.db.addUser(username, email, password, e.now())
+	if o.superuser {
+		e.db.superUsers[username] = true
+	}
 	return nil
+}
+
+// IsSuperUser reports whether username is a superuser (SUPER_USERS or the
+// SuperUser option) with FEATURE_SUPER_USERS on.
+func (e *Emulator) IsSuperUser(username string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cfg.superUsersEnabled() && e.isSuperUserName(username)
 }
 
 // CreateOrganization creates an organization whose "owners" team holds admin.
@@ -93,6 +119,27 @@ func (e *Emulator) TokenValid(token string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.db.lookupToken(token, e.now()) != nil
+}
+
+// TokenExists reports whether an OAuth token with this uuid exists, expired
+// or not (Quay keeps expired tokens until they are deleted).
+func (e *Emulator) TokenExists(uuid string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, t := range e.db.tokens {
+		if t.uuid == uuid {
+			return true
+		}
+	}
+	return false
+}
+
+// ApplicationExists reports whether an OAuth application with this client
+// ID exists.
+func (e *Emulator) ApplicationExists(clientID string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.db.apps[clientID] != nil
 }
 
 // RobotExists reports whether a robot (<namespace>+<short>) exists.

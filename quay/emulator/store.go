@@ -102,6 +102,9 @@ type store struct {
 	prototypes map[string][]*prototype     // org -> prototypes
 
 	appSpecificTokens map[string]*appSpecificToken // uuid -> token
+
+	// superUsers are superusers registered at run time, besides SUPER_USERS.
+	superUsers map[string]bool
 }
 
 func newStore() *store {
@@ -114,6 +117,7 @@ func newStore() *store {
 		prototypes: map[string][]*prototype{},
 
 		appSpecificTokens: map[string]*appSpecificToken{},
+		superUsers:        map[string]bool{},
 	}
 }
 
