@@ -137,7 +137,10 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusUnauthorized, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
 		return
 	}
-	aud := strings.TrimSuffix(strings.Fields(r.PostForm.Get("scope") + " ")[0], "/.default")
+	aud := ""
+	if scopes := strings.Fields(r.PostForm.Get("scope")); len(scopes) > 0 {
+		aud = strings.TrimSuffix(scopes[0], "/.default")
+	}
 	if aud == "" {
 		oauthError(w, http.StatusBadRequest, "invalid_scope", "AADSTS1002012: The provided value for scope is not valid.")
 		return
