@@ -28,6 +28,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -61,9 +62,16 @@ func main() {
 		return nil
 	})
 	flag.Parse()
-	if err := run(*configPath, *listen, *controlListen, *tlsCert, *tlsKey, idp); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Stdout, options{*configPath, *listen, *controlListen, *tlsCert, *tlsKey, idp}); err != nil {
 		log.Fatalf("quay-emulator: %v", err)
 	}
+}
+
+type options struct {
+	configPath, listen, controlListen, tlsCert, tlsKey string
+	idp                                                idpFlags
 }
 
 type idpFlags struct {
@@ -73,7 +81,14 @@ type idpFlags struct {
 	clients        []oidcprovider.Client
 }
 
-func run(configPath, listen, controlListen, tlsCert, tlsKey string, idp idpFlags) error {
+// run serves until ctx ends (SIGINT or SIGTERM) or a listener fails. It
+// writes the ready line to stdout once every listener is up; nothing it
+// prints carries a token.
+func run(ctx context.Context, stdout io.Writer, o options) error {
+	configPath, listen, controlListen, tlsCert, tlsKey, idp := o.configPath, o.listen, o.controlListen, o.tlsCert, o.tlsKey, o.idp
+	if (tlsCert == "") != (tlsKey == "") {
+		return errors.New("-tls-cert and -tls-key go together")
+	}
 	var cfg emulator.Config
 	if configPath != "" {
 		var err error
@@ -89,12 +104,13 @@ func run(configPath, listen, controlListen, tlsCert, tlsKey string, idp idpFlags
 	if err != nil {
 		return err
 	}
+	defer ln.Close()
 	scheme := "http"
 	if tlsCert != "" {
 		scheme = "https"
 	}
 	srv := &http.Server{Handler: emu, ReadHeaderTimeout: 10 * time.Second}
-	errs := make(chan error, 2)
+	errs := make(chan error, 3)
 	go func() {
 		if tlsCert != "" {
 			errs <- srv.ServeTLS(ln, tlsCert, tlsKey)
@@ -109,6 +125,7 @@ func run(configPath, listen, controlListen, tlsCert, tlsKey string, idp idpFlags
 		if err != nil {
 			return err
 		}
+		defer cln.Close()
 		ctl = &http.Server{Handler: emu.ControlHandler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() { errs <- ctl.Serve(cln) }()
 		ready += fmt.Sprintf(" control=http://%s", cln.Addr())
@@ -123,28 +140,27 @@ func run(configPath, listen, controlListen, tlsCert, tlsKey string, idp idpFlags
 		if err != nil {
 			return err
 		}
+		defer iln.Close()
 		provider.BaseURL = "http://" + iln.Addr().String()
 		idpServer = &http.Server{Handler: provider, ReadHeaderTimeout: 10 * time.Second}
 		go func() { errs <- idpServer.Serve(iln) }()
 		ready += " oidc=" + provider.BaseURL
 	}
-	fmt.Println(ready)
+	fmt.Fprintln(stdout, ready)
 
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
 	select {
-	case <-stop:
+	case <-ctx.Done():
 	case err := <-errs:
 		if !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = srv.Shutdown(ctx)
+	_ = srv.Shutdown(shutdown)
 	for _, s := range []*http.Server{ctl, idpServer} {
 		if s != nil {
-			_ = s.Shutdown(ctx)
+			_ = s.Shutdown(shutdown)
 		}
 	}
 	return nil
