@@ -95,6 +95,9 @@ func TestSSO_AcceptsEntraV1AndV2Tokens(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, body)
 	assert.Equal(t, "vault-sp", body["username"])
 	assert.Equal(t, true, body["super_user"], "SUPER_USERS lists the service principal")
+	assert.Equal(t, []any{map[string]any{"service": "azure", "service_identifier": "vault-sp", "metadata": map[string]any{}}}, body["logins"],
+		"bound to the login service (service_id: the key's first word, lower-cased) and the sub")
+	assert.Equal(t, []any{"confirm_username"}, body["prompts"], "create_federated_user with FEATURE_USERNAME_CONFIRMATION")
 
 	v1 := s.mint(t, func(c jwt.MapClaims) {
 		c["iss"] = oidcprovider.IssuerV1(tenant)

@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"math"
+	"sort"
 	"net"
 	"net/http"
 	"regexp"
@@ -205,24 +206,36 @@ func (e *Emulator) userView(c *caller) map[string]any {
 		view["is_free_account"] = true
 		view["has_password_set"] = u.passwordHash != ""
 	}
-	var orgs []map[string]any
+	// org_view: the permissions are the caller's, capped by its scopes;
+	// is_org_admin and preferred_namespace only with user:admin.
+	orgs := []map[string]any{}
+	var names []string
 	for name, a := range e.db.accounts {
-		if !a.org {
-			continue
+		if a.org && e.db.orgRole(name, u.username) != "" {
+			names = append(names, name)
 		}
-		role := e.db.orgRole(name, u.username)
-		if role == "" {
-			continue
-		}
-		orgs = append(orgs, map[string]any{
-			"name": name, "avatar": avatar(name, "org"), "can_create_repo": role == "creator" || role == "admin",
-			"public": false, "is_org_admin": role == "admin" && admin, "preferred_namespace": false,
-		})
 	}
-	if orgs == nil {
-		orgs = []map[string]any{}
+	sort.Strings(names)
+	for _, name := range names {
+		org := map[string]any{"name": name, "avatar": avatar(name, "org"), "can_create_repo": e.canCreateRepo(c, name), "public": false}
+		if admin {
+			org["is_org_admin"] = e.orgAdmin(c, name)
+			org["preferred_namespace"] = false
+		}
+		orgs = append(orgs, org)
 	}
 	view["organizations"] = orgs
+	if admin {
+		// list_federated_logins: the SSO binding, with the LoginService
+		// name (the service id); a federated user is created with the
+		// confirm_username prompt (FEATURE_USERNAME_CONFIRMATION).
+		logins := []any{}
+		if u.federatedService != "" {
+			logins = append(logins, map[string]any{"service": u.federatedService, "service_identifier": u.federatedSub, "metadata": map[string]any{}})
+			view["prompts"] = []any{"confirm_username"}
+		}
+		view["logins"] = logins
+	}
 	if e.superuser(c) {
 		view["super_user"] = true
 	}

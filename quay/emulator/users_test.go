@@ -208,3 +208,38 @@ func TestUser_Authorizations(t *testing.T) {
 	assert.Equal(t, 404, code)
 	assert.Equal(t, "not_found", body["error_type"])
 }
+
+// user_view's organizations use the caller's capped permissions:
+// can_create_repo needs repo:create or org:admin, is_org_admin needs
+// org:admin (not user:admin) and, with preferred_namespace, shows only
+// with user:admin. Organizations come sorted by name.
+func TestUser_ViewOrganizationsAreScopeCapped(t *testing.T) {
+	q := newQuayEnv(t, "")
+	require.NoError(t, q.emu.CreateOrganization("beta", "admin"))
+	org := func(token string, i int) map[string]any {
+		t.Helper()
+		code, user, raw := q.do(t, "GET", "/api/v1/user/", token, "")
+		require.Equal(t, 200, code, raw)
+		orgs := user["organizations"].([]any)
+		require.Len(t, orgs, 2)
+		assert.Equal(t, "acme", orgs[0].(map[string]any)["name"])
+		return orgs[i].(map[string]any)
+	}
+	readOnly, err := q.emu.IssueToken("admin", "user:read", time.Hour)
+	require.NoError(t, err)
+	o := org(readOnly, 1)
+	assert.Equal(t, "beta", o["name"])
+	assert.Equal(t, false, o["can_create_repo"])
+	assert.NotContains(t, o, "is_org_admin")
+	assert.NotContains(t, o, "preferred_namespace")
+
+	userAdmin, err := q.emu.IssueToken("admin", "user:admin user:read repo:create", time.Hour)
+	require.NoError(t, err)
+	o = org(userAdmin, 0)
+	assert.Equal(t, true, o["can_create_repo"])
+	assert.Equal(t, false, o["is_org_admin"], "user:admin is not org:admin")
+
+	o = org(q.admin, 0)
+	assert.Equal(t, true, o["is_org_admin"])
+	assert.Equal(t, false, o["preferred_namespace"])
+}
