@@ -2,10 +2,10 @@ package emulator
 
 import (
 	"math"
-	"sort"
 	"net"
 	"net/http"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
