@@ -9,6 +9,37 @@
 // It is configured with Quay's own config.yaml keys. Fault injection, call
 // counters and test seeding live apart from the Quay surface: a Go API on
 // Emulator and a separate control handler (ControlHandler).
+//
+// # Route names
+//
+// Faults and call counters name a route by Quay's operation nickname (the
+// @nickname of endpoints/api, the operationId of Quay's discovery):
+//
+//	getLoggedInUser changeUserDetails listUserAuthorizations getUserAuthorization
+//	deleteUserAuthorization createOrganization getOrganization
+//	getOrganizationApplications createOrganizationApplication
+//	getOrganizationApplication updateOrganizationApplication
+//	deleteOrganizationApplication getApplicationInformation
+//	listOrganizationApplicationTokens createOrganizationApplicationToken
+//	deleteOrganizationApplicationToken renewBootstrapToken
+//	listAppTokens createAppToken getAppToken revokeAppToken
+//	getOrgRobots createOrgRobot getOrgRobot deleteOrgRobot
+//	regenerateOrgRobotToken getOrgRobotPermissions
+//	getUserRobots createUserRobot getUserRobot deleteUserRobot
+//	regenerateUserRobotToken getUserRobotPermissions
+//	createRepo listRepos getRepo listRepoUserPermissions getUserPermissions
+//	changeUserPermissions deleteUserPermissions listRepoTeamPermissions
+//	getTeamPermissions changeTeamPermissions deleteTeamPermissions
+//	updateOrganizationTeam deleteOrganizationTeam getOrganizationTeamMembers
+//	updateOrganizationTeamMember deleteOrganizationTeamMember
+//	getOrganizationPrototypePermissions createOrganizationPrototypePermission
+//	updateOrganizationPrototypePermission deleteOrganizationPrototypePermission
+//
+// Quay's plain web routes have no nickname; the emulator names them:
+// initializeUser (POST /api/v1/user/initialize, Quay's user_initialize),
+// authorizeApplication (POST /oauth/authorizeapp), v2Auth (GET /v2/auth,
+// generate_registry_jwt), listServiceKeys (GET /keys/services/quay/keys)
+// and v2 (every other /v2/ request, served by the OCI registry).
 package emulator
 
 import (

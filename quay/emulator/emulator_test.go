@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -366,4 +367,35 @@ func TestParseConfig(t *testing.T) {
 
 	_, err = ParseConfig([]byte("X_LOGIN_CONFIG:\n  OIDC_ISSUERS: []\n"))
 	assert.Error(t, err, "an empty list is refused, as in Quay")
+}
+
+// Every route's name appears in the package documentation, where users
+// look for it.
+func TestRouteNamesAreDocumented(t *testing.T) {
+	src, err := os.ReadFile("emulator.go")
+	require.NoError(t, err)
+	doc := string(src[:strings.Index(string(src), "package emulator")])
+	names := regexp.MustCompile(`"([a-z][A-Za-z0-9]+)", (?:apiRoute|webRoute)|nickname, h = "([A-Za-z]+)"`)
+	files, err := filepath.Glob("*.go")
+	require.NoError(t, err)
+	found := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		raw, err := os.ReadFile(f)
+		require.NoError(t, err)
+		for _, m := range names.FindAllStringSubmatch(string(raw), -1) {
+			name := m[1] + m[2]
+			found++
+			assert.True(t, regexp.MustCompile(`\b`+name+`\b`).MatchString(doc), "%s (%s) is not in the package doc", name, f)
+		}
+	}
+	assert.Greater(t, found, 30)
+	for _, prefix := range []string{"Org", "User"} {
+		for _, n := range []string{"get%sRobots", "create%sRobot", "get%sRobot", "delete%sRobot", "regenerate%sRobotToken", "get%sRobotPermissions"} {
+			name := fmt.Sprintf(n, prefix)
+			assert.True(t, regexp.MustCompile(`\b`+name+`\b`).MatchString(doc), "%s is not in the package doc", name)
+		}
+	}
 }
