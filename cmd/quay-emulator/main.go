@@ -13,8 +13,10 @@
 //
 // With -oidc-listen it also serves a test identity provider shaped like
 // Microsoft Entra ID (package oidcprovider) and adds "oidc=<url>" to the ready
-// line; point a *_LOGIN_CONFIG's OIDC_SERVER at that URL (with DEBUGGING:
-// true, since it is plain HTTP):
+// line; point a *_LOGIN_CONFIG's OIDC_SERVER at that URL, with DEBUGGING:
+// true inside that block (where Quay reads it), since it is plain HTTP, and
+// FEATURE_MAILING: false (client-credentials tokens carry no verified email,
+// which Quay wants for a new user when mailing is on):
 //
 //	-oidc-listen 127.0.0.1:0         address of the provider
 //	-oidc-issuer https://login.microsoftonline.com/<tenant>/v2.0
