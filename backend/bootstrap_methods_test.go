@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -57,9 +58,10 @@ func TestBootstrap_OIDCStoresNoQuayToken(t *testing.T) {
 	idp.BaseURL = idpSrv.URL
 
 	env := newTestEnv(t, withEmptyQuay(`
-DEBUGGING: true
+FEATURE_MAILING: false
 SUPER_USERS: [vault-sp]
 AZURE_LOGIN_CONFIG:
+  DEBUGGING: true
   CLIENT_ID: quay-web
   OIDC_SERVER: `+idpSrv.URL+`/
   OIDC_ISSUERS: [https://login.microsoftonline.com/tenant-1/v2.0]
@@ -78,7 +80,7 @@ AZURE_LOGIN_CONFIG:
 	resp := env.request(logical.UpdateOperation, "config", wrongAud)
 	require.True(t, resp.IsError())
 	assert.Contains(t, errorMessage(resp), "oidc_client_id:")
-	assert.Contains(t, errorMessage(resp), "audience")
+	assert.Contains(t, strings.ToLower(errorMessage(resp)), "audience")
 
 	env.writeConfig(base)
 	read := env.mustOK(logical.ReadOperation, "config", nil)

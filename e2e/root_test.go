@@ -187,8 +187,8 @@ func TestRootRotatesOnSchedule(t *testing.T) {
 func TestOIDCBootstrapStoresNoQuayToken(t *testing.T) {
 	q := StartEmulator(t, EmulatorOptions{
 		OIDC: []string{"-oidc-issuer", "https://login.microsoftonline.com/" + entraTenant + "/v2.0", "-oidc-client", "vault:s3cret:vault-sp"},
-		ExtraConfig: `DEBUGGING: true
-AZURE_LOGIN_CONFIG:
+		ExtraConfig: `AZURE_LOGIN_CONFIG:
+  DEBUGGING: true
   CLIENT_ID: quay-web
   OIDC_SERVER: @OIDC_URL@/
   OIDC_ISSUERS:
