@@ -249,6 +249,144 @@ func (c *ControlClient) Do(t testing.TB, method, path string, body any) (int, []
 	return doJSON(t, c.http, method, c.base+path, "", body)
 }
 
+// must sends a request and fails the test unless the answer is want; it
+// decodes a JSON answer into out when out is not nil.
+func (c *ControlClient) must(t testing.TB, method, path string, body any, want int, out any) {
+	t.Helper()
+	code, resp := c.Do(t, method, path, body)
+	if code != want {
+		t.Fatalf("emulator control %s %s: %d %s (want %d)", method, path, code, resp, want)
+	}
+	if out != nil {
+		if err := json.Unmarshal(resp, out); err != nil {
+			t.Fatalf("emulator control %s %s: decoding %s: %v", method, path, resp, err)
+		}
+	}
+}
+
+// Fault is a misbehaviour injected into Quay's API (quay/emulator.Fault):
+// select calls by Route (Quay's operation nickname, e.g.
+// "createOrganizationApplicationToken") or by Method and PathPrefix.
+type Fault struct {
+	Route      string `json:"route,omitempty"`
+	Method     string `json:"method,omitempty"`
+	PathPrefix string `json:"path_prefix,omitempty"`
+	// Count is how many matching calls the fault affects; 0 means all.
+	Count int `json:"count,omitempty"`
+	// LatencyMillis delays the call, which then proceeds (unless Status
+	// or Drop is set).
+	LatencyMillis int64 `json:"latency_ms,omitempty"`
+	// Status answers with this status (and Body, RetryAfter) instead.
+	Status     int    `json:"status,omitempty"`
+	Body       string `json:"body,omitempty"`
+	RetryAfter string `json:"retry_after,omitempty"`
+	// Drop closes the connection without an answer.
+	Drop bool `json:"drop,omitempty"`
+}
+
+// AddFault installs a fault.
+func (c *ControlClient) AddFault(t testing.TB, f Fault) {
+	t.Helper()
+	c.must(t, http.MethodPost, "/faults", f, http.StatusNoContent, nil)
+}
+
+// ClearFaults removes every fault.
+func (c *ControlClient) ClearFaults(t testing.TB) {
+	t.Helper()
+	c.must(t, http.MethodDelete, "/faults", nil, http.StatusNoContent, nil)
+}
+
+// Calls returns the per-route call counters, keyed by operation nickname.
+func (c *ControlClient) Calls(t testing.TB) map[string]int {
+	t.Helper()
+	var out map[string]int
+	c.must(t, http.MethodGet, "/calls", nil, http.StatusOK, &out)
+	return out
+}
+
+// ResetCalls zeroes the counters.
+func (c *ControlClient) ResetCalls(t testing.TB) {
+	t.Helper()
+	c.must(t, http.MethodDelete, "/calls", nil, http.StatusNoContent, nil)
+}
+
+// AdvanceClock moves the emulator's clock forward (token expiry).
+func (c *ControlClient) AdvanceClock(t testing.TB, d time.Duration) {
+	t.Helper()
+	c.must(t, http.MethodPost, "/clock", map[string]int64{"advance_seconds": int64(d / time.Second)}, http.StatusNoContent, nil)
+}
+
+// SeedUser creates a user directly (no API call is counted).
+func (c *ControlClient) SeedUser(t testing.TB, username, password, email string, superuser bool) {
+	t.Helper()
+	c.must(t, http.MethodPost, "/users", map[string]any{"username": username, "password": password, "email": email, "superuser": superuser}, http.StatusNoContent, nil)
+}
+
+// SeedOrganization creates an organization administered by admin.
+func (c *ControlClient) SeedOrganization(t testing.TB, name, admin string) {
+	t.Helper()
+	c.must(t, http.MethodPost, "/organizations", map[string]string{"name": name, "admin": admin}, http.StatusNoContent, nil)
+}
+
+// SeedApplication creates an OAuth application in org.
+func (c *ControlClient) SeedApplication(t testing.TB, org, name, clientID, redirectURI string) {
+	t.Helper()
+	c.must(t, http.MethodPost, "/applications", map[string]string{"organization": org, "name": name, "client_id": clientID, "redirect_uri": redirectURI}, http.StatusNoContent, nil)
+}
+
+// SeedRepository creates a repository.
+func (c *ControlClient) SeedRepository(t testing.TB, namespace, name string, public bool) {
+	t.Helper()
+	c.must(t, http.MethodPost, "/repositories", map[string]any{"namespace": namespace, "name": name, "public": public}, http.StatusNoContent, nil)
+}
+
+// IssueToken mints an OAuth token for username directly.
+func (c *ControlClient) IssueToken(t testing.TB, username, scope string, ttl time.Duration) string {
+	t.Helper()
+	var out struct {
+		Token string `json:"token"`
+	}
+	c.must(t, http.MethodPost, "/tokens", map[string]any{"username": username, "scope": scope, "ttl_seconds": int64(ttl / time.Second)}, http.StatusOK, &out)
+	return out.Token
+}
+
+// TokenValid reports whether Quay accepts token.
+func (c *ControlClient) TokenValid(t testing.TB, token string) bool {
+	t.Helper()
+	var out struct {
+		Valid bool `json:"valid"`
+	}
+	c.must(t, http.MethodGet, "/tokens/valid?token="+url.QueryEscape(token), nil, http.StatusOK, &out)
+	return out.Valid
+}
+
+// TokenExists reports whether a token with this UUID exists (expired or not).
+func (c *ControlClient) TokenExists(t testing.TB, uuid string) bool {
+	t.Helper()
+	return c.exists(t, "/tokens/exists?uuid="+url.QueryEscape(uuid))
+}
+
+// ApplicationExists reports whether an application with this client ID exists.
+func (c *ControlClient) ApplicationExists(t testing.TB, clientID string) bool {
+	t.Helper()
+	return c.exists(t, "/applications/exists?client_id="+url.QueryEscape(clientID))
+}
+
+// RobotExists reports whether a robot (namespace+short) exists.
+func (c *ControlClient) RobotExists(t testing.TB, username string) bool {
+	t.Helper()
+	return c.exists(t, "/robots/exists?username="+url.QueryEscape(username))
+}
+
+func (c *ControlClient) exists(t testing.TB, path string) bool {
+	t.Helper()
+	var out struct {
+		Exists bool `json:"exists"`
+	}
+	c.must(t, http.MethodGet, path, nil, http.StatusOK, &out)
+	return out.Exists
+}
+
 func doJSON(t testing.TB, client *http.Client, method, u, token string, body any) (int, []byte) {
 	t.Helper()
 	var rd io.Reader

@@ -119,7 +119,7 @@ func TestLeaseRenewUpToMaxTTL(t *testing.T) {
 	// A short max TTL so the test can watch the lease reach it.
 	s.writeOAuthRole(t, "short", "ttl=4s", "max_ttl=12s")
 	sec := s.readCreds(t, "short")
-	token := sec.str(t, "token")
+	token, tokenID := sec.str(t, "token"), sec.str(t, "token_id")
 	if sec.LeaseDuration != 4 {
 		t.Fatalf("lease_duration = %d, want the role's ttl of 4", sec.LeaseDuration)
 	}
@@ -158,6 +158,10 @@ func TestLeaseRenewUpToMaxTTL(t *testing.T) {
 	if code, _ := s.Quay.WhoAmI(t, token); code != http.StatusUnauthorized {
 		t.Fatalf("GET /api/v1/user/ with the token after its lease ended = %d, want 401", code)
 	}
+	// Deleted by the lease's revocation, not merely expired in Quay.
+	if s.Quay.Control.TokenExists(t, tokenID) {
+		t.Fatalf("token %s still exists in Quay after its lease ended", tokenID)
+	}
 }
 
 func TestRevokeDeletesToken(t *testing.T) {
@@ -176,6 +180,9 @@ func TestRevokeDeletesToken(t *testing.T) {
 	}
 	if _, ok := s.Quay.findAppToken(t, s.Org, clientID, tokenID); ok {
 		t.Fatalf("revoked token %s is still listed in Quay", tokenID)
+	}
+	if s.Quay.Control.TokenExists(t, tokenID) {
+		t.Fatalf("revoked token %s still exists in Quay", tokenID)
 	}
 	if ids := s.Vault.LeaseIDs(t, mount+"/creds/ci"); len(ids) != 0 {
 		t.Fatalf("leases left after revoke: %v", ids)
@@ -217,6 +224,9 @@ func TestRevokeAfterRoleDeleted(t *testing.T) {
 	s.Vault.MustCLI(t, "lease", "revoke", "-sync", sec.LeaseID)
 	if code, _ := s.Quay.WhoAmI(t, token); code != http.StatusUnauthorized {
 		t.Fatalf("GET /api/v1/user/ after revoking (role deleted) = %d, want 401", code)
+	}
+	if s.Quay.Control.TokenExists(t, sec.str(t, "token_id")) {
+		t.Fatalf("token still exists in Quay after its lease was revoked")
 	}
 }
 
@@ -293,7 +303,7 @@ func TestCredsFailFastWhenQuayDown(t *testing.T) {
 		t.Errorf("creds read with Quay down took %s; want a fast failure", res.Duration)
 	}
 	// The error says what failed and why, and where Quay was expected.
-	for _, want := range []string{"connection refused", strings.TrimPrefix(s.Quay.URL, "http://")} {
+	for _, want := range []string{`role "ci"`, "connection refused", strings.TrimPrefix(s.Quay.URL, "http://")} {
 		if !strings.Contains(res.Stderr, want) {
 			t.Errorf("error does not mention %q:\n%s", want, res.Stderr)
 		}
