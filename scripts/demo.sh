@@ -47,10 +47,23 @@ mask() {
 if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
 step() { printf '\n%s## %s%s\n' "$bold" "$*" "$plain"; }
 say() { printf '%s\n' "$*"; }
+# shell_quote prints its arguments as one command line that a shell would
+# split back into the same words, so printed commands can be copied.
+shell_quote() {
+	local out='' a
+	for a in "$@"; do
+		if [[ $a =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then
+			out+="$a "
+		else
+			out+="'${a//\'/\'\\\'\'}' "
+		fi
+	done
+	printf '%s' "${out% }"
+}
 # run prints a command (secrets masked), runs it and prints its output
 # (secrets masked).
 run() {
-	mask "\$ $*"
+	mask "\$ $(shell_quote "$@")"
 	local out status=0
 	out=$("$@" 2>&1) || status=$?
 	[ -z "$out" ] || mask "$out"
