@@ -142,18 +142,22 @@ func TestClientCredentials_Refusals(t *testing.T) {
 	code, body := tokenRequest(t, p, "vault", "wrong", "api://quay-api/.default", false)
 	assert.Equal(t, 401, code)
 	assert.Equal(t, "invalid_client", body["error"])
+	assert.Equal(t, []any{float64(7000215)}, body["error_codes"])
 	code, body = tokenRequest(t, p, "nobody", "s3cret", "api://quay-api/.default", true)
-	assert.Equal(t, 401, code)
-	assert.Equal(t, "invalid_client", body["error"])
-	code, body = tokenRequest(t, p, "vault", "s3cret", "", false)
 	assert.Equal(t, 400, code)
-	assert.Equal(t, "invalid_scope", body["error"])
+	assert.Equal(t, "unauthorized_client", body["error"], "Entra's AADSTS700016 for an unknown application")
+	for _, scope := range []string{"", "api://quay-api", "/.default", "api://quay-api/.default api://other/.default"} {
+		code, body = tokenRequest(t, p, "vault", "s3cret", scope, false)
+		assert.Equal(t, 400, code, scope)
+		assert.Equal(t, "invalid_scope", body["error"], "client credentials need exactly one <resource>/.default: %q", scope)
+	}
 
 	resp, err := http.PostForm(p.TokenURL(), url.Values{"grant_type": {"password"}})
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	assert.Equal(t, 400, resp.StatusCode)
 	assert.Equal(t, 0, p.TokensIssued())
+	assert.Equal(t, 7, p.TokenRequests(), "refused requests count as requests")
 }
 
 // MintRefused changes exactly one thing about an otherwise valid token.
@@ -189,9 +193,149 @@ func TestMintRefused(t *testing.T) {
 	}
 	bad, err := p.MintRefused(BadSignature, vault, "api://quay-api")
 	require.NoError(t, err)
-	_, err = jwt.Parse(bad, func(*jwt.Token) (any, error) { return &p.key.PublicKey, nil })
+	_, err = jwt.Parse(bad, func(*jwt.Token) (any, error) { return &p.keys[0].key.PublicKey, nil })
 	assert.ErrorIs(t, err, jwt.ErrTokenSignatureInvalid)
 
 	_, err = p.MintRefused("no-such-refusal", vault, "api://quay-api")
 	assert.Error(t, err)
+}
+
+// Entra's issuers are not its token host: the discovery's issuer and the
+// tokens' iss are set apart from the provider's URL and from each other.
+func TestIssuersApartFromTheURL(t *testing.T) {
+	p, srv := serve(t, Config{Tenant: tenant, DiscoveryIssuer: "https://elsewhere.example/", Clients: []Client{
+		vault, {ID: "legacy", Secret: "l", Subject: "legacy-sp", Version: 1},
+	}})
+	var doc map[string]any
+	require.Equal(t, 200, getJSON(t, srv.URL+"/.well-known/openid-configuration", &doc))
+	assert.Equal(t, "https://elsewhere.example/", doc["issuer"])
+
+	_, body := tokenRequest(t, p, "vault", "s3cret", "api://quay-api/.default", false)
+	claims := verify(t, p, body["access_token"].(string))
+	assert.Equal(t, IssuerV2(tenant), claims["iss"], "the provider's version (2) for Tenant")
+	assert.Equal(t, tenant, claims["tid"])
+	_, body = tokenRequest(t, p, "legacy", "l", "api://quay-api/.default", false)
+	claims = verify(t, p, body["access_token"].(string))
+	assert.Equal(t, IssuerV1(tenant), claims["iss"], "a v1.0 client gets the v1.0 issuer of the same tenant")
+	assert.Equal(t, "legacy", claims["appid"])
+	assert.NotContains(t, claims, "azp")
+
+	// No issuer in the discovery at all ("-"): Quay falls back to OIDC_SERVER.
+	p2, srv2 := serve(t, Config{Issuer: IssuerV2(tenant), DiscoveryIssuer: "-"})
+	doc = nil
+	require.Equal(t, 200, getJSON(t, srv2.URL+"/.well-known/openid-configuration", &doc))
+	assert.NotContains(t, doc, "issuer")
+	assert.Equal(t, tenant, p2.Claims(vault, "x")["tid"], "the tenant read from an Entra issuer")
+
+	_, err := New(Config{})
+	assert.Error(t, err, "an issuer or a tenant is needed")
+	_, err = New(Config{Tenant: tenant, Version: 3})
+	assert.Error(t, err)
+}
+
+func TestClaimsAreConfigurable(t *testing.T) {
+	now := time.Date(2026, 7, 1, 12, 0, 0, 0, time.UTC)
+	jane := Client{ID: "rhdh", Secret: "x", Subject: "oid-jane", PreferredUsername: "Jane.Doe@contoso.com", Claims: map[string]any{"roles": []string{"push"}}}
+	p, _ := serve(t, Config{Tenant: tenant, Clients: []Client{jane}, ExtraClaims: map[string]any{"roles": []string{"pull"}, "email": "x@contoso.com"},
+		Now: func() time.Time { return now }})
+	c := p.Claims(jane, "api://quay-api")
+	assert.Equal(t, "Jane.Doe@contoso.com", c["preferred_username"])
+	assert.Equal(t, []string{"push"}, c["roles"], "the client's claims win")
+	assert.Equal(t, "x@contoso.com", c["email"])
+	assert.Equal(t, now.Unix(), c["iat"])
+	got, ok := p.Client("rhdh")
+	assert.True(t, ok)
+	assert.Equal(t, jane.Subject, got.Subject)
+	_, ok = p.Client("nobody")
+	assert.False(t, ok)
+}
+
+// The v1.0-style endpoint takes resource instead of scope.
+func TestClientCredentials_V1Endpoint(t *testing.T) {
+	p, _ := serve(t, Config{Tenant: tenant, Clients: []Client{vault}})
+	resp, err := http.PostForm(p.TokenURLV1(), url.Values{"grant_type": {"client_credentials"}, "client_id": {"vault"},
+		"client_secret": {"s3cret"}, "resource": {"api://quay-api"}})
+	require.NoError(t, err)
+	var body map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode, body)
+	assert.Equal(t, "api://quay-api", verify(t, p, body["access_token"].(string))["aud"])
+
+	resp, err = http.PostForm(p.TokenURLV1(), url.Values{"grant_type": {"client_credentials"}, "client_id": {"vault"}, "client_secret": {"s3cret"}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 400, resp.StatusCode, "resource is required")
+}
+
+// HTTP Basic credentials are form-urlencoded first (RFC 6749 §2.3.1), as
+// golang.org/x/oauth2 sends them; Entra secrets often hold such characters.
+func TestClientCredentials_BasicIsURLDecoded(t *testing.T) {
+	odd := Client{ID: "odd", Secret: "a+b/c=d~e:f", Subject: "odd-sp"}
+	p, _ := serve(t, Config{Tenant: tenant, Clients: []Client{odd}})
+	req, err := http.NewRequest(http.MethodPost, p.TokenURL(), strings.NewReader(url.Values{"grant_type": {"client_credentials"}, "scope": {"api://quay-api/.default"}}.Encode()))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(odd.ID), url.QueryEscape(odd.Secret))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 200, resp.StatusCode)
+	code, _ := tokenRequest(t, p, "odd", odd.Secret, "api://quay-api/.default", false)
+	assert.Equal(t, 200, code, "form fields as sent")
+}
+
+func TestKeyRotation(t *testing.T) {
+	p, _ := serve(t, Config{Tenant: tenant, Clients: []Client{vault}})
+	old := p.KeyID()
+	before, err := p.Mint(p.Claims(vault, "a"), nil)
+	require.NoError(t, err)
+
+	require.NoError(t, p.RotateKey(false))
+	assert.NotEqual(t, old, p.KeyID())
+	var set jose.JSONWebKeySet
+	require.Equal(t, 200, getJSON(t, p.KeysURL(), &set))
+	assert.Len(t, set.Keys, 2, "the old key stays published")
+	verify(t, p, before)
+	after, err := p.Mint(p.Claims(vault, "a"), nil)
+	require.NoError(t, err)
+	verify(t, p, after)
+	_, header := parseUnverified(t, after)
+	assert.Equal(t, p.KeyID(), header["kid"])
+
+	require.NoError(t, p.RotateKey(true))
+	require.Equal(t, 200, getJSON(t, p.KeysURL(), &set))
+	assert.Len(t, set.Keys, 1, "retired")
+
+	kid := p.KeyID()
+	require.NoError(t, p.ReplaceKey())
+	assert.Equal(t, kid, p.KeyID(), "same kid, another key")
+	assert.Equal(t, 4, p.KeySetFetches(), "two verifications and two reads here")
+	assert.Equal(t, 2, p.DiscoveryFetches())
+}
+
+func TestNewServerAndTypeHeader(t *testing.T) {
+	p, srv, err := NewServer(Config{Tenant: tenant, Clients: []Client{vault}})
+	require.NoError(t, err)
+	defer srv.Close()
+	assert.Equal(t, srv.URL, p.BaseURL)
+	var doc map[string]any
+	require.Equal(t, 200, getJSON(t, srv.URL+"/.well-known/openid-configuration", &doc))
+	assert.Equal(t, 1, p.DiscoveryFetches())
+
+	for typ, want := range map[string]any{"-": nil, "at+jwt": "at+jwt"} {
+		raw, err := p.Mint(p.Claims(vault, "a"), &MintOptions{Type: typ})
+		require.NoError(t, err)
+		_, header := parseUnverified(t, raw)
+		assert.Equal(t, want, header["typ"])
+	}
+	assert.Len(t, Refusals(), 8)
+}
+
+func parseUnverified(t *testing.T, raw string) (jwt.MapClaims, map[string]any) {
+	t.Helper()
+	claims := jwt.MapClaims{}
+	tok, _, err := jwt.NewParser().ParseUnverified(raw, claims)
+	require.NoError(t, err)
+	return claims, tok.Header
 }
