@@ -154,11 +154,17 @@ func (e *Emulator) oidcClient(s ssoService) *http.Client {
 }
 
 // issuer is OIDCLoginService._issuer: OIDC_ISSUER, else the discovery
-// issuer, else OIDC_SERVER (discovery runs first in every case).
+// issuer, else OIDC_SERVER (discovery runs first in every case). Quay
+// evaluates config["OIDC_SERVER"] as the fallback eagerly, so a block
+// without OIDC_SERVER raises KeyError here even when OIDC_ISSUER is set;
+// nothing catches it on the API path (a 500).
 func (e *Emulator) issuer(s ssoService) (string, error) {
 	doc, err := e.discovery(s)
 	if err != nil {
 		return "", err
+	}
+	if s.cfg.OIDCServer == "" {
+		return "", &errDiscovery{"'OIDC_SERVER'"}
 	}
 	if s.cfg.OIDCIssuer != "" {
 		return s.cfg.OIDCIssuer, nil
@@ -227,53 +233,56 @@ func (e *Emulator) serviceByIssuer(iss string) (*ssoService, error) {
 }
 
 // jwks returns the provider's keys, cached an hour; refresh forces a fetch.
-// Failures are PublicKeyLoadException messages, or a discovery failure.
-func (e *Emulator) jwks(s ssoService, refresh bool) (*jose.JSONWebKeySet, error) {
+// fetched says whether this call loaded them. Failures are
+// PublicKeyLoadException messages, or a discovery failure.
+func (e *Emulator) jwks(s ssoService, refresh bool) (set *jose.JSONWebKeySet, fetched bool, err error) {
 	now := e.now()
 	e.oidc.mu.Lock()
 	c := e.oidc.keys[s.key]
 	e.oidc.mu.Unlock()
 	if c != nil && !refresh && now.Sub(c.fetched) < publicKeyCacheTTL {
-		return &c.set, nil
+		return &c.set, false, nil
 	}
 	doc, err := e.discovery(s)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	jwksURI, ok := doc.raw["jwks_uri"].(string)
 	if !ok {
 		// _oidc_config()["jwks_uri"]: a KeyError, outside the handler's
 		// except clauses (unverified: the 500 page).
-		return nil, &errDiscovery{"'jwks_uri'"}
+		return nil, false, &errDiscovery{"'jwks_uri'"}
 	}
 	resp, err := e.oidcClient(s).Get(jwksURI)
 	if err != nil {
-		return nil, pyErr("%v", err)
+		return nil, false, pyErr("%v", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, pyErr("Error loading JWK set - HTTP GET error: %d", resp.StatusCode)
+		return nil, false, pyErr("Error loading JWK set - HTTP GET error: %d", resp.StatusCode)
 	}
-	var set jose.JSONWebKeySet
-	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
-		return nil, pyErr("%v", err)
+	var loaded jose.JSONWebKeySet
+	if err := json.NewDecoder(resp.Body).Decode(&loaded); err != nil {
+		return nil, false, pyErr("%v", err)
 	}
 	e.oidc.mu.Lock()
-	e.oidc.keys[s.key] = &cachedJWKS{set: set, fetched: now}
+	e.oidc.keys[s.key] = &cachedJWKS{set: loaded, fetched: now}
 	e.oidc.mu.Unlock()
-	return &set, nil
+	return &loaded, true, nil
 }
 
-// publicKey is _get_public_key(kid): the RSA key of that kid.
+// publicKey is _get_public_key(kid): the RSA key of that kid. Quay caches
+// keys per kid (a TTLCache of one entry); a kid it has not cached loads the
+// key set, once. Here the whole set is cached, and a kid missing from a set
+// loaded earlier loads it again, once.
 func (e *Emulator) publicKey(s ssoService, kid string, refresh bool) (*rsa.PublicKey, error) {
-	set, err := e.jwks(s, refresh)
+	set, fetched, err := e.jwks(s, refresh)
 	if err != nil {
 		return nil, err
 	}
 	keys := set.Key(kid)
-	if len(keys) == 0 && !refresh {
-		// A miss in Quay's per-kid cache loads the key set again.
-		if set, err = e.jwks(s, true); err != nil {
+	if len(keys) == 0 && !fetched {
+		if set, _, err = e.jwks(s, true); err != nil {
 			return nil, err
 		}
 		keys = set.Key(kid)
@@ -316,8 +325,15 @@ func (e *Emulator) validateSSOToken(_ *http.Request, raw string) (*account, *sso
 		}
 		return nil, refuse(err.Error())
 	}
-	if azp, _ := claims["azp"].(string); azp != "" && len(service.cfg.OIDCAllowedClients) > 0 && !contains(service.cfg.OIDCAllowedClients, azp) {
-		return nil, refuse("Client '" + azp + "' is not in the allowed clients list")
+	// Only azp is checked: v1.0 tokens carry appid instead and pass.
+	if azp := claims["azp"]; pyTruthy(azp) && len(service.cfg.OIDCAllowedClients) > 0 {
+		name, isString := azp.(string)
+		if !isString || !contains(service.cfg.OIDCAllowedClients, name) {
+			if !isString {
+				name = pyRepr(azp) // str() of a number or list is its repr
+			}
+			return nil, refuse("Client '" + name + "' is not in the allowed clients list")
+		}
 	}
 	return e.conductOAuthLogin(*service, claims)
 }
@@ -326,6 +342,9 @@ func (e *Emulator) validateSSOToken(_ *http.Request, raw string) (*account, *sso
 // validate_sso_oauth_token (nbf not verified): a kid, the issuer among the
 // configured ones, RS256/RS384, iat and exp required, 30 s leeway, the
 // audience; on failure the keys are fetched again and the decode retried.
+// When the retry fails too, Quay decodes once more without the signature
+// (for a debug log) before re-raising the retry's error; that decode's own
+// failure wins instead (see unverifiedRedecode).
 func (e *Emulator) decodeUserJWT(s ssoService, raw, tokenIssuer string) (map[string]any, error) {
 	header, err := unverifiedHeader(raw)
 	if err != nil {
@@ -366,7 +385,36 @@ func (e *Emulator) decodeUserJWT(s ssoService, raw, tokenIssuer string) (map[str
 	if key, err = e.publicKey(s, kid, true); err != nil {
 		return nil, err
 	}
-	return decode(key)
+	claims, err = decode(key)
+	if err == nil {
+		return claims, nil
+	}
+	if _, err := e.unverifiedRedecode(raw); err != nil {
+		return nil, err
+	}
+	return nil, err
+}
+
+// unverifiedRedecode is decode_user_jwt's last decode, with
+// verify_signature False: PyJWT then turns off its exp, nbf, iat, iss and
+// aud checks but still requires iat and exp, and Quay's _StrictJWT still
+// rejects an iat in the future (against the whole-second clock, with the
+// leeway) with its own message. So a token issued in the future is refused
+// as "Issued At claim (iat) cannot be in the future.", not with PyJWT's
+// "The token is not yet valid (iat)" of the two verified decodes.
+func (e *Emulator) unverifiedRedecode(raw string) (map[string]any, error) {
+	claims, err := pyjwtDecode(raw, pyjwtOptions{require: []string{"iat", "exp"}})
+	if err != nil {
+		return nil, err
+	}
+	iat, ok := pyInt(claims["iat"])
+	if !ok {
+		return nil, pyErr("Issued At claim (iat) must be an integer.")
+	}
+	if iat > e.now().Unix()+30 {
+		return nil, pyErr("Issued At claim (iat) cannot be in the future.")
+	}
+	return claims, nil
 }
 
 func anySlice(list []string) []any {
