@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -82,4 +83,80 @@ func TestDirectOAuth(t *testing.T) {
 	assert.Equal(t, 302, resp.StatusCode, "a path below the registered one")
 	resp = post("admin", "password1", form("redirect_uri", q.srv.URL+"/oauth/localapp"))
 	assert.Equal(t, 302, resp.StatusCode, "Quay's local handler")
+}
+
+// directOAuth posts a direct-OAuth request and returns the response, the
+// fragment's parameters and the Location without its fragment.
+func directOAuth(t *testing.T, q *quayEnv, user, password string, form url.Values) (*http.Response, url.Values, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, q.srv.URL+"/oauth/authorizeapp", strings.NewReader(form.Encode()))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(user, password)
+	client := q.srv.Client()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var body map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	if resp.StatusCode == http.StatusForbidden {
+		assert.Equal(t, map[string]any{"error": "CSRF token was invalid or missing."}, body)
+	}
+	base, fragment, _ := strings.Cut(resp.Header.Get("Location"), "#")
+	frag, err := url.ParseQuery(fragment)
+	require.NoError(t, err)
+	return resp, frag, base
+}
+
+// The direct-OAuth token carries the scopes asked for (and no more), shows
+// in the user's authorizations under the application, and can be revoked
+// there: how the engine gets rid of it once it has its own token.
+func TestDirectOAuth_TokenScopesAndRevocation(t *testing.T) {
+	q := newQuayEnv(t, "DIRECT_OAUTH_CLIENTID_WHITELIST: [VAULTCLIENT, GHOSTCLIENT]\n")
+	require.NoError(t, q.emu.CreateApplication("acme", "vault", "VAULTCLIENT", ""))
+	form := url.Values{"client_id": {"VAULTCLIENT"}, "response_type": {"token"}, "redirect_uri": {q.srv.URL + "/oauth/localapp"}}
+
+	form.Set("scope", "repo:read")
+	resp, frag, base := directOAuth(t, q, "admin", "password1", form)
+	require.Equal(t, http.StatusFound, resp.StatusCode)
+	assert.Equal(t, q.srv.URL+"/oauth/localapp?scope=repo%3Aread", base, "no state sent, none returned")
+	narrow := frag.Get("access_token")
+	code, _, _ := q.do(t, http.MethodPut, "/api/v1/organization/acme/robots/r1", narrow, "{}")
+	assert.Equal(t, http.StatusForbidden, code, "repo:read does not administer the organization")
+	code, _, _ = q.do(t, http.MethodGet, "/api/v1/user/authorizations", narrow, "")
+	assert.Equal(t, http.StatusForbidden, code, "listing authorizations needs user:admin")
+
+	form.Set("scope", "org:admin user:admin user:read")
+	resp, frag, _ = directOAuth(t, q, "admin", "password1", form)
+	require.Equal(t, http.StatusFound, resp.StatusCode)
+	broad := frag.Get("access_token")
+	code, body, _ := q.do(t, http.MethodGet, "/api/v1/user/authorizations", broad, "")
+	require.Equal(t, http.StatusOK, code)
+	var vaultTokens []string
+	for _, a := range body["authorizations"].([]any) {
+		a := a.(map[string]any)
+		app := a["application"].(map[string]any)
+		if app["name"] == "vault" && app["organization"].(map[string]any)["name"] == "acme" {
+			vaultTokens = append(vaultTokens, a["uuid"].(string))
+		}
+	}
+	require.Len(t, vaultTokens, 2, "both direct-OAuth tokens, under the application")
+	for _, uuid := range vaultTokens {
+		code, _, _ = q.do(t, http.MethodDelete, "/api/v1/user/authorizations/"+uuid, broad, "")
+		assert.Equal(t, http.StatusNoContent, code)
+	}
+	assert.False(t, q.emu.TokenValid(narrow))
+	assert.False(t, q.emu.TokenValid(broad))
+
+	// Whitelisted but no such application: unauthorized_client.
+	form.Set("client_id", "GHOSTCLIENT")
+	resp, _, base = directOAuth(t, q, "admin", "password1", form)
+	assert.Equal(t, http.StatusFound, resp.StatusCode)
+	assert.Equal(t, q.srv.URL+"/oauth/localapp?error=unauthorized_client", base)
+
+	// Not whitelisted: CSRF, before anything else is looked at.
+	form.Set("client_id", "NOTLISTED")
+	resp, _, _ = directOAuth(t, q, "admin", "password1", form)
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
 }
