@@ -61,11 +61,12 @@ func (m Initialize) Obtain(ctx context.Context, q *quay.Client) (*Grant, error) 
 }
 
 // passwordAlphabet avoids whitespace (Quay refuses it) and characters that
-// need quoting in shells and URLs.
-const passwordAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
+// need quoting in shells and URLs. It has exactly 64 characters so that
+// byte%64 maps random bytes onto it without bias.
+const passwordAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 // GeneratePassword returns a 32-character password from crypto/rand
-// (about 192 bits), well above Quay's minimum of 8 characters.
+// (192 bits), well above Quay's minimum of 8 characters.
 func GeneratePassword() (string, error) {
 	buf := make([]byte, 32)
 	if _, err := rand.Read(buf); err != nil {
