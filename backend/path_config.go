@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -457,6 +458,9 @@ func (b *backend) bootstrap(ctx context.Context, cfg *quayConfig, anon *quay.Cli
 			return nil, badField("oauth_client_id", "Quay did not issue a token (%s): check oauth_client_id and oauth_redirect_uri", quayReason(err))
 		}
 	case bootstrap.MethodOIDC:
+		if errors.Is(err, bootstrap.ErrProviderUnreachable) {
+			return nil, badField("oidc_token_url", "could not reach the identity provider: %s", err)
+		}
 		return nil, badField("oidc_client_secret", "could not get an access token from %s: %s", cfg.OIDCTokenURL, err)
 	}
 	return nil, badField("url", "bootstrapping with %s failed: %s", cfg.method(), reasonOf(err))

@@ -2,9 +2,12 @@ package bootstrap
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,7 +93,7 @@ func (c *OIDCCredential) BearerToken(ctx context.Context) (string, error) {
 	}
 	tok, err := c.config.Token(context.WithValue(ctx, oauth2.HTTPClient, c.client))
 	if err != nil {
-		return "", describeTokenError(err)
+		return "", describeTokenError(err, c.config.ClientID, c.config.ClientSecret)
 	}
 	// Trust the JWT's own exp over the response's expires_in (which some
 	// providers omit); the token is not verified here — Quay does that.
@@ -120,15 +123,43 @@ func jwtExpiry(raw string) time.Time {
 	return claims.ExpiresAt.Time
 }
 
+// ErrProviderUnreachable marks a token request that got no answer from the
+// identity provider (a wrong oidc_token_url, DNS, TLS, a firewall), as
+// opposed to a refusal of the client credentials.
+var ErrProviderUnreachable = errors.New("identity provider unreachable")
+
 // describeTokenError keeps the provider's error code and description and
-// drops the rest of the response body, which is not ours to log.
-func describeTokenError(err error) error {
+// drops the rest of the response body, which is not ours to log. The
+// description is the provider's free text: a misconfigured endpoint (an echo
+// service, a proxy) may repeat the request in it, so the client secret is
+// removed in every form the request carried it.
+func describeTokenError(err error, clientID, clientSecret string) error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
 		if re.ErrorCode != "" {
-			return fmt.Errorf("identity provider refused the client credentials: %s %s", re.ErrorCode, re.ErrorDescription)
+			return fmt.Errorf("identity provider refused the client credentials: %s %s",
+				re.ErrorCode, redactClientSecret(re.ErrorDescription, clientID, clientSecret))
 		}
 		return fmt.Errorf("identity provider answered %d to the token request", re.Response.StatusCode)
 	}
-	return fmt.Errorf("requesting an access token from the identity provider: %w", err)
+	return fmt.Errorf("%w: %s", ErrProviderUnreachable, redactClientSecret(err.Error(), clientID, clientSecret))
+}
+
+// redactClientSecret replaces the secret as sent in a form body or URL
+// (escaped), in a Basic header (base64 of the escaped "id:secret", as
+// golang.org/x/oauth2 sends it) and verbatim.
+func redactClientSecret(s, clientID, secret string) string {
+	if secret == "" {
+		return s
+	}
+	basic := url.QueryEscape(clientID) + ":" + url.QueryEscape(secret)
+	for _, form := range []string{
+		base64.StdEncoding.EncodeToString([]byte(basic)),
+		url.QueryEscape(secret),
+		url.PathEscape(secret),
+		secret,
+	} {
+		s = strings.ReplaceAll(s, form, "[redacted]")
+	}
+	return s
 }

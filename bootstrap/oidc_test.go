@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -220,7 +221,6 @@ func TestOIDC_ProviderErrors(t *testing.T) {
 // A provider (or a proxy, or a token URL pointing at an echo service) that
 // repeats the request in its error_description.
 func TestOIDC_EchoedSecretIsNotRepeated(t *testing.T) {
-	t.Skip("bootstrap/oidc.go describeTokenError passes error_description through verbatim: an echoing endpoint puts the client secret in the error (reported)")
 	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		user, pass, _ := r.BasicAuth()
@@ -229,10 +229,14 @@ func TestOIDC_EchoedSecretIsNotRepeated(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(map[string]string{"error": "invalid_client", "error_description": "got " + string(body) + " " + user + ":" + pass})
 	}))
 	defer echo.Close()
-	_, err := OIDC{TokenURL: echo.URL, ClientID: "vault", ClientSecret: "echoed-secret-value", Scopes: []string{"x/.default"}}.Obtain(context.Background(), nil)
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "invalid_client")
-	assert.NotContains(t, err.Error(), "echoed-secret-value")
+	for _, secret := range []string{"echoed-secret-value", "echoed secret+with/escapes&="} {
+		_, err := OIDC{TokenURL: echo.URL, ClientID: "vault", ClientSecret: secret, Scopes: []string{"x/.default"}}.Obtain(context.Background(), nil)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "invalid_client")
+		assert.Contains(t, err.Error(), "[redacted]", "the echo is there, without the secret")
+		assert.NotContains(t, err.Error(), secret)
+		assert.NotContains(t, err.Error(), url.QueryEscape(secret))
+	}
 }
 
 // The token the credential presents is the provider's, untouched: an
