@@ -46,36 +46,22 @@ func (e *Emulator) repositoryRoute(r *http.Request) (string, handlerFunc) {
 	case strings.HasSuffix(path, "/permissions/team/") && r.Method == http.MethodGet:
 		repository, nickname, h = strings.TrimSuffix(path, "/permissions/team/"), "listRepoTeamPermissions", e.listTeamPermissions
 	case strings.Contains(path, "/permissions/user/"):
-		i := strings.LastIndex(path, "/permissions/user/")
-		user := path[i+len("/permissions/user/"):]
-		if user == "" || strings.Contains(user, "/") {
+		repository, nickname, h = permissionRoute(r, path, "user", "username", map[string]permissionHandler{
+			http.MethodGet:    {"getUserPermissions", e.getUserPermission},
+			http.MethodPut:    {"changeUserPermissions", e.changeUserPermission},
+			http.MethodDelete: {"deleteUserPermissions", e.deleteUserPermission},
+		})
+		if repository == "" {
 			return "", nil
-		}
-		r.SetPathValue("username", user)
-		repository = path[:i]
-		switch r.Method {
-		case http.MethodGet:
-			nickname, h = "getUserPermissions", e.getUserPermission
-		case http.MethodPut:
-			nickname, h = "changeUserPermissions", e.changeUserPermission
-		case http.MethodDelete:
-			nickname, h = "deleteUserPermissions", e.deleteUserPermission
 		}
 	case strings.Contains(path, "/permissions/team/"):
-		i := strings.LastIndex(path, "/permissions/team/")
-		teamName := path[i+len("/permissions/team/"):]
-		if teamName == "" || strings.Contains(teamName, "/") {
+		repository, nickname, h = permissionRoute(r, path, "team", "teamname", map[string]permissionHandler{
+			http.MethodGet:    {"getTeamPermissions", e.getTeamPermission},
+			http.MethodPut:    {"changeTeamPermissions", e.changeTeamPermission},
+			http.MethodDelete: {"deleteTeamPermissions", e.deleteTeamPermission},
+		})
+		if repository == "" {
 			return "", nil
-		}
-		r.SetPathValue("teamname", teamName)
-		repository = path[:i]
-		switch r.Method {
-		case http.MethodGet:
-			nickname, h = "getTeamPermissions", e.getTeamPermission
-		case http.MethodPut:
-			nickname, h = "changeTeamPermissions", e.changeTeamPermission
-		case http.MethodDelete:
-			nickname, h = "deleteTeamPermissions", e.deleteTeamPermission
 		}
 	case r.Method == http.MethodGet:
 		nickname, h = "getRepo", e.getRepo
@@ -87,6 +73,27 @@ func (e *Emulator) repositoryRoute(r *http.Request) (string, handlerFunc) {
 	r.SetPathValue("ns", ns)
 	r.SetPathValue("repo", name)
 	return nickname, h
+}
+
+// permissionHandler is one method of a repository permission route.
+type permissionHandler struct {
+	nickname string
+	handle   handlerFunc
+}
+
+// permissionRoute splits <ns>/<repo>/permissions/<kind>/<name>, stores the
+// name as the path value pathValue and picks the handler for the method. An
+// empty repository means the path matches no route.
+func permissionRoute(r *http.Request, path, kind, pathValue string, byMethod map[string]permissionHandler) (string, string, handlerFunc) {
+	marker := "/permissions/" + kind + "/"
+	i := strings.LastIndex(path, marker)
+	name := path[i+len(marker):]
+	if name == "" || strings.Contains(name, "/") {
+		return "", "", nil
+	}
+	r.SetPathValue(pathValue, name)
+	m := byMethod[r.Method]
+	return path[:i], m.nickname, m.handle
 }
 
 var newRepoSchema = objectSchema{required: []string{"repository", "visibility", "description"}, props: []prop{
