@@ -180,6 +180,11 @@ func (b *backend) pathStaticRoleWrite(ctx context.Context, req *logical.Request,
 		return nil, err
 	}
 	warnings = append(warnings, grantWarnings...)
+	if stored != nil {
+		if err := withdrawDroppedGrants(ctx, client, role.NamespaceName, stored.robotGrants, role.robotGrants, role.username()); err != nil {
+			return nil, err
+		}
+	}
 	if err := putStaticRole(ctx, req.Storage, role); err != nil {
 		return nil, err
 	}

@@ -47,6 +47,79 @@ func TestStaticRoles_CreatesTheRobotAndServesItsToken(t *testing.T) {
 	require.NoError(t, err)
 }
 
+// grantsOf reads back from Quay what a robot holds: its repositories, its
+// teams and the role of its default permission ("" for none).
+func (e *testEnv) grantsOf(username string) (repos []string, teams []string, defaultRole string) {
+	e.t.Helper()
+	ctx := context.Background()
+	robots, err := e.adminClient.ListRobots(ctx, orgNS, quay.ListRobotsOptions{Permissions: true})
+	require.NoError(e.t, err)
+	for _, r := range robots {
+		if r.Name != username {
+			continue
+		}
+		repos = append(repos, r.Repositories...)
+		for _, t := range r.Teams {
+			teams = append(teams, t.Name)
+		}
+	}
+	protos, err := e.adminClient.ListPrototypes(ctx, testOrg)
+	require.NoError(e.t, err)
+	for _, p := range protos {
+		if p.Delegate.Name == username {
+			defaultRole = p.Role
+		}
+	}
+	return repos, teams, defaultRole
+}
+
+// A static robot lives on, so updating its role must take away what the role
+// no longer grants, not only add what it newly grants.
+func TestStaticRoles_UpdateWithdrawsDroppedGrants(t *testing.T) {
+	env := newTestEnv(t)
+	env.createRepo("app")
+	env.createRepo("lib")
+	env.mustOK(logical.CreateOperation, "static-roles/pull", map[string]any{
+		"namespace_name": testOrg, "repositories": `{"app":"read","lib":"write"}`,
+		"teams": `{"builders":"member"}`, "default_permission": "read", "create_repositories": true,
+	})
+	username := testOrg + "+pull"
+	repos, teams, def := env.grantsOf(username)
+	assert.ElementsMatch(t, []string{"app", "lib"}, repos)
+	assert.ElementsMatch(t, []string{"builders", creatorTeam}, teams)
+	assert.Equal(t, "read", def)
+	token := env.robotToken("pull")
+
+	env.mustOK(logical.UpdateOperation, "static-roles/pull", map[string]any{
+		"repositories": `{"app":"write"}`, "teams": `{}`, "default_permission": "", "create_repositories": false,
+	})
+	repos, teams, def = env.grantsOf(username)
+	assert.Equal(t, []string{"app"}, repos, "lib is no longer granted")
+	assert.Empty(t, teams, "left builders and the creator team")
+	assert.Empty(t, def, "the default permission is gone")
+	assert.Equal(t, token, env.robotToken("pull"), "updating grants does not rotate")
+
+	// Something already removed by hand in Quay is not an error.
+	env.mustOK(logical.UpdateOperation, "static-roles/pull", map[string]any{"repositories": `{"app":"read","lib":"read"}`})
+	require.NoError(t, env.adminClient.DeleteUserPermission(context.Background(), testOrg, "lib", username))
+	env.mustOK(logical.UpdateOperation, "static-roles/pull", map[string]any{"repositories": `{"app":"read"}`})
+	repos, _, _ = env.grantsOf(username)
+	assert.Equal(t, []string{"app"}, repos)
+
+	// A transient failure fails the write and leaves the stored role as it
+	// was, so writing again finishes the job.
+	env.mustOK(logical.UpdateOperation, "static-roles/pull", map[string]any{"repositories": `{"app":"read","lib":"read"}`})
+	env.quay.Faults().FailNext("deleteUserPermissions", 10, 503)
+	_, err := env.requestErr(logical.UpdateOperation, "static-roles/pull", map[string]any{"repositories": `{"app":"read"}`})
+	require.Error(t, err)
+	read := env.mustOK(logical.ReadOperation, "static-roles/pull", nil)
+	assert.Contains(t, read.Data["repositories"], "lib", "the role still lists what Quay still grants")
+	env.quay.Faults().Reset()
+	env.mustOK(logical.UpdateOperation, "static-roles/pull", map[string]any{"repositories": `{"app":"read"}`})
+	repos, _, _ = env.grantsOf(username)
+	assert.Equal(t, []string{"app"}, repos)
+}
+
 func TestStaticRoles_AdoptsAnExistingRobotAndRotatesIt(t *testing.T) {
 	env := newTestEnv(t)
 	before, err := env.adminClient.CreateRobot(context.Background(), orgNS, "legacy", quay.RobotSpec{})

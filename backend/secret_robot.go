@@ -179,6 +179,47 @@ func grantRobot(ctx context.Context, client *quay.Client, ns string, g robotGran
 	return warnings, nil
 }
 
+// withdrawDroppedGrants takes from a long-lived robot what its role granted
+// before and no longer lists: repository permissions, team memberships and
+// the default permission. What is already gone in Quay (a permission removed
+// by hand, a deleted repository or team) counts as withdrawn. Dynamic robots
+// never need this: each lives with the grants it was created with.
+func withdrawDroppedGrants(ctx context.Context, client *quay.Client, ns string, before, after robotGrants, username string) error {
+	for _, repo := range slices.Sorted(maps.Keys(before.Repositories)) {
+		if _, kept := after.Repositories[repo]; kept {
+			continue
+		}
+		err := client.DeleteUserPermission(ctx, ns, repo, username)
+		if err != nil && !quay.IsNoPermission(err) && !quay.IsNotFound(err) {
+			return upstreamError(fmt.Sprintf("removing the robot's permission on %s/%s", ns, repo), err)
+		}
+	}
+	for _, team := range before.teams() {
+		if slices.Contains(after.teams(), team) {
+			continue
+		}
+		err := client.RemoveTeamMember(ctx, ns, team, username)
+		if err != nil && !quay.IsNotTeamMember(err) && !quay.IsNotFound(err) {
+			return upstreamError(fmt.Sprintf("removing the robot from team %s", team), err)
+		}
+	}
+	if before.DefaultPermission != "" && after.DefaultPermission == "" {
+		protos, err := client.ListPrototypes(ctx, ns)
+		if err != nil {
+			return upstreamError("listing default permissions", err)
+		}
+		for _, p := range protos {
+			if p.Delegate.Name != username {
+				continue
+			}
+			if err := client.DeletePrototype(ctx, ns, p.ID); err != nil && !quay.IsNotFound(err) {
+				return upstreamError("removing the robot's default permission", err)
+			}
+		}
+	}
+	return nil
+}
+
 // ensureDefaultPermission gives the robot a default permission (prototype)
 // with the given role in the organization.
 func ensureDefaultPermission(ctx context.Context, client *quay.Client, org, role, username string, fresh bool) error {

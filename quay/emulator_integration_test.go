@@ -178,7 +178,13 @@ func TestEmulator_Robots(t *testing.T) {
 	assert.Contains(t, robots[0].Repositories, "app")
 
 	require.NoError(t, q.client.RemoveTeamMember(ctx, "acme", "builders", "acme+ci"))
+	err = q.client.RemoveTeamMember(ctx, "acme", "builders", "acme+ci")
+	assert.True(t, quay.IsNotTeamMember(err), "%v", err)
+	assert.False(t, quay.IsNoPermission(err))
 	require.NoError(t, q.client.DeleteUserPermission(ctx, "acme", "app", "acme+ci"))
+	err = q.client.DeleteUserPermission(ctx, "acme", "app", "acme+ci")
+	assert.True(t, quay.IsNoPermission(err), "%v", err)
+	assert.False(t, quay.IsNotTeamMember(err))
 	require.NoError(t, q.client.DeleteRobot(ctx, acme, "ci"))
 	_, err = q.client.GetRobot(ctx, acme, "ci")
 	assert.True(t, quay.IsRobotNotFound(err), "Quay's 400: %v", err)

@@ -2,7 +2,9 @@ package quay
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"strings"
 )
 
 // Repository roles Quay grants to users, robots and teams.
@@ -29,6 +31,13 @@ func (c *Client) SetUserPermission(ctx context.Context, namespace, repo, usernam
 func (c *Client) DeleteUserPermission(ctx context.Context, namespace, repo, username string) error {
 	r := request{method: http.MethodDelete, path: repoPermissionPath(namespace, repo, "user", username), idempotent: true}
 	return c.do(ctx, r, nil)
+}
+
+// IsNoPermission reports Quay's 400 "User does not have permission for
+// repo." from removing a permission that is not there.
+func IsNoPermission(err error) bool {
+	var qe *Error
+	return errors.As(err, &qe) && qe.StatusCode == http.StatusBadRequest && strings.Contains(qe.Message, "does not have permission for repo")
 }
 
 // SetTeamPermission grants a team a role on a repository.

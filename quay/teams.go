@@ -51,6 +51,13 @@ func (c *Client) RemoveTeamMember(ctx context.Context, org, team, member string)
 	return c.do(ctx, r, nil)
 }
 
+// IsNotTeamMember reports Quay's 400 "User X does not belong to team Y"
+// from removing someone who is not a member.
+func IsNotTeamMember(err error) bool {
+	var qe *Error
+	return errors.As(err, &qe) && qe.StatusCode == http.StatusBadRequest && strings.Contains(qe.Message, "does not belong to team")
+}
+
 // IsAlreadyTeamMember reports Quay's 400 "User X is already a member of team Y".
 func IsAlreadyTeamMember(err error) bool {
 	var qe *Error
