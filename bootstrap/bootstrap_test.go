@@ -115,15 +115,35 @@ func TestPassword_DirectOAuth(t *testing.T) {
 	require.Error(t, err)
 	assert.True(t, quay.IsUnauthorized(err), "not whitelisted: Quay's CSRF 403: %v", err)
 
-	// A wrong password is refused, and Quay then throttles the user's logins.
+	// A wrong password is refused and starts Quay's login throttle (0.5 s
+	// after one failure, sent as "Retry-After: 0"). The right password
+	// straight after still gets through: the client waits the hint out
+	// with its backoff, as an operator correcting a typo expects.
 	m.Password = "wrong-password"
 	_, err = m.Obtain(context.Background(), q)
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), "wrong-password")
 	m.Password = "service-password"
 	_, err = m.Obtain(context.Background(), q)
+	require.NoError(t, err, "the one-failure throttle is ridden out")
+
+	// Failures pile up (Quay's back-off doubles each time: 31.5 s after six),
+	// and a wait beyond the client's 15 s cap fails at once with the hint.
+	m.Password = "wrong-password"
+	for i := range 6 {
+		if i > 0 {
+			emu.AdvanceClock(time.Hour) // past the previous failure's back-off
+		}
+		_, err = m.Obtain(context.Background(), q)
+		require.True(t, quay.IsUnauthorized(err), "%v", err)
+	}
+	m.Password = "service-password"
+	_, err = m.Obtain(context.Background(), q)
 	require.Error(t, err)
-	assert.True(t, quay.IsRateLimited(err), "Quay backs off after a failed login: %v", err)
+	assert.True(t, quay.IsRateLimited(err), "Quay backs off after failed logins: %v", err)
+	var qe *quay.Error
+	require.ErrorAs(t, err, &qe)
+	assert.Equal(t, 31*time.Second, qe.RetryAfter, "Quay's hint, rounded down")
 }
 
 func idp(t *testing.T, ttl time.Duration) *oidcprovider.Provider {

@@ -76,7 +76,8 @@ type Config struct {
 	// (default 3; negative disables retries).
 	MaxRetries int
 	// RetryWaitMin and RetryWaitMax bound the exponential backoff between
-	// attempts (defaults 100ms and 3s). A Retry-After header wins when present.
+	// attempts (defaults 100ms and 3s). A Retry-After header adds its wait
+	// to the backoff: Quay rounds its hint down to whole seconds.
 	RetryWaitMin, RetryWaitMax time.Duration
 	// MaxRetryAfter is the longest Retry-After the client waits for. A
 	// longer one fails the call at once with the server's hint in the

@@ -67,20 +67,25 @@ func (p retryPolicy) waitTooLong(ctx context.Context, resp *http.Response) bool 
 }
 
 // backoff implements retryablehttp.Backoff. A Retry-After on any answer the
-// policy retries wins over the exponential backoff, as Config promises;
-// retryablehttp's own DefaultBackoff reads it only on 429 and 503, and only
-// in one of the three HTTP date formats. checkRetry has already ended the
-// call when the hint is above MaxRetryAfter.
+// policy retries is a floor under the exponential backoff: Quay's login
+// throttle sends int(retry_after), so "0" means "in under a second" and "2"
+// "in under three", and retrying on the hint alone would spend every retry
+// inside the throttle window. Waiting the hint plus the usual backoff (100 ms,
+// 200 ms, 400 ms by default) outlasts the truncated fraction. retryablehttp's
+// own DefaultBackoff reads the header only on 429 and 503, and only in one of
+// the three HTTP date formats. checkRetry has already ended the call when the
+// hint is above MaxRetryAfter.
 func (p retryPolicy) backoff(min, max time.Duration, attempt int, resp *http.Response) time.Duration {
+	wait := retryablehttp.DefaultBackoff(min, max, attempt, nil)
 	if resp != nil {
 		switch resp.StatusCode {
 		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 			if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After")); ok {
-				return ra
+				return ra + wait
 			}
 		}
 	}
-	return retryablehttp.DefaultBackoff(min, max, attempt, nil)
+	return wait
 }
 
 // retryableTransportError: a connection that was never established is safe to

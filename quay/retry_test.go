@@ -88,8 +88,8 @@ func TestRetry_RateLimitIsRetriedForEveryCall(t *testing.T) {
 	}
 }
 
-// Retry-After wins over the backoff: with an hour-long backoff configured,
-// "Retry-After: 0" (or a date in the past) retries at once.
+// Retry-After is honoured on every status the policy retries, in seconds and
+// in both HTTP date formats.
 func TestRetry_HonoursRetryAfter(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
@@ -123,14 +123,33 @@ func TestRetry_HonoursRetryAfter(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newFakeQuay(t, sequence(reply(tc.status, "text/plain", "wait", "Retry-After", tc.retryAfter), jsonReply(200, `{"uuid":"u"}`)))
-			c := newTestClient(t, srv.URL, func(c *Config) { c.RetryWaitMin, c.RetryWaitMax = time.Hour, time.Hour })
-			// The deadline only turns a wrongly taken hour-long wait into
-			// a failure instead of a hung test.
+			c := newTestClient(t, srv.URL, func(c *Config) { c.RetryWaitMin, c.RetryWaitMax = time.Millisecond, time.Millisecond })
 			ctx, cancel := context.WithTimeout(bg, 20*time.Second)
 			defer cancel()
 			require.NoError(t, tc.do(ctx, c))
 			assert.Equal(t, 2, srv.Calls())
 		})
+	}
+}
+
+// The hint is a floor under the backoff, never a replacement for it: Quay
+// truncates its login throttle's hint to whole seconds.
+func TestRetry_RetryAfterIsAFloorUnderTheBackoff(t *testing.T) {
+	p := retryPolicy{maxRetryAfter: 15 * time.Second}
+	min, max := 100*time.Millisecond, 3*time.Second
+	answer := func(status int, retryAfter string) *http.Response {
+		h := http.Header{}
+		if retryAfter != "" {
+			h.Set("Retry-After", retryAfter)
+		}
+		return &http.Response{StatusCode: status, Header: h}
+	}
+	for attempt, want := range []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond} {
+		assert.Equal(t, want, p.backoff(min, max, attempt, answer(429, "0")), "hint 0, attempt %d", attempt)
+		assert.Equal(t, 2*time.Second+want, p.backoff(min, max, attempt, answer(429, "2")), "hint 2, attempt %d", attempt)
+		assert.Equal(t, 2*time.Second+want, p.backoff(min, max, attempt, answer(503, "2")), "503, attempt %d", attempt)
+		assert.Equal(t, want, p.backoff(min, max, attempt, answer(429, "")), "no hint (nginx), attempt %d", attempt)
+		assert.Equal(t, want, p.backoff(min, max, attempt, answer(500, "2")), "not a status the policy retries, attempt %d", attempt)
 	}
 }
 
