@@ -222,6 +222,57 @@ func TestOIDCBootstrapStoresNoQuayToken(t *testing.T) {
 	assertIssues(t, v, q, "acme", "ci")
 }
 
+// A service account's username and password (a database user here; an LDAP
+// account matching LDAP_SUPERUSER_FILTER in production) exchanged through
+// Quay's direct OAuth; the engine then mints its own root token and revokes
+// the direct-OAuth one.
+func TestPasswordBootstrapThroughDirectOAuth(t *testing.T) {
+	const clientID = "VAULTCLIENT000000000"
+	q := StartEmulator(t, EmulatorOptions{Owner: "svc-vault", Empty: true,
+		ExtraConfig: "DIRECT_OAUTH_CLIENTID_WHITELIST: [" + clientID + "]\n"})
+	q.Control.SeedUser(t, "svc-vault", "service-account-pw", "svc@example.com", true)
+	q.Control.SeedOrganization(t, "automation", "svc-vault")
+	q.Control.SeedApplication(t, "automation", "vault", clientID, "")
+	v := StartDevVault(t)
+	v.EnablePlugin(t, mount)
+
+	res := v.CLI(t, "write", mount+"/config", "url="+q.URL, "bootstrap=password", "username=svc-vault",
+		"password=not-the-password", "oauth_client_id="+clientID, "root_organization=vault-root")
+	if res.ExitCode == 0 || !strings.Contains(res.Stderr, "password: ") || strings.Contains(res.Stderr, "not-the-password") {
+		t.Fatalf("a wrong password must be a 400 naming the field, without the value:\n%s", res)
+	}
+
+	// Straight after the failure, inside Quay's login throttle: the engine
+	// waits it out.
+	v.MustCLI(t, "write", mount+"/config", "url="+q.URL, "bootstrap=password", "username=svc-vault",
+		"password=service-account-pw", "oauth_client_id="+clientID, "root_organization=vault-root")
+	cfg := configData(t, v)
+	for key, want := range map[string]any{"bootstrap": "password", "root_token_owner": "svc-vault", "password_set": true} {
+		if cfg[key] != want {
+			t.Errorf("config %s = %v, want %v", key, cfg[key], want)
+		}
+	}
+	if raw, _ := json.Marshal(cfg); strings.Contains(string(raw), "service-account-pw") {
+		t.Error("the password appears in the config read")
+	}
+
+	insp := q.inspector(t, "svc-vault")
+	if ids := q.rootTokenIDs(t, insp, "vault-root"); len(ids) != 1 || ids[0] != cfg["root_token_id"] {
+		t.Fatalf("root application tokens %v, want exactly [%v]", ids, cfg["root_token_id"])
+	}
+	code, body := q.Do(t, http.MethodGet, "/api/v1/user/authorizations", insp, nil)
+	if code != http.StatusOK {
+		t.Fatalf("listing authorizations: %d %s", code, body)
+	}
+	// Quay's view names the application's organization, not its client id.
+	if strings.Contains(string(body), `"name":"automation"`) {
+		t.Errorf("the direct-OAuth token was not revoked: %s", body)
+	}
+
+	q.seedOrg(t, "acme", "svc-vault")
+	assertIssues(t, v, q, "acme", "ci")
+}
+
 // A crash between "new root token created" and "persisted": after the
 // restart exactly one valid root token remains (the one in the config) and
 // no orphan.
