@@ -42,7 +42,7 @@ func TestEnableAndConfigure(t *testing.T) {
 
 	out := s.Vault.MustCLI(t, "read", "-format=json", mount+"/config")
 	if strings.Contains(out, s.Quay.BootstrapToken) {
-		t.Fatalf("vault read %s/config shows the token:\n%s", mount, out)
+		t.Fatalf("vault read %s/config shows the token:\n%s", mount, strings.ReplaceAll(out, s.Quay.BootstrapToken, "<the bootstrap token>"))
 	}
 	var cfg cliSecret
 	must(t, json.Unmarshal([]byte(out), &cfg))

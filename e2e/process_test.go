@@ -198,10 +198,10 @@ func (p *process) waitForLog(re *regexp.Regexp, timeout time.Duration) ([]string
 			return m[len(m)-1], nil
 		}
 		if p.exited() {
-			return nil, fmt.Errorf("%s %s before logging %q; log tail:\n%s", p.name, p.exitStatus(), re, p.tail(40))
+			return nil, fmt.Errorf("%s %s before logging %q; log tail:\n%s", p.name, p.exitStatus(), re, redactSecrets(p.tail(40)))
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%s did not log %q within %s; log tail:\n%s", p.name, re, timeout, p.tail(40))
+			return nil, fmt.Errorf("%s did not log %q within %s; log tail:\n%s", p.name, re, timeout, redactSecrets(p.tail(40)))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -214,7 +214,7 @@ func (p *process) manage(t testing.TB) {
 	t.Cleanup(func() {
 		p.stop(5 * time.Second)
 		if t.Failed() {
-			t.Logf("---- %s log (%s), last lines:\n%s", p.name, p.logPath, p.tail(60))
+			t.Logf("---- %s log (%s), last lines:\n%s", p.name, p.logPath, redactSecrets(p.tail(60)))
 		}
 	})
 }

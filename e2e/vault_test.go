@@ -203,10 +203,10 @@ func (v *Vault) waitUntil(timeout time.Duration, what string, ok func(code int) 
 			return nil
 		}
 		if v.proc.exited() {
-			return fmt.Errorf("vault %s before it was %s; log tail:\n%s", v.proc.exitStatus(), what, v.proc.tail(40))
+			return fmt.Errorf("vault %s before it was %s; log tail:\n%s", v.proc.exitStatus(), what, redactSecrets(v.proc.tail(40)))
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("vault not %s after %s (last: code %d, %v); log tail:\n%s", what, timeout, code, err, v.proc.tail(40))
+			return fmt.Errorf("vault not %s after %s (last: code %d, %v); log tail:\n%s", what, timeout, code, err, redactSecrets(v.proc.tail(40)))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -245,9 +245,13 @@ type CLIResult struct {
 	Duration time.Duration
 }
 
+// String shows the run for a failure message, with credentials redacted:
+// the arguments carry tokens, passwords and client secrets, and the output
+// of a creds read carries the credentials themselves.
 func (r CLIResult) String() string {
 	return fmt.Sprintf("vault %s: exit %d after %s\nstdout:\n%s\nstderr:\n%s",
-		strings.Join(r.Args, " "), r.ExitCode, r.Duration.Round(time.Millisecond), r.Stdout, r.Stderr)
+		redactSecrets(strings.Join(r.Args, " ")), r.ExitCode, r.Duration.Round(time.Millisecond),
+		redactSecrets(r.Stdout), redactSecrets(r.Stderr))
 }
 
 // CLI runs the real vault CLI against this server with VAULT_ADDR and
