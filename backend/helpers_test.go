@@ -84,7 +84,6 @@ type envOption func(*envOptions)
 
 type envOptions struct {
 	tls             bool
-	emuOpts         []emulator.Option
 	noConfig        bool
 	noBootstrapUser bool
 	emulatorConfig  string
@@ -101,10 +100,6 @@ func withEmptyQuay(cfg string) envOption {
 	return func(o *envOptions) { o.noBootstrapUser, o.noConfig, o.emulatorConfig = true, true, cfg }
 }
 
-func withEmulatorOptions(opts ...emulator.Option) envOption {
-	return func(o *envOptions) { o.emuOpts = append(o.emuOpts, opts...) }
-}
-
 func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	t.Helper()
 	o := envOptions{sysDefault: time.Hour, sysMax: 24 * time.Hour, emulatorConfig: emulatorConfig}
@@ -114,7 +109,7 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	cfg, err := emulator.ParseConfig([]byte(o.emulatorConfig))
 	require.NoError(t, err)
 	clock := &fakeClock{}
-	emu, err := emulator.New(cfg, append([]emulator.Option{emulator.WithClock(clock.Now)}, o.emuOpts...)...)
+	emu, err := emulator.New(cfg, emulator.WithClock(clock.Now))
 	require.NoError(t, err)
 	var srv *httptest.Server
 	if o.tls {

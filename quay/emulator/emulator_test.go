@@ -160,6 +160,7 @@ func TestInitialize(t *testing.T) {
 	assert.Contains(t, body["message"], "Invalid password")
 	code, body, _ = q.do(t, "POST", "/api/v1/user/initialize", "", `{"username":"first","password":"long-enough"}`)
 	assert.Equal(t, 400, code, "FEATURE_MAILING defaults to true: email required")
+	assert.Contains(t, body["message"], "Invalid email address")
 	code, body, _ = q.do(t, "POST", "/api/v1/user/initialize", "", `{"username":"first","password":"long-enough","email":"f@example.com","access_token":true}`)
 	require.Equal(t, 200, code)
 	tok := body["access_token"].(string)

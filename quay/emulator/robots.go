@@ -359,16 +359,3 @@ func (e *Emulator) robotPermissions(w http.ResponseWriter, r *http.Request, c *c
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"permissions": perms})
 }
-
-// robotToken finds the robot a registry login names and checks its token.
-func (s *store) robotByToken(username, token string) *account {
-	a := s.accounts[username]
-	if a == nil || !a.robot || a.robotToken == "" || a.robotToken != token {
-		return nil
-	}
-	owner := s.accounts[strings.SplitN(username, "+", 2)[0]]
-	if owner == nil || !owner.enabled {
-		return nil
-	}
-	return a
-}

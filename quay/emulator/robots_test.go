@@ -46,6 +46,8 @@ func TestRobotAPI_CreateAndGet(t *testing.T) {
 	}
 	code, resp, _ := q.do(t, "PUT", "/api/v1/organization/acme/robots/big", q.admin, `{"description":"x","unstructured_metadata":{"pad":"`+strings.Repeat("p", 1<<20)+`"}}`)
 	assert.Equal(t, 500, code, "ROBOT_MAX_SIZE: Quay's InvalidRequest() lacks its argument, a TypeError")
+	assert.Nil(t, resp, "an HTML error page, not JSON")
+	assert.False(t, q.emu.RobotExists("acme+big"))
 
 	for short, issue := range map[string]string{
 		"Bad":  "Namespace must match expression ^([a-z0-9]+(?:[._-][a-z0-9]+)*)$",

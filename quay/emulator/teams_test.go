@@ -58,6 +58,7 @@ func TestTeamAPI_CreateUpdateDelete(t *testing.T) {
 	assert.Empty(t, raw)
 	code, resp, _ = q.do(t, "DELETE", "/api/v1/repository/acme/app/permissions/team/devs", q.admin, "")
 	assert.Equal(t, 400, code)
+	assert.Equal(t, "Team does not have permission for repo.", resp["error_message"], "deleting the team took its permissions")
 	_, protos, _ := q.do(t, "GET", "/api/v1/organization/acme/prototypes", q.admin, "")
 	assert.Empty(t, protos["prototypes"])
 	code, resp, _ = q.do(t, "DELETE", "/api/v1/organization/acme/team/devs", q.admin, "")

@@ -147,13 +147,6 @@ func htmlError(w http.ResponseWriter, status int) {
 	_, _ = w.Write([]byte("<!doctype html>\n<html lang=en>\n<title>" + title + "</title>\n<h1>" + http.StatusText(status) + "</h1>\n"))
 }
 
-func nilIfEmpty(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
-
 func avatar(name, kind string) map[string]any {
 	return map[string]any{"name": name, "hash": randomHashFor(name), "color": "#9467bd", "kind": kind}
 }
