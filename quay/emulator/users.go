@@ -1,10 +1,12 @@
 package emulator
 
 import (
+	"cmp"
 	"math"
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -295,6 +297,8 @@ func (e *Emulator) authorizationView(t *oauthToken) map[string]any {
 	return map[string]any{"application": appView, "scopes": scopes, "uuid": t.uuid}
 }
 
+// ownTokens lists the user's OAuth tokens in the database's row order (by
+// id), as Quay's unordered query returns them in practice.
 func (e *Emulator) ownTokens(user string) []*oauthToken {
 	var out []*oauthToken
 	for _, t := range e.db.tokens {
@@ -302,6 +306,7 @@ func (e *Emulator) ownTokens(user string) []*oauthToken {
 			out = append(out, t)
 		}
 	}
+	slices.SortFunc(out, func(a, b *oauthToken) int { return cmp.Compare(a.id, b.id) })
 	return out
 }
 
