@@ -74,6 +74,26 @@ func (e *Emulator) rootTokenIDs(t testing.TB, inspector, org string) []string {
 	return ids
 }
 
+// assertOnlyOwnRootToken checks, looking at Quay as owner, that the engine's
+// root application in vault-root holds exactly the token the config names,
+// and that the bootstrap token (an application of the "automation"
+// organization) was revoked. Quay's authorizations view names the
+// application's organization, not its client id.
+func (e *Emulator) assertOnlyOwnRootToken(t testing.TB, owner string, cfg map[string]any, bootstrapToken string) {
+	t.Helper()
+	insp := e.inspector(t, owner)
+	if ids := e.rootTokenIDs(t, insp, "vault-root"); len(ids) != 1 || ids[0] != cfg["root_token_id"] {
+		t.Fatalf("root application tokens %v, want exactly [%v]", ids, cfg["root_token_id"])
+	}
+	code, body := e.Do(t, http.MethodGet, "/api/v1/user/authorizations", insp, nil)
+	if code != http.StatusOK {
+		t.Fatalf("listing authorizations: %d %s", code, body)
+	}
+	if strings.Contains(string(body), `"name":"automation"`) {
+		t.Errorf("%s was not revoked: %s", bootstrapToken, body)
+	}
+}
+
 func configData(t testing.TB, v *Vault) map[string]any {
 	t.Helper()
 	var out struct {
@@ -120,17 +140,7 @@ func TestZeroTouchInitialize(t *testing.T) {
 	}
 
 	// Nobody ever saw a Quay secret; inspect Quay through the emulator.
-	insp := q.inspector(t, "quayadmin")
-	if ids := q.rootTokenIDs(t, insp, "vault-root"); len(ids) != 1 || ids[0] != cfg["root_token_id"] {
-		t.Fatalf("root application tokens %v, want exactly [%v]", ids, cfg["root_token_id"])
-	}
-	code, body := q.Do(t, http.MethodGet, "/api/v1/user/authorizations", insp, nil)
-	if code != http.StatusOK {
-		t.Fatalf("listing authorizations: %d %s", code, body)
-	}
-	if strings.Contains(string(body), `"name":"automation"`) {
-		t.Errorf("the 9000-second initialization token was not revoked: %s", body)
-	}
+	q.assertOnlyOwnRootToken(t, "quayadmin", cfg, "the 9000-second initialization token")
 
 	q.seedOrg(t, "acme", "quayadmin")
 	assertIssues(t, v, q, "acme", "ci")
@@ -256,18 +266,7 @@ func TestPasswordBootstrapThroughDirectOAuth(t *testing.T) {
 		t.Error("the password appears in the config read")
 	}
 
-	insp := q.inspector(t, "svc-vault")
-	if ids := q.rootTokenIDs(t, insp, "vault-root"); len(ids) != 1 || ids[0] != cfg["root_token_id"] {
-		t.Fatalf("root application tokens %v, want exactly [%v]", ids, cfg["root_token_id"])
-	}
-	code, body := q.Do(t, http.MethodGet, "/api/v1/user/authorizations", insp, nil)
-	if code != http.StatusOK {
-		t.Fatalf("listing authorizations: %d %s", code, body)
-	}
-	// Quay's view names the application's organization, not its client id.
-	if strings.Contains(string(body), `"name":"automation"`) {
-		t.Errorf("the direct-OAuth token was not revoked: %s", body)
-	}
+	q.assertOnlyOwnRootToken(t, "svc-vault", cfg, "the direct-OAuth token")
 
 	q.seedOrg(t, "acme", "svc-vault")
 	assertIssues(t, v, q, "acme", "ci")
