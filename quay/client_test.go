@@ -322,40 +322,15 @@ func TestClient_ConcurrentCalls(t *testing.T) {
 }
 
 func TestRequestTimeout_IsPerAttempt(t *testing.T) {
-	srv := newFakeQuay(t, func(w http.ResponseWriter, r *http.Request) {
+	assertTimesOutPerAttempt(t, func(w http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done() // Quay never answers; the client gives up
 	})
-	for _, tc := range []struct {
-		name     string
-		call     func(*Client) error
-		attempts int
-	}{
-		{"GET is retried", func(c *Client) error { _, err := c.GetUser(bg); return err }, 3},
-		{"POST is not: Quay may have acted", func(c *Client) error {
-			_, err := c.CreateApplicationToken(bg, "acme", "CID", newToken)
-			return err
-		}, 1},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			rt := newCountingTransport()
-			c := newTestClient(t, srv.URL, func(c *Config) { c.RequestTimeout = 50 * time.Millisecond; c.Transport = rt })
-			err := tc.call(c)
-			require.Error(t, err)
-			var qe *Error
-			require.ErrorAs(t, err, &qe)
-			assert.True(t, IsTransient(err))
-			assert.Contains(t, err.Error(), "timed out")
-			assert.Zero(t, qe.StatusCode)
-			assert.Equal(t, tc.attempts, rt.Attempts())
-		})
-	}
 }
 
 // Quay sends its status line and part of the body, then stalls: the
-// per-attempt timeout covers reading the answer too. Only an idempotent call
-// tries again; Quay already acted on the POST.
+// per-attempt timeout covers reading the answer too.
 func TestRequestTimeout_CoversTheBody(t *testing.T) {
-	srv := newFakeQuay(t, func(w http.ResponseWriter, r *http.Request) {
+	assertTimesOutPerAttempt(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", "100")
 		w.WriteHeader(http.StatusOK)
@@ -363,13 +338,21 @@ func TestRequestTimeout_CoversTheBody(t *testing.T) {
 		w.(http.Flusher).Flush()
 		<-r.Context().Done()
 	})
+}
+
+// assertTimesOutPerAttempt runs a GET and a POST against a Quay that stalls
+// as stall does: each attempt times out; only the idempotent GET tries
+// again, since Quay may already have acted on the POST.
+func assertTimesOutPerAttempt(t *testing.T, stall http.HandlerFunc) {
+	t.Helper()
+	srv := newFakeQuay(t, stall)
 	for _, tc := range []struct {
 		name     string
 		call     func(*Client) error
 		attempts int
 	}{
 		{"GET is retried", func(c *Client) error { _, err := c.GetUser(bg); return err }, 3},
-		{"POST is not", func(c *Client) error {
+		{"POST is not: Quay may have acted", func(c *Client) error {
 			_, err := c.CreateApplicationToken(bg, "acme", "CID", newToken)
 			return err
 		}, 1},
