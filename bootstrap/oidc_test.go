@@ -128,23 +128,9 @@ func TestOIDC_RefreshesBeforeExpiryOnceForConcurrentCallers(t *testing.T) {
 
 	time.Sleep(2100 * time.Millisecond) // now fewer than two minutes remain
 	shift.Store(0)
-	var wg sync.WaitGroup
-	tokens := make([]string, 16)
-	for i := range tokens {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tok, err := cred.BearerToken(context.Background())
-			assert.NoError(t, err)
-			tokens[i] = tok
-		}()
-	}
-	wg.Wait()
+	refreshed := sameBearerTokenConcurrently(t, cred, 16)
 	assert.Equal(t, 2, p.TokensIssued(), "one refresh for sixteen concurrent callers")
-	for _, tok := range tokens {
-		assert.Equal(t, tokens[0], tok)
-	}
-	assert.NotEqual(t, first, tokens[0])
+	assert.NotEqual(t, first, refreshed)
 	assert.WithinDuration(t, time.Now().Add(time.Hour), cred.expiry(), 5*time.Second)
 }
 
@@ -177,6 +163,28 @@ func TestOIDC_ExpiryFromTheJWT(t *testing.T) {
 	g, err = m.Obtain(context.Background(), nil)
 	require.NoError(t, err)
 	assert.WithinDuration(t, time.Now().Add(time.Hour), g.ExpiresAt, 5*time.Second)
+}
+
+// sameBearerTokenConcurrently asks cred for a token from n goroutines at once
+// and checks they all got the same one, which it returns.
+func sameBearerTokenConcurrently(t *testing.T, cred *OIDCCredential, n int) string {
+	t.Helper()
+	var wg sync.WaitGroup
+	tokens := make([]string, n)
+	for i := range tokens {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok, err := cred.BearerToken(context.Background())
+			assert.NoError(t, err)
+			tokens[i] = tok
+		}()
+	}
+	wg.Wait()
+	for _, tok := range tokens {
+		assert.Equal(t, tokens[0], tok)
+	}
+	return tokens[0]
 }
 
 // The provider's refusal keeps its error code and description (what an
