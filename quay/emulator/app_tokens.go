@@ -35,21 +35,6 @@ func (e *Emulator) tokenView(t *oauthToken) map[string]any {
 	}
 }
 
-// tokenApp runs the shared checks: org admin, an organization (a user
-// namespace is a 404), the application in that organization (else 404).
-func (e *Emulator) tokenApp(w http.ResponseWriter, r *http.Request, c *caller) *application {
-	org := pathValue(r, "orgname")
-	if !e.orgAdminOr404(w, r, c, org) {
-		return nil
-	}
-	a := e.appOf(org, pathValue(r, "client_id"))
-	if a == nil {
-		e.notFound(w, r)
-		return nil
-	}
-	return a
-}
-
 func (e *Emulator) liveTokensOf(clientID string) []*oauthToken {
 	now := e.now()
 	var out []*oauthToken
@@ -67,7 +52,7 @@ func (e *Emulator) liveTokensOf(clientID string) []*oauthToken {
 // A page token that does not decrypt, or is older than two days, is
 // ignored: the first page comes back (util/pagination.py).
 func (e *Emulator) listAppTokens(w http.ResponseWriter, r *http.Request, c *caller) {
-	a := e.tokenApp(w, r, c)
+	a := e.adminApp(w, r, c)
 	if a == nil {
 		return
 	}
@@ -134,7 +119,7 @@ func (e *Emulator) createAppToken(w http.ResponseWriter, r *http.Request, c *cal
 	if !ok {
 		return
 	}
-	a := e.tokenApp(w, r, c)
+	a := e.adminApp(w, r, c)
 	if a == nil {
 		return
 	}
@@ -214,7 +199,7 @@ func (e *Emulator) canMintScope(c *caller, org, scope string) bool {
 // deleteAppToken revokes a token: 204, or 404 when the app has no such token
 // (expired tokens can still be deleted).
 func (e *Emulator) deleteAppToken(w http.ResponseWriter, r *http.Request, c *caller) {
-	a := e.tokenApp(w, r, c)
+	a := e.adminApp(w, r, c)
 	if a == nil {
 		return
 	}

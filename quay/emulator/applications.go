@@ -37,6 +37,23 @@ func (e *Emulator) orgAdminOr404(w http.ResponseWriter, r *http.Request, c *call
 	return true
 }
 
+// adminApp runs the checks every route below an application shares: org
+// admin, an organization (a user namespace is a 404), the application in
+// that organization (else 404). It answers the request itself and returns
+// nil when one fails.
+func (e *Emulator) adminApp(w http.ResponseWriter, r *http.Request, c *caller) *application {
+	org := pathValue(r, "orgname")
+	if !e.orgAdminOr404(w, r, c, org) {
+		return nil
+	}
+	a := e.appOf(org, pathValue(r, "client_id"))
+	if a == nil {
+		e.notFound(w, r)
+		return nil
+	}
+	return a
+}
+
 func (e *Emulator) appOf(org, clientID string) *application {
 	a := e.db.apps[clientID]
 	if a == nil || a.org != org {
@@ -100,13 +117,8 @@ func (e *Emulator) createApplication(w http.ResponseWriter, r *http.Request, c *
 }
 
 func (e *Emulator) getApplication(w http.ResponseWriter, r *http.Request, c *caller) {
-	org := pathValue(r, "orgname")
-	if !e.orgAdminOr404(w, r, c, org) {
-		return
-	}
-	a := e.appOf(org, pathValue(r, "client_id"))
+	a := e.adminApp(w, r, c)
 	if a == nil {
-		e.notFound(w, r)
 		return
 	}
 	writeJSON(w, http.StatusOK, appView(a, true))
@@ -115,17 +127,12 @@ func (e *Emulator) getApplication(w http.ResponseWriter, r *http.Request, c *cal
 // updateApplication replaces the application's fields: an absent
 // description becomes "" and an absent avatar_email null.
 func (e *Emulator) updateApplication(w http.ResponseWriter, r *http.Request, c *caller) {
-	org := pathValue(r, "orgname")
 	body, ok := e.jsonRequest(w, r, updateAppSchema)
 	if !ok {
 		return
 	}
-	if !e.orgAdminOr404(w, r, c, org) {
-		return
-	}
-	a := e.appOf(org, pathValue(r, "client_id"))
+	a := e.adminApp(w, r, c)
 	if a == nil {
-		e.notFound(w, r)
 		return
 	}
 	name := body["name"].(string)
@@ -144,13 +151,8 @@ func (e *Emulator) updateApplication(w http.ResponseWriter, r *http.Request, c *
 
 // deleteApplication cascades: the application's tokens go with it.
 func (e *Emulator) deleteApplication(w http.ResponseWriter, r *http.Request, c *caller) {
-	org := pathValue(r, "orgname")
-	if !e.orgAdminOr404(w, r, c, org) {
-		return
-	}
-	a := e.appOf(org, pathValue(r, "client_id"))
+	a := e.adminApp(w, r, c)
 	if a == nil {
-		e.notFound(w, r)
 		return
 	}
 	e.db.deleteTokensOfApp(a.clientID)
