@@ -150,12 +150,7 @@ func (e *Emulator) renewBootstrapToken(w http.ResponseWriter, r *http.Request, c
 	if parts := strings.SplitN(r.Header.Get("Authorization"), " ", 2); len(parts) == 2 && strings.EqualFold(parts[0], "bearer") {
 		secret = strings.TrimSpace(parts[1])
 	}
-	var t *oauthToken
-	if len(secret) > 20 {
-		if cand := e.db.tokens[secret[:20]]; cand != nil && e.db.lookupToken(secret, cand.expiresAt.Add(-time.Nanosecond)) != nil {
-			t = cand
-		}
-	}
+	t := e.db.matchToken(secret)
 	switch {
 	case t == nil:
 		e.apiException(w, r, http.StatusUnauthorized, "invalid_token", "Requires valid bootstrap bearer token", nil)

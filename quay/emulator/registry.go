@@ -309,12 +309,7 @@ func basicCredentials(header string) (string, string, bool) {
 // validateOAuthToken is auth/oauth.py validate_app_oauth_token with its
 // messages.
 func (e *Emulator) validateOAuthToken(secret string) (*oauthToken, string) {
-	var t *oauthToken
-	if len(secret) > 20 {
-		if cand := e.db.tokens[secret[:20]]; cand != nil && e.db.lookupToken(secret, cand.expiresAt.Add(-time.Nanosecond)) != nil {
-			t = cand
-		}
-	}
+	t := e.db.matchToken(secret)
 	switch {
 	case t == nil:
 		return nil, "OAuth access token could not be validated"

@@ -218,7 +218,9 @@ func (s *store) newToken(alphabet, clientID, user, scope string, name *string, n
 }
 
 // lookupToken finds a non-expired token by its secret.
-func (s *store) lookupToken(secret string, now time.Time) *oauthToken {
+// matchToken finds the token whose secret this is, expired or not: Quay
+// keeps the row, and some routes tell "expired" from "unknown".
+func (s *store) matchToken(secret string) *oauthToken {
 	if len(secret) <= 20 {
 		return nil
 	}
@@ -230,7 +232,13 @@ func (s *store) lookupToken(secret string, now time.Time) *oauthToken {
 	if subtle.ConstantTimeCompare(sum[:], t.secretHash[:]) != 1 {
 		return nil
 	}
-	if !t.expiresAt.After(now) {
+	return t
+}
+
+// lookupToken finds the token whose secret this is if it is still valid.
+func (s *store) lookupToken(secret string, now time.Time) *oauthToken {
+	t := s.matchToken(secret)
+	if t == nil || !t.expiresAt.After(now) {
 		return nil
 	}
 	return t
