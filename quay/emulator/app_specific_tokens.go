@@ -89,27 +89,33 @@ func (e *Emulator) createAppSpecificToken(w http.ResponseWriter, r *http.Request
 	writeJSON(w, http.StatusOK, map[string]any{"token": e.appSpecificTokenView(t, true)})
 }
 
-func (e *Emulator) getAppSpecificToken(w http.ResponseWriter, r *http.Request, c *caller) {
+// ownAppSpecificToken is the caller's token named by the path (user:admin
+// needed; another user's token is a 404). It answers the request itself and
+// returns nil when either check fails.
+func (e *Emulator) ownAppSpecificToken(w http.ResponseWriter, r *http.Request, c *caller) *appSpecificToken {
 	if !e.userAdmin(c) {
 		e.unauthorized(w, r, c)
-		return
+		return nil
 	}
 	t := e.db.appSpecificTokens[pathValue(r, "uuid")]
 	if t == nil || t.user != c.user.username {
 		e.notFound(w, r)
+		return nil
+	}
+	return t
+}
+
+func (e *Emulator) getAppSpecificToken(w http.ResponseWriter, r *http.Request, c *caller) {
+	t := e.ownAppSpecificToken(w, r, c)
+	if t == nil {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"token": e.appSpecificTokenView(t, true)})
 }
 
 func (e *Emulator) revokeAppSpecificToken(w http.ResponseWriter, r *http.Request, c *caller) {
-	if !e.userAdmin(c) {
-		e.unauthorized(w, r, c)
-		return
-	}
-	t := e.db.appSpecificTokens[pathValue(r, "uuid")]
-	if t == nil || t.user != c.user.username {
-		e.notFound(w, r)
+	t := e.ownAppSpecificToken(w, r, c)
+	if t == nil {
 		return
 	}
 	delete(e.db.appSpecificTokens, t.uuid)

@@ -322,36 +322,35 @@ func (e *Emulator) listUserAuthorizations(w http.ResponseWriter, r *http.Request
 	writeJSON(w, http.StatusOK, map[string]any{"authorizations": list})
 }
 
-func (e *Emulator) findOwnToken(user, uuid string) *oauthToken {
-	for _, t := range e.ownTokens(user) {
+// ownAuthorization is the caller's OAuth token named by the path (user:admin
+// needed; another user's token is a 404). It answers the request itself and
+// returns nil when either check fails.
+func (e *Emulator) ownAuthorization(w http.ResponseWriter, r *http.Request, c *caller) *oauthToken {
+	if !e.userAdmin(c) {
+		e.unauthorized(w, r, c)
+		return nil
+	}
+	uuid := pathValue(r, "uuid")
+	for _, t := range e.ownTokens(c.user.username) {
 		if t.uuid == uuid {
 			return t
 		}
 	}
+	e.notFound(w, r)
 	return nil
 }
 
 func (e *Emulator) getUserAuthorization(w http.ResponseWriter, r *http.Request, c *caller) {
-	if !e.userAdmin(c) {
-		e.unauthorized(w, r, c)
-		return
-	}
-	t := e.findOwnToken(c.user.username, pathValue(r, "uuid"))
+	t := e.ownAuthorization(w, r, c)
 	if t == nil {
-		e.notFound(w, r)
 		return
 	}
 	writeJSON(w, http.StatusOK, e.authorizationView(t))
 }
 
 func (e *Emulator) deleteUserAuthorization(w http.ResponseWriter, r *http.Request, c *caller) {
-	if !e.userAdmin(c) {
-		e.unauthorized(w, r, c)
-		return
-	}
-	t := e.findOwnToken(c.user.username, pathValue(r, "uuid"))
+	t := e.ownAuthorization(w, r, c)
 	if t == nil {
-		e.notFound(w, r)
 		return
 	}
 	delete(e.db.tokens, t.lookup)
