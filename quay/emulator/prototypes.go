@@ -117,12 +117,21 @@ func (e *Emulator) createPrototype(w http.ResponseWriter, r *http.Request, c *ca
 	writeJSON(w, http.StatusOK, e.prototypeView(p))
 }
 
-func (e *Emulator) findPrototype(org, id string) *prototype {
+// adminPrototype is the organization's prototype named by the path (org
+// admin needed, else 403/404 as orgAdminOr404; an unknown id is a 404). It
+// answers the request itself and returns nil when a check fails.
+func (e *Emulator) adminPrototype(w http.ResponseWriter, r *http.Request, c *caller) *prototype {
+	org := pathValue(r, "orgname")
+	if !e.orgAdminOr404(w, r, c, org) {
+		return nil
+	}
+	id := pathValue(r, "prototypeid")
 	for _, p := range e.db.prototypes[org] {
 		if p.id == id {
 			return p
 		}
 	}
+	e.notFound(w, r)
 	return nil
 }
 
@@ -132,13 +141,8 @@ func (e *Emulator) updatePrototype(w http.ResponseWriter, r *http.Request, c *ca
 		return
 	}
 	role := body["role"].(string)
-	org := pathValue(r, "orgname")
-	if !e.orgAdminOr404(w, r, c, org) {
-		return
-	}
-	p := e.findPrototype(org, pathValue(r, "prototypeid"))
+	p := e.adminPrototype(w, r, c)
 	if p == nil {
-		e.notFound(w, r)
 		return
 	}
 	p.role = role
@@ -146,15 +150,11 @@ func (e *Emulator) updatePrototype(w http.ResponseWriter, r *http.Request, c *ca
 }
 
 func (e *Emulator) deletePrototype(w http.ResponseWriter, r *http.Request, c *caller) {
-	org := pathValue(r, "orgname")
-	if !e.orgAdminOr404(w, r, c, org) {
-		return
-	}
-	p := e.findPrototype(org, pathValue(r, "prototypeid"))
+	p := e.adminPrototype(w, r, c)
 	if p == nil {
-		e.notFound(w, r)
 		return
 	}
+	org := pathValue(r, "orgname")
 	kept := e.db.prototypes[org][:0]
 	for _, q := range e.db.prototypes[org] {
 		if q != p {
