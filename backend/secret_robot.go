@@ -194,8 +194,9 @@ func withdrawDroppedGrants(ctx context.Context, client *quay.Client, ns string, 
 			return upstreamError(fmt.Sprintf("removing the robot's permission on %s/%s", ns, repo), err)
 		}
 	}
+	kept := after.teams()
 	for _, team := range before.teams() {
-		if slices.Contains(after.teams(), team) {
+		if slices.Contains(kept, team) {
 			continue
 		}
 		err := client.RemoveTeamMember(ctx, ns, team, username)
