@@ -56,8 +56,12 @@ func (c *Client) CreateApplicationToken(ctx context.Context, org, clientID strin
 		body["expiration"] = int64(math.Ceil(min(in.Expiration, MaxTokenExpiration).Seconds()))
 	}
 	var tok ApplicationToken
-	if err := c.do(ctx, request{method: http.MethodPost, path: appTokensPath(org, clientID), body: body}, &tok); err != nil {
+	r := request{method: http.MethodPost, path: appTokensPath(org, clientID), body: body}
+	if err := c.do(ctx, r, &tok); err != nil {
 		return nil, err
+	}
+	if tok.UUID == "" || tok.Token == "" {
+		return nil, r.incomplete("the token's uuid or secret")
 	}
 	return &tok, nil
 }

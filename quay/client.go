@@ -353,7 +353,7 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 // r.secrets.
 func (c *Client) send(ctx context.Context, r *request) (*http.Response, error) {
 	if badPathSegment(r.path) {
-		return nil, r.fail(&Error{Message: `refusing a name that is empty, "." or "..": it would address another resource`})
+		return nil, r.fail(&Error{Message: `refusing a name that is empty, "." or "..": it would address another resource`, unsent: true})
 	}
 	u := *c.base
 	u.Path = c.base.Path + r.path
@@ -410,11 +410,11 @@ func (c *Client) send(ctx context.Context, r *request) (*http.Response, error) {
 			base64.StdEncoding.EncodeToString([]byte(r.basicAuth.username+":"+r.basicAuth.password)))
 	case !r.anonymous:
 		if c.credential == nil {
-			return nil, r.fail(&Error{Message: "no credential configured", cause: ErrNoCredential})
+			return nil, r.fail(&Error{Message: "no credential configured", cause: ErrNoCredential, unsent: true})
 		}
 		token, err := c.credential.BearerToken(ctx)
 		if err != nil {
-			return nil, r.fail(&Error{Message: "obtaining credential: " + err.Error(), cause: err, transient: true})
+			return nil, r.fail(&Error{Message: "obtaining credential: " + err.Error(), cause: err, transient: true, unsent: true})
 		}
 		r.secrets = append(r.secrets, token)
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -459,6 +459,14 @@ type bodyReadError struct{ err error }
 
 func (e *bodyReadError) Error() string { return "reading Quay's answer: " + e.err.Error() }
 func (e *bodyReadError) Unwrap() error { return e.err }
+
+// incomplete is the error for a 2xx answer that lacks what the call exists
+// for. Quay acted (it said so), so this is no refusal: a caller guarding the
+// create with a write-ahead entry keeps it, and the rollback finds the object
+// by the name the caller chose.
+func (r *request) incomplete(what string) *Error {
+	return r.fail(&Error{Message: "Quay's answer lacks " + what})
+}
 
 // fail completes an error of request r: it names the call and strips every
 // secret of the request from what Quay sent back.

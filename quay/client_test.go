@@ -59,7 +59,7 @@ func TestAuth_SendsJSONAndAUserAgent(t *testing.T) {
 }
 
 func TestAuth_CredentialIsAskedPerRequest(t *testing.T) {
-	srv := newFakeQuay(t, jsonReply(200, `{}`))
+	srv := newFakeQuay(t, jsonReply(200, completeObject))
 	var n atomic.Int32
 	rotating := credentialFunc(func(context.Context) (string, error) {
 		return []string{"first", "second", "third"}[n.Add(1)-1], nil

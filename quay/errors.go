@@ -37,7 +37,13 @@ type Error struct {
 	RetryAfter time.Duration
 
 	transient bool
-	cause     error
+	// fromQuay says the body was one of Quay's own JSON error shapes, so
+	// the status is Quay's answer rather than a proxy's or a router's.
+	fromQuay bool
+	// unsent says the call never reached Quay: it could not be built or
+	// authenticated, or its connection was never established.
+	unsent bool
+	cause  error
 }
 
 func (e *Error) Error() string {
@@ -94,8 +100,29 @@ func StatusOf(err error) int {
 	return 0
 }
 
-// IsNotFound reports a 404 from Quay.
-func IsNotFound(err error) bool { return StatusOf(err) == http.StatusNotFound }
+// IsNotFound reports Quay's own 404: a JSON error body of Quay's
+// (endpoints/exception.py NotFound, util/http.py abort). A 404 without one
+// (a proxy's HTML page, a wrong path prefix in front of Quay) says nothing
+// about the resource, so it is not "not found": callers that treat "not
+// found" as "already gone" must never take a misrouted call for a deletion.
+func IsNotFound(err error) bool {
+	var qe *Error
+	return errors.As(err, &qe) && qe.StatusCode == http.StatusNotFound && qe.fromQuay
+}
+
+// Refused reports that Quay certainly did not act on the call: it answered
+// with a 4xx status, or the call never left the client (it could not be
+// built or authenticated, or no connection was established). Anything else
+// (a 5xx, a timeout, a dropped or cancelled call, a 2xx whose answer could
+// not be read) may have come after Quay acted. Callers guarding a create
+// with a write-ahead entry drop the entry only on a refusal.
+func Refused(err error) bool {
+	var qe *Error
+	if !errors.As(err, &qe) {
+		return false
+	}
+	return qe.unsent || (qe.StatusCode >= 400 && qe.StatusCode < 500)
+}
 
 // IsTransient reports whether err is a Quay failure that may go away on its
 // own (see Error.Transient).
@@ -168,6 +195,7 @@ func newErrorFromResponse(r *request, resp *http.Response) *Error {
 			e.Type = parsed.Errors[0].Code
 			e.Message = parsed.Errors[0].Message
 		}
+		e.fromQuay = e.Type != "" || e.Message != ""
 	}
 	if e.Message == "" && len(body) > 0 && !looksLikeHTML(body) && resp.StatusCode >= 300 {
 		e.Message = string(body)
@@ -203,13 +231,17 @@ func newTransportError(r *request, err error) *Error {
 	case errors.Is(err, context.Canceled):
 		e.Message = "request canceled"
 	case errors.As(err, &certErr), errors.As(err, &hostErr), errors.As(err, &verifyErr):
+		// The handshake fails before a request byte is sent.
 		e.Message = "TLS certificate not trusted: " + rootCause(err).Error() + " (set ca_certificate, or disable_ssl_verification for tests only)"
+		e.unsent = true
 	case errors.As(err, &readErr):
 		e.Message = "connection to Quay dropped mid-answer: " + rootCause(readErr.err).Error()
 		e.transient = true
 	default:
 		e.Message = "Quay unreachable: " + rootCause(err).Error()
 		e.transient = true
+		var opErr *net.OpError
+		e.unsent = errors.As(err, &opErr) && opErr.Op == "dial"
 	}
 	return r.fail(e)
 }

@@ -122,9 +122,17 @@ func TestErrors_EveryQuayBodyShape(t *testing.T) {
 			want: want{transient: true},
 		},
 		{
+			// Flask's page for a path nothing is routed to (a wrong
+			// prefix, a proxy, a feature Quay does not have): it says
+			// nothing about the resource, so it is no "not found".
 			name: "Flask HTML 404", status: 404, contentType: "text/html; charset=utf-8",
 			body: "<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n<p>The requested URL was not found on the server.</p>\n",
-			want: want{notFound: true, robotNotFound: true},
+			want: want{},
+		},
+		{
+			name: "abort 404", status: 404, contentType: "application/json",
+			body: `{"error": "Not Found"}`,
+			want: want{message: "Not Found", notFound: true, robotNotFound: true},
 		},
 		{
 			name: "XHTML 502 from a proxy", status: 502, contentType: "text/html",
@@ -183,6 +191,7 @@ func TestErrors_EveryQuayBodyShape(t *testing.T) {
 			assert.Equal(t, tc.want.robotNotFound, IsRobotNotFound(err), "IsRobotNotFound")
 			assert.Equal(t, tc.want.robotExists, IsRobotExists(err), "IsRobotExists")
 			assert.Equal(t, tc.want.alreadyMember, IsAlreadyTeamMember(err), "IsAlreadyTeamMember")
+			assert.Equal(t, tc.status >= 400 && tc.status < 500, Refused(err), "Refused: every 4xx, and only those")
 		})
 	}
 }

@@ -150,6 +150,10 @@ func TestListRepositories_FollowsPages(t *testing.T) {
 	assert.Equal(t, url.Values{"namespace": {"acme"}, "next_page": {"n+2"}}, q)
 }
 
+// completeObject answers every call of TestPaths and TestRequestBodies with
+// what the creates must find in Quay's answer (an ID and a secret).
+const completeObject = `{"uuid": "u1", "name": "acme+ci", "token": "SECRET"}`
+
 // Every call goes to Quay's path with each segment escaped; robot names keep
 // their '+', which Quay reads literally in a path.
 func TestPaths(t *testing.T) {
@@ -158,7 +162,7 @@ func TestPaths(t *testing.T) {
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
-		jsonReply(200, `{}`)(w, r)
+		jsonReply(200, completeObject)(w, r)
 	})
 	c := newTestClient(t, srv.URL)
 	for _, tc := range []struct {
@@ -321,7 +325,7 @@ func TestPaths_NamesThatChangeThePathAreRefused(t *testing.T) {
 }
 
 func TestRequestBodies(t *testing.T) {
-	srv := newFakeQuay(t, jsonReply(200, `{}`))
+	srv := newFakeQuay(t, jsonReply(200, completeObject))
 	c := newTestClient(t, srv.URL)
 	for _, tc := range []struct {
 		name, want string

@@ -122,7 +122,7 @@ func TestRetry_HonoursRetryAfter(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := newFakeQuay(t, sequence(reply(tc.status, "text/plain", "wait", "Retry-After", tc.retryAfter), jsonReply(200, `{"uuid":"u"}`)))
+			srv := newFakeQuay(t, sequence(reply(tc.status, "text/plain", "wait", "Retry-After", tc.retryAfter), jsonReply(200, `{"uuid":"u","token":"T"}`)))
 			c := newTestClient(t, srv.URL, func(c *Config) { c.RetryWaitMin, c.RetryWaitMax = time.Millisecond, time.Millisecond })
 			ctx, cancel := context.WithTimeout(bg, 20*time.Second)
 			defer cancel()

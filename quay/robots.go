@@ -79,6 +79,9 @@ func (c *Client) CreateRobot(ctx context.Context, ns Namespace, short string, sp
 	if err := c.do(ctx, r, &robot); err != nil {
 		return nil, err
 	}
+	if robot.Name == "" || robot.Token == "" {
+		return nil, r.incomplete("the robot's name or token")
+	}
 	return &robot, nil
 }
 
@@ -110,6 +113,9 @@ func (c *Client) RegenerateRobotToken(ctx context.Context, ns Namespace, short s
 	r := request{method: http.MethodPost, path: ns.robotsPath() + "/" + escape(short) + "/regenerate"}
 	if err := c.do(ctx, r, &robot); err != nil {
 		return nil, err
+	}
+	if robot.Token == "" {
+		return nil, r.incomplete("the robot's new token")
 	}
 	return &robot, nil
 }
@@ -147,14 +153,16 @@ func (c *Client) ListRobots(ctx context.Context, ns Namespace, opts ListRobotsOp
 // it with status 400, not 404 (reference §5.3).
 const robotNotFound = "Could not find robot with specified username"
 
-// IsRobotNotFound reports that a robot does not exist: Quay's 400 "Could not
-// find robot with specified username", or a 404 (a missing namespace).
+// IsRobotNotFound reports that a robot does not exist, by Quay's own answer:
+// its 400 "Could not find robot with specified username"
+// (endpoints/api/robot.py), or its 404 for a missing namespace (see
+// IsNotFound: a bare 404 from something in front of Quay does not count).
 func IsRobotNotFound(err error) bool {
 	var qe *Error
 	if !errors.As(err, &qe) {
 		return false
 	}
-	return qe.StatusCode == http.StatusNotFound ||
+	return IsNotFound(err) ||
 		(qe.StatusCode == http.StatusBadRequest && strings.Contains(qe.Message, robotNotFound))
 }
 

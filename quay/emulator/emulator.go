@@ -154,9 +154,14 @@ func (e *Emulator) handle(pattern, nickname string, kind routeKind, h handlerFun
 // handling under the global lock.
 func (e *Emulator) serve(w http.ResponseWriter, r *http.Request, nickname string, kind routeKind, h handlerFunc) {
 	e.calls.add(nickname)
-	if e.faults.apply(w, r, nickname) {
+	if e.faults.apply(w, r, nickname, func(w http.ResponseWriter, r *http.Request) { e.handleCall(w, r, nickname, kind, h) }) {
 		return
 	}
+	e.handleCall(w, r, nickname, kind, h)
+}
+
+// handleCall is Quay's own handling of a call, under the global lock.
+func (e *Emulator) handleCall(w http.ResponseWriter, r *http.Request, nickname string, kind routeKind, h handlerFunc) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if kind == webRoute {

@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +33,11 @@ type Fault struct {
 	RetryAfter string `json:"retry_after,omitempty"`
 	// Drop closes the connection without an answer.
 	Drop bool `json:"drop,omitempty"`
+	// AfterQuay lets the call reach Quay, which acts on it; the fault then
+	// hits the answer on its way back: Latency delays it, Drop loses it,
+	// Status (and Body) replaces it. A proxy mangling an answer, or a
+	// connection lost after Quay committed, looks like this to a client.
+	AfterQuay bool `json:"after_quay,omitempty"`
 }
 
 // Faults holds the active faults of an emulator.
@@ -113,12 +119,31 @@ func (f *Faults) Reset() {
 }
 
 // apply runs the first matching fault; it reports whether the request was
-// answered (or dropped) by it.
-func (f *Faults) apply(w http.ResponseWriter, r *http.Request, nickname string) bool {
+// answered (or dropped) by it. handle is Quay's own handling of the call,
+// for faults that hit the answer rather than the request.
+func (f *Faults) apply(w http.ResponseWriter, r *http.Request, nickname string, handle http.HandlerFunc) bool {
 	rule := f.take(r, nickname)
 	if rule == nil {
 		return false
 	}
+	if rule.AfterQuay {
+		answer := httptest.NewRecorder()
+		handle(answer, r)
+		if !rule.inject(w, r) {
+			for k, v := range answer.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(answer.Code)
+			_, _ = w.Write(answer.Body.Bytes())
+		}
+		return true
+	}
+	return rule.inject(w, r)
+}
+
+// inject delays, drops or replaces one answer; it reports whether it
+// answered (or dropped) the call.
+func (rule *faultRule) inject(w http.ResponseWriter, r *http.Request) bool {
 	if rule.Latency > 0 {
 		timer := time.NewTimer(rule.Latency)
 		select {

@@ -134,3 +134,44 @@ func TestFaults_CallCounters(t *testing.T) {
 	q.emu.ResetCalls()
 	assert.Equal(t, 0, q.emu.TotalCalls())
 }
+
+// AfterQuay faults hit the answer, not the call: Quay acts either way.
+func TestFaults_AfterQuayActsThenLosesOrReplacesTheAnswer(t *testing.T) {
+	q := newQuayEnv(t, "")
+	srv := httptest.NewServer(q.emu)
+	t.Cleanup(srv.Close)
+	post := func(name string) (int, string, error) {
+		req, _ := http.NewRequest("POST", srv.URL+"/api/v1/organization/", strings.NewReader(`{"name":"`+name+`"}`))
+		req.Header.Set("Authorization", "Bearer "+q.admin)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), nil
+	}
+	exists := func(name string) bool {
+		code, _, _ := q.do(t, "GET", "/api/v1/organization/"+name, q.admin, "")
+		return code == 200
+	}
+
+	q.emu.Faults().Add(Fault{Route: "createOrganization", Count: 1, AfterQuay: true, Status: 200, Body: `{}`})
+	code, body, err := post("mangled")
+	require.NoError(t, err)
+	assert.Equal(t, 200, code)
+	assert.Equal(t, `{}`, body, "the answer was replaced")
+	assert.True(t, exists("mangled"), "Quay acted before the answer was replaced")
+
+	q.emu.Faults().Add(Fault{Route: "createOrganization", Count: 1, AfterQuay: true, Drop: true})
+	_, _, err = post("lost")
+	require.Error(t, err, "the answer never arrived")
+	assert.True(t, exists("lost"), "Quay acted before the connection was lost")
+
+	q.emu.Faults().Add(Fault{Route: "createOrganization", Count: 1, AfterQuay: true, Latency: 20 * time.Millisecond})
+	code, body, err = post("late")
+	require.NoError(t, err)
+	assert.Equal(t, 201, code, "a delayed answer is Quay's own")
+	assert.Equal(t, `"Created"`, strings.TrimSpace(body))
+}

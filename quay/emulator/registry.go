@@ -61,7 +61,7 @@ func (e *Emulator) registryRoutes() {
 			return
 		}
 		e.calls.add("v2")
-		if e.faults.apply(w, r, "v2") {
+		if e.faults.apply(w, r, "v2", e.serveRegistry) {
 			return
 		}
 		e.serveRegistry(w, r)
