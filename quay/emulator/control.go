@@ -10,7 +10,8 @@ import (
 // listener, apart from the Quay surface:
 //
 //	POST   /faults         a Fault as JSON (route, method, path_prefix, count,
-//	                       latency_ms, status, body, retry_after, drop) -> 204
+//	                       latency_ms, status, body, retry_after, drop,
+//	                       after_quay) -> 204
 //	GET    /faults         {"faults": [Fault + "remaining" (-1: unlimited)]}
 //	DELETE /faults         remove every fault
 //	GET    /calls          {"<nickname>": count, ...}
