@@ -280,7 +280,7 @@ func (b *backend) setUpStaticRobot(ctx context.Context, s logical.Storage, clien
 		UnstructuredMetadata: map[string]any{"managed_by": "vault-plugin-secrets-quay", "vault_mount": b.mountID, "vault_static_role": role.Name},
 	})
 	if err != nil {
-		if !quay.IsTransient(err) {
+		if quay.Refused(err) {
 			b.deleteWAL(ctx, s, walID)
 		}
 		if quay.StatusOf(err) == 400 {

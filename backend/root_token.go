@@ -117,7 +117,7 @@ func (b *backend) mintRootToken(ctx context.Context, s logical.Storage, client *
 		Name: name, Scopes: cfg.rootScopes(), Expiration: cfg.rootTokenTTL(),
 	})
 	if err != nil {
-		if !quay.IsTransient(err) {
+		if quay.Refused(err) {
 			b.deleteWAL(ctx, s, walID)
 		}
 		return "", fmt.Errorf("minting a root token: %w", err)

@@ -101,7 +101,7 @@ func (b *backend) issueOAuthToken(ctx context.Context, req *logical.Request, rol
 		Name: name, Scopes: role.Scopes, Expiration: maxTTL,
 	})
 	if err != nil {
-		if !quay.IsTransient(err) {
+		if quay.Refused(err) {
 			// Quay answered and refused: nothing was created.
 			b.deleteWAL(ctx, req.Storage, walID)
 		}

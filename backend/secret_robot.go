@@ -107,7 +107,7 @@ func (b *backend) issueRobot(ctx context.Context, req *logical.Request, role *ro
 		UnstructuredMetadata: robotMetadata(b.mountID, role.Name, b.now().Add(maxTTL)),
 	})
 	if err != nil {
-		if !quay.IsTransient(err) {
+		if quay.Refused(err) {
 			b.deleteWAL(ctx, req.Storage, walID)
 		}
 		return nil, upstreamError(fmt.Sprintf("creating a robot for role %q", role.Name), err)

@@ -68,7 +68,7 @@ func (b *backend) regenerateStaticRobot(ctx context.Context, s logical.Storage, 
 	}
 	robot, err := client.RegenerateRobotToken(ctx, role.namespace(), role.RobotName)
 	if err != nil {
-		if !quay.IsTransient(err) {
+		if quay.Refused(err) {
 			b.deleteWAL(ctx, s, walID)
 		}
 		return "", upstreamError("rotating robot "+role.username(), err)
