@@ -102,3 +102,66 @@ func TestWriteAhead_AnAnswerQuayActedOnIsNeverTakenForARefusal(t *testing.T) {
 		})
 	}
 }
+
+// Revoke counts a credential as already gone only on Quay's own answer. A
+// 404 page from something in front of Quay (a proxy, a wrong path prefix)
+// used to make revoke report success while the credential lived on.
+func TestRevoke_OnlyQuaysOwnAnswerMeansAlreadyGone(t *testing.T) {
+	foreign404s := map[string]string{
+		"nginx page":   "<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n<center><h1>404 Not Found</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n",
+		"empty":        " ",
+		"foreign JSON": `{"status": 404, "path": "/api/v1"}`,
+	}
+	for name, body := range foreign404s {
+		t.Run("oauth token, "+name, func(t *testing.T) {
+			env := newTestEnv(t)
+			env.writeOAuthRole("ci", nil)
+			resp := env.issue("ci")
+			token := resp.Data["token"].(string)
+			env.quay.Faults().Add(emulator.Fault{Route: "deleteOrganizationApplicationToken", Status: 404, Body: body})
+
+			_, err := env.revoke(resp.Secret)
+			require.Error(t, err, "a 404 that is not Quay's proves nothing")
+			assert.NotErrorIs(t, err, logical.ErrUnrecoverable, "Vault retries")
+			_, err = env.quayClient(token).GetUser(context.Background())
+			require.NoError(t, err, "the token still works, so revoke must not have said it was gone")
+
+			env.quay.Faults().Reset()
+			_, err = env.revoke(resp.Secret)
+			require.NoError(t, err)
+			_, err = env.quayClient(token).GetUser(context.Background())
+			assert.True(t, quay.IsUnauthorized(err), "revoked: %v", err)
+		})
+		t.Run("robot, "+name, func(t *testing.T) {
+			env := newTestEnv(t)
+			env.writeRobotRole("ci", nil)
+			resp := env.issue("ci")
+			short := strings.TrimPrefix(resp.Data["username"].(string), testOrg+"+")
+			env.quay.Faults().Add(emulator.Fault{Route: "deleteOrgRobot", Status: 404, Body: body})
+
+			_, err := env.revoke(resp.Secret)
+			require.Error(t, err, "a 404 that is not Quay's proves nothing")
+			assert.True(t, env.robotExists(short))
+
+			env.quay.Faults().Reset()
+			_, err = env.revoke(resp.Secret)
+			require.NoError(t, err)
+			assert.False(t, env.robotExists(short))
+		})
+	}
+	t.Run("gone by Quay's own answer", func(t *testing.T) {
+		env := newTestEnv(t)
+		env.writeOAuthRole("ci", nil)
+		env.writeRobotRole("bots", nil)
+		token := env.issue("ci")
+		robot := env.issue("bots")
+		require.NoError(t, env.adminClient.DeleteApplicationToken(context.Background(), testOrg,
+			token.Secret.InternalData["client_id"].(string), token.Secret.InternalData["token_id"].(string)))
+		require.NoError(t, env.adminClient.DeleteRobot(context.Background(), orgNS,
+			strings.TrimPrefix(robot.Data["username"].(string), testOrg+"+")))
+		_, err := env.revoke(token.Secret)
+		assert.NoError(t, err, "Quay's 404 not_found: already revoked")
+		_, err = env.revoke(robot.Secret)
+		assert.NoError(t, err, "Quay's 400 Could not find robot: already revoked")
+	})
+}
