@@ -33,8 +33,13 @@ func (b *backend) leaseTTLs(roleTTL, roleMaxTTL time.Duration) (ttl, maxTTL time
 // applies when the role still exists and still issues this credential type;
 // otherwise the ttl the lease was issued with. Leases issued by
 // redhat-cop/vault-plugin-secrets-quay carry no max TTL: the role's (or the
-// mount's) applies. The lease's data is kept: Vault replaces it with the
-// renew answer's.
+// mount's) applies.
+//
+// The answer holds the lease and nothing else. Vault returns it to whoever
+// called sys/leases/renew (the default policy lets every token do that, for
+// any lease ID it knows, and lease IDs are not secret), so echoing req.Data,
+// the stored credential, would hand it out. Revoke reads only the lease's
+// internal data, so the data Vault drops with this answer is not needed.
 func (b *backend) renewLease(ctx context.Context, req *logical.Request, roleName, credentialType string, ttl, maxTTL time.Duration) (*logical.Response, error) {
 	if role, err := getRole(ctx, req.Storage, roleName); err == nil && role != nil && role.CredentialType == credentialType {
 		if maxTTL == 0 {
@@ -42,7 +47,7 @@ func (b *backend) renewLease(ctx context.Context, req *logical.Request, roleName
 		}
 		ttl, _ = b.leaseTTLs(role.TTL, maxTTL)
 	}
-	resp := &logical.Response{Secret: req.Secret, Data: req.Data}
+	resp := &logical.Response{Secret: req.Secret}
 	resp.Secret.TTL = ttl
 	resp.Secret.MaxTTL = maxTTL
 	return resp, nil
