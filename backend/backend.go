@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -58,6 +59,11 @@ type backend struct {
 	instanceID string
 
 	clients clientCache
+	// cluster caches this cluster's identity (cluster.go).
+	cluster struct {
+		mu sync.Mutex
+		id atomic.Pointer[string]
+	}
 	// staticLocks serialise work on one static role at a time (see
 	// staticRoleLock); there is no lock across roles.
 	staticLocks []*locksutil.LockEntry
@@ -100,9 +106,10 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		PathsSpecial: &logical.Paths{
 			// Seal-wrap (Enterprise) everything that holds a secret.
 			SealWrapStorage: []string{configStoragePath, staticRoleStoragePrefix},
-			// Write-ahead entries and the index of issued robots describe
-			// work and leases of this cluster only.
-			LocalStorage: []string{framework.WALPrefix, issuedRobotPrefix},
+			// Write-ahead entries, the index of issued robots and the
+			// cluster's identity describe work and leases of this cluster
+			// only.
+			LocalStorage: []string{framework.WALPrefix, issuedRobotPrefix, localStoragePrefix},
 		},
 		Paths: framework.PathAppend(
 			pathConfig(b),

@@ -61,6 +61,14 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.offset += d
 }
 
+// ownMark is the marker the engine puts on the robots it creates.
+func (e *testEnv) ownMark() robotMark {
+	e.t.Helper()
+	cluster, err := e.b.clusterID(context.Background(), e.storage)
+	require.NoError(e.t, err)
+	return robotMark{mount: testMountID, cluster: cluster}
+}
+
 // advance moves the shared clock forward.
 func (e *testEnv) advance(d time.Duration) { e.clock.Advance(d) }
 

@@ -251,7 +251,14 @@ func (b *backend) setUpStaticRobot(ctx context.Context, s logical.Storage, clien
 	existing, err := client.GetRobot(ctx, ns, role.RobotName)
 	switch {
 	case err == nil:
+		// A robot this mount created for this very role (a create whose
+		// answer was lost, then written again) is the engine's to delete
+		// with the role; any other robot of that name is only adopted.
 		role.CreatedByVault = false
+		if cluster, err := b.clusterID(ctx, s); err == nil && b.ownerOf(cluster, existing.Description, true) == ownerThisCluster {
+			kind, name, _ := describedRole(existing.Description)
+			role.CreatedByVault = kind == robotKindStatic && name == role.Name
+		}
 		role.Password = existing.Token
 		role.LastVaultRotation = b.now().UTC()
 		if skipRotation {
@@ -275,9 +282,14 @@ func (b *backend) setUpStaticRobot(ctx context.Context, s logical.Storage, clien
 	if err != nil {
 		return nil, "", fmt.Errorf("writing the write-ahead entry: %w", err)
 	}
+	cluster, err := b.clusterID(ctx, s)
+	if err != nil {
+		return nil, "", err
+	}
+	mark := robotMark{mount: b.mountID, cluster: cluster}
 	robot, err := client.CreateRobot(ctx, ns, role.RobotName, quay.RobotSpec{
-		Description:          robotMarker(b.mountID) + " static role=" + role.Name,
-		UnstructuredMetadata: map[string]any{"managed_by": "vault-plugin-secrets-quay", "vault_mount": b.mountID, "vault_static_role": role.Name},
+		Description:          robotDescription(mark, robotKindStatic, role.Name, role.Description),
+		UnstructuredMetadata: robotMetadata(mark, "vault_static_role", role.Name, time.Time{}),
 	})
 	if err != nil {
 		if quay.Refused(err) {

@@ -10,8 +10,13 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// tidyStatePath records the last tidy run, for the schedule and for operators.
-const tidyStatePath = "tidy/last"
+// tidyStatePath records the last tidy run, for the schedule and for
+// operators. Each cluster tidies the robots it issued, so the record is
+// local; legacyTidyStatePath is where versions before 0.2 kept it.
+const (
+	tidyStatePath       = localStoragePrefix + "tidy-last"
+	legacyTidyStatePath = "tidy/last"
+)
 
 type tidyState struct {
 	LastRun time.Time   `json:"last_run"`
@@ -38,10 +43,11 @@ func pathTidy(b *backend) []*framework.Path {
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.UpdateOperation: &framework.PathOperation{
-				Callback:                    b.pathTidyWrite,
-				Summary:                     "Delete robots this mount created that no lease, write-ahead entry or static role owns.",
-				ForwardPerformanceStandby:   true,
-				ForwardPerformanceSecondary: true,
+				Callback: b.pathTidyWrite,
+				Summary:  "Delete robots this mount created that no lease, write-ahead entry or static role owns.",
+				// Each cluster tidies the robots it issued (their leases
+				// are local to it); tidy writes only local storage.
+				ForwardPerformanceStandby: true,
 			},
 			logical.ReadOperation: &framework.PathOperation{
 				Callback: b.pathTidyRead,
@@ -107,6 +113,9 @@ func (b *backend) recordTidy(ctx context.Context, s logical.Storage, report *tid
 
 func getTidyState(ctx context.Context, s logical.Storage) (*tidyState, error) {
 	entry, err := s.Get(ctx, tidyStatePath)
+	if err == nil && entry == nil {
+		entry, err = s.Get(ctx, legacyTidyStatePath)
+	}
 	if err != nil || entry == nil {
 		return nil, err
 	}

@@ -4,15 +4,18 @@ import (
 	"context"
 
 	"github.com/hashicorp/go-multierror"
+	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
 // periodic is the engine's own scheduler, so scheduled work runs on Vault
 // Community Edition too (Vault's rotation manager is Enterprise-only). Vault's
-// rollback manager calls it about once a minute on the active node; it only
-// writes where writes are safe (not on performance standbys or secondaries).
+// rollback manager calls it about once a minute on the active node of each
+// cluster. Tidy runs on every cluster (each tidies the robots it issued and
+// writes only local storage); the rotations write replicated state, so they
+// run only where that is writable: the primary's active node.
 func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
-	if !b.WriteSafeReplicationState() {
+	if b.System().ReplicationState().HasState(consts.ReplicationPerformanceStandby | consts.ReplicationDRSecondary) {
 		return nil
 	}
 	cfg, err := getConfig(ctx, req.Storage)
@@ -20,14 +23,16 @@ func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 		return err
 	}
 	var errs *multierror.Error
-	if err := b.recoverRootRotations(ctx, req.Storage); err != nil {
-		errs = multierror.Append(errs, err)
-	}
-	if err := b.rotateRootIfDue(ctx, req.Storage, cfg); err != nil {
-		errs = multierror.Append(errs, err)
-	}
-	if err := b.rotateDueStaticRoles(ctx, req.Storage); err != nil {
-		errs = multierror.Append(errs, err)
+	if b.WriteSafeReplicationState() {
+		if err := b.recoverRootRotations(ctx, req.Storage); err != nil {
+			errs = multierror.Append(errs, err)
+		}
+		if err := b.rotateRootIfDue(ctx, req.Storage, cfg); err != nil {
+			errs = multierror.Append(errs, err)
+		}
+		if err := b.rotateDueStaticRoles(ctx, req.Storage); err != nil {
+			errs = multierror.Append(errs, err)
+		}
 	}
 	if err := b.autoTidy(ctx, req.Storage, cfg); err != nil {
 		errs = multierror.Append(errs, err)

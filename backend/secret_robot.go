@@ -96,6 +96,11 @@ func (b *backend) issueRobot(ctx context.Context, req *logical.Request, role *ro
 	ns := role.namespace()
 	ttl, maxTTL := b.leaseTTLs(role.TTL, role.MaxTTL)
 	short := robotShortName(role.Name)
+	cluster, err := b.clusterID(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	mark := robotMark{mount: b.mountID, cluster: cluster}
 
 	entry := robotWAL{NamespaceType: role.NamespaceType, NamespaceName: role.NamespaceName, ShortName: short, InstanceID: b.instanceID}
 	walID, err := framework.PutWAL(ctx, req.Storage, walKindRobot, &entry)
@@ -103,8 +108,8 @@ func (b *backend) issueRobot(ctx context.Context, req *logical.Request, role *ro
 		return nil, fmt.Errorf("writing the write-ahead entry: %w", err)
 	}
 	robot, err := client.CreateRobot(ctx, ns, short, quay.RobotSpec{
-		Description:          robotDescription(b.mountID, role.Name, role.Description),
-		UnstructuredMetadata: robotMetadata(b.mountID, role.Name, b.now().Add(maxTTL)),
+		Description:          robotDescription(mark, robotKindDynamic, role.Name, role.Description),
+		UnstructuredMetadata: robotMetadata(mark, "vault_role", role.Name, b.now().Add(maxTTL)),
 	})
 	if err != nil {
 		if quay.Refused(err) {
@@ -329,6 +334,26 @@ func (b *backend) rollbackRobot(ctx context.Context, req *logical.Request, entry
 		return err
 	}
 	if staticRoleOwning(statics, entry.NamespaceType, entry.NamespaceName, entry.ShortName) != nil {
+		return nil
+	}
+	// The entry names a robot; whether the failed request created it, or
+	// someone made one of that name since, only the robot's marker says.
+	robot, err := client.GetRobot(ctx, entry.namespace(), entry.ShortName)
+	if quay.IsRobotNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	cluster, err := b.clusterID(ctx, req.Storage)
+	if err != nil {
+		return err
+	}
+	// The entry is this cluster's own (write-ahead entries are local), so
+	// a marker from before clusters were recorded is this cluster's too.
+	if b.ownerOf(cluster, robot.Description, true) != ownerThisCluster {
+		b.logger.Warn("a write-ahead entry names a robot this mount did not create; leaving it alone",
+			"robot", entry.namespace().RobotUsername(entry.ShortName))
 		return nil
 	}
 	if err := deleteRobot(ctx, client, entry.namespace(), entry.ShortName); err != nil {

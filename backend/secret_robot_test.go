@@ -97,7 +97,8 @@ func TestCredsRobot_DockerReadyRobotWithItsGrants(t *testing.T) {
 	assert.ElementsMatch(t, []string{"app", "lib"}, found.Repositories)
 	require.Len(t, found.Teams, 1)
 	assert.Equal(t, "builders", found.Teams[0].Name)
-	assert.True(t, isOwnRobot(testMountID, short, found.Description), found.Description)
+	assert.True(t, strings.HasPrefix(short, robotNamePrefix), short)
+	assert.Equal(t, ownerThisCluster, env.b.ownerOf(env.ownMark().cluster, found.Description, false), found.Description)
 	assert.Contains(t, found.Description, "CI pipelines")
 
 	internal, _ := json.Marshal(resp.Secret.InternalData)

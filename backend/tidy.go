@@ -28,6 +28,9 @@ type tidyReport struct {
 	RobotsScanned     int      `json:"robots_scanned"`
 	RobotsOwned       int      `json:"robots_owned"`
 	RobotsInFlight    []string `json:"robots_in_flight"`
+	// RobotsOtherClusters are robots of this mount that another cluster
+	// of a performance replication set issued; their leases live there.
+	RobotsOtherClusters []string `json:"robots_of_other_clusters"`
 	OrphansFound      []string `json:"orphans_found"`
 	OrphansDeleted    []string `json:"orphans_deleted"`
 	WALEntriesCleared int      `json:"write_ahead_entries_cleared"`
@@ -42,6 +45,7 @@ func (r *tidyReport) data() map[string]any {
 		"robots_scanned":              r.RobotsScanned,
 		"robots_owned":                r.RobotsOwned,
 		"robots_in_flight":            nonNilSlice(r.RobotsInFlight),
+		"robots_of_other_clusters":    nonNilSlice(r.RobotsOtherClusters),
 		"orphans_found":               nonNilSlice(r.OrphansFound),
 		"orphans_deleted":             nonNilSlice(r.OrphansDeleted),
 		"write_ahead_entries_cleared": r.WALEntriesCleared,
@@ -87,6 +91,10 @@ func (b *backend) tidyRobots(ctx context.Context, s logical.Storage, dryRun bool
 	if err != nil {
 		return nil, err
 	}
+	cluster, err := b.clusterID(ctx, s)
+	if err != nil {
+		return nil, err
+	}
 	type candidate struct {
 		ns    quay.Namespace
 		short string
@@ -104,8 +112,14 @@ func (b *backend) tidyRobots(ctx context.Context, s logical.Storage, dryRun bool
 		}
 		for _, r := range robots {
 			report.RobotsScanned++
-			if isOwnRobot(b.mountID, r.ShortName(), r.Description) {
+			if !strings.HasPrefix(r.ShortName(), robotNamePrefix) {
+				continue
+			}
+			switch b.ownerOf(cluster, r.Description, false) {
+			case ownerThisCluster:
 				candidates = append(candidates, candidate{ns: ns, short: r.ShortName()})
+			case ownerOtherCluster:
+				report.RobotsOtherClusters = append(report.RobotsOtherClusters, r.Name)
 			}
 		}
 	}
@@ -176,6 +190,7 @@ func (b *backend) tidyRobots(ctx context.Context, s logical.Storage, dryRun bool
 	}
 	sort.Strings(report.OrphansFound)
 	sort.Strings(report.OrphansDeleted)
+	sort.Strings(report.RobotsOtherClusters)
 	return report, nil
 }
 

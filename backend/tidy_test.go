@@ -39,7 +39,7 @@ func TestTidy_DeletesOnlyOrphans(t *testing.T) {
 	env.mustOK(logical.CreateOperation, "static-roles/pull", map[string]any{"namespace_name": testOrg})
 	_, err := env.adminClient.CreateRobot(ctx, orgNS, "human", quay.RobotSpec{Description: "made by a person"})
 	require.NoError(t, err)
-	_, err = env.adminClient.CreateRobot(ctx, orgNS, "vault_ci_othermount", quay.RobotSpec{Description: robotMarker("another-mount") + " role=ci"})
+	_, err = env.adminClient.CreateRobot(ctx, orgNS, "vault_ci_othermount", quay.RobotSpec{Description: robotDescription(robotMark{mount: "another-mount", cluster: env.ownMark().cluster}, robotKindDynamic, "ci", "")})
 	require.NoError(t, err)
 
 	dry := env.mustOK(logical.UpdateOperation, "tidy", map[string]any{"dry_run": true})
@@ -69,7 +69,7 @@ func TestTidy_WriteAheadEntries(t *testing.T) {
 	ctx := context.Background()
 	env.writeRobotRole("ci", nil)
 	for _, short := range []string{"vault_ci_inflight0", "vault_ci_deadentry"} {
-		_, err := env.adminClient.CreateRobot(ctx, orgNS, short, quay.RobotSpec{Description: robotDescription(testMountID, "ci", "")})
+		_, err := env.adminClient.CreateRobot(ctx, orgNS, short, quay.RobotSpec{Description: robotDescription(env.ownMark(), robotKindDynamic, "ci", "")})
 		require.NoError(t, err)
 	}
 	_, err := framework.PutWAL(ctx, env.storage, walKindRobot, &robotWAL{NamespaceType: "organization", NamespaceName: testOrg, ShortName: "vault_ci_inflight0", InstanceID: env.b.instanceID})
@@ -89,7 +89,7 @@ func TestTidy_WriteAheadEntries(t *testing.T) {
 func TestTidy_ExtraOrganizations(t *testing.T) {
 	env := newTestEnv(t)
 	ctx := context.Background()
-	_, err := env.adminClient.CreateRobot(ctx, orgNS, "vault_gone_0123456789", quay.RobotSpec{Description: robotDescription(testMountID, "gone", "")})
+	_, err := env.adminClient.CreateRobot(ctx, orgNS, "vault_gone_0123456789", quay.RobotSpec{Description: robotDescription(env.ownMark(), robotKindDynamic, "gone", "")})
 	require.NoError(t, err)
 
 	resp := env.mustOK(logical.UpdateOperation, "tidy", nil)
@@ -107,7 +107,7 @@ func TestTidy_Scheduled(t *testing.T) {
 	env := newTestEnv(t)
 	ctx := context.Background()
 	env.writeRobotRole("ci", nil)
-	_, err := env.adminClient.CreateRobot(ctx, orgNS, "vault_ci_0123456789", quay.RobotSpec{Description: robotDescription(testMountID, "ci", "")})
+	_, err := env.adminClient.CreateRobot(ctx, orgNS, "vault_ci_0123456789", quay.RobotSpec{Description: robotDescription(env.ownMark(), robotKindDynamic, "ci", "")})
 	require.NoError(t, err)
 
 	env.periodic()

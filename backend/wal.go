@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -28,6 +29,12 @@ const (
 // requests). Returning nil deletes the entry; an error keeps it for the next
 // attempt.
 func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind string, data any) error {
+	// Rotations store replicated state (a static role, the config). Their
+	// entries are only ever written where that is writable; should one be
+	// found elsewhere, it is kept for a node that can settle it.
+	if (kind == walKindStaticRotation || kind == walKindRootRotation) && !b.WriteSafeReplicationState() {
+		return errReplicatedStateReadOnly
+	}
 	switch kind {
 	case walKindOAuthToken:
 		var entry oauthTokenWAL
@@ -66,6 +73,8 @@ func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind st
 		return nil
 	}
 }
+
+var errReplicatedStateReadOnly = errors.New("this node cannot write replicated state; the entry is kept for the primary's active node")
 
 // deleteWAL removes an entry whose work did not happen. A failure only means
 // the rollback will find nothing to undo later.
