@@ -23,19 +23,19 @@ const tidyGrace = 5 * time.Minute
 
 // tidyReport is what a tidy run found and did.
 type tidyReport struct {
-	DryRun            bool     `json:"dry_run"`
-	Namespaces        []string `json:"namespaces_scanned"`
-	RobotsScanned     int      `json:"robots_scanned"`
-	RobotsOwned       int      `json:"robots_owned"`
-	RobotsInFlight    []string `json:"robots_in_flight"`
+	DryRun         bool     `json:"dry_run"`
+	Namespaces     []string `json:"namespaces_scanned"`
+	RobotsScanned  int      `json:"robots_scanned"`
+	RobotsOwned    int      `json:"robots_owned"`
+	RobotsInFlight []string `json:"robots_in_flight"`
 	// RobotsOtherClusters are robots of this mount that another cluster
 	// of a performance replication set issued; their leases live there.
 	RobotsOtherClusters []string `json:"robots_of_other_clusters"`
-	OrphansFound      []string `json:"orphans_found"`
-	OrphansDeleted    []string `json:"orphans_deleted"`
-	WALEntriesCleared int      `json:"write_ahead_entries_cleared"`
-	StaleIndexRemoved int      `json:"stale_index_entries_removed"`
-	Errors            []string `json:"errors"`
+	OrphansFound        []string `json:"orphans_found"`
+	OrphansDeleted      []string `json:"orphans_deleted"`
+	WALEntriesCleared   int      `json:"write_ahead_entries_cleared"`
+	StaleIndexRemoved   int      `json:"stale_index_entries_removed"`
+	Errors              []string `json:"errors"`
 }
 
 func (r *tidyReport) data() map[string]any {
