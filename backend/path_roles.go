@@ -188,6 +188,11 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 	if resp := role.validate(); resp != nil {
 		return resp, nil
 	}
+	if role.CredentialType == credentialTypeRobot {
+		if resp := role.validateDescription(b.mountID, robotKindDynamic, role.Name); resp != nil {
+			return resp, nil
+		}
+	}
 
 	warnings := unknownFieldWarnings(d, rawGrantFields...)
 	if sysMax := b.System().MaxLeaseTTL(); role.MaxTTL > sysMax || role.TTL > sysMax {

@@ -2,6 +2,8 @@ package backend
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -169,4 +171,45 @@ func TestRoles_WritingAnOAuthRoleNeedsConfig(t *testing.T) {
 	})
 	require.True(t, resp.IsError())
 	assert.Contains(t, errorMessage(resp), "config")
+}
+
+// Quay refuses robot descriptions over 255 characters (it does not
+// truncate), and every robot's description starts with the engine's marker
+// and the role's name. A role used to accept 200 characters of description,
+// and every creds read of it then failed with Quay's 400. Now a role is
+// refused at write time unless each robot it creates fits, and the limit the
+// refusal names is the one that works.
+func TestRoles_EveryAcceptedDescriptionFitsQuaysLimit(t *testing.T) {
+	env := newTestEnv(t)
+	tooLong := env.request(logical.CreateOperation, "roles/ci", map[string]any{"namespace_name": testOrg, "description": strings.Repeat("d", 200)})
+	require.True(t, tooLong.IsError(), "200 characters no longer fit beside the marker")
+	msg := errorMessage(tooLong)
+	assert.True(t, strings.HasPrefix(msg, "description: must be at most "), msg)
+	var room int
+	_, err := fmt.Sscanf(strings.TrimPrefix(msg, "description: must be at most "), "%d", &room)
+	require.NoError(t, err)
+	assert.Greater(t, room, 100)
+	assert.False(t, env.roleExists("ci"), "a refused write stores nothing")
+
+	env.mustOK(logical.CreateOperation, "roles/ci", map[string]any{"namespace_name": testOrg, "description": strings.Repeat("d", room)})
+	resp := env.issue("ci")
+	assert.NotEmpty(t, resp.Data["username"], "the longest accepted description works in Quay")
+
+	static := env.request(logical.CreateOperation, "static-roles/pull", map[string]any{"namespace_name": testOrg, "description": strings.Repeat("d", 250)})
+	require.True(t, static.IsError())
+	assert.Contains(t, errorMessage(static), "description: must be at most")
+	env.mustOK(logical.CreateOperation, "static-roles/pull", map[string]any{"namespace_name": testOrg, "description": strings.Repeat("d", maxRobotDescription(testMountID, robotKindStatic, "pull"))})
+	assert.True(t, env.robotExists("pull"))
+
+	long := strings.Repeat("r", 240)
+	resp = env.request(logical.CreateOperation, "roles/"+long, map[string]any{"namespace_name": testOrg})
+	require.True(t, resp.IsError(), "a name that alone overflows the description is refused")
+	assert.Contains(t, errorMessage(resp), "name: is too long")
+}
+
+func (e *testEnv) roleExists(name string) bool {
+	e.t.Helper()
+	role, err := getRole(context.Background(), e.storage, name)
+	require.NoError(e.t, err)
+	return role != nil
 }

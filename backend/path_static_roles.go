@@ -145,6 +145,9 @@ func (b *backend) pathStaticRoleWrite(ctx context.Context, req *logical.Request,
 	if resp := role.robotGrants.validate(role.NamespaceType); resp != nil {
 		return resp, nil
 	}
+	if resp := role.validateDescription(b.mountID, robotKindStatic, role.Name); resp != nil {
+		return resp, nil
+	}
 	if role.RotationPeriod != 0 && role.RotationPeriod < minRotationPeriod {
 		return badField("rotation_period", "must be 0 (manual rotation only) or at least %s, got %s", minRotationPeriod, role.RotationPeriod), nil
 	}

@@ -50,7 +50,7 @@ func robotGrantFields() map[string]*framework.FieldSchema {
 		},
 		"description": {
 			Type:        framework.TypeString,
-			Description: "text added to each robot's description in Quay.",
+			Description: "text added to each robot's description in Quay, after the engine's marker and the role's name (Quay keeps at most 255 characters in all; a write says how many are left).",
 		},
 	}
 }
@@ -139,10 +139,21 @@ func (g robotGrants) validate(nsType string) *logical.Response {
 			return badField("create_repositories", "needs an organization team; namespace_type is \"user\"")
 		}
 	}
-	if len(g.Description) > 200 {
-		return badField("description", "must be at most 200 characters (Quay keeps 255, and the engine adds its marker)")
-	}
 	return nil
+}
+
+// validateDescription checks that every robot a role of kind creates will
+// have a description Quay accepts: the engine's marker and the role's name
+// come first, and Quay refuses (does not truncate) more than 255 characters.
+func (g robotGrants) validateDescription(mountID, kind, role string) *logical.Response {
+	if robotDescriptionFits(mountID, kind, role, g.Description) {
+		return nil
+	}
+	room := maxRobotDescription(mountID, kind, role)
+	if room < 0 {
+		return badField("name", "is too long: robots carry the role's name in their description, which Quay limits to %d characters", quayMaxDescription)
+	}
+	return badField("description", "must be at most %d characters for this role: Quay limits robot descriptions to %d, and the engine's marker and the role's name take the rest", room, quayMaxDescription)
 }
 
 // teams lists the teams the robot joins, creatorTeam included.
