@@ -59,3 +59,24 @@ func parseStringMap(raw any) (map[string]string, error) {
 		return nil, fmt.Errorf(`must be a JSON object of strings, e.g. {"name": "read"}, got %T`, raw)
 	}
 }
+
+// roleNameOf returns a role's canonical name from the path: role names are
+// lower case (redhat-cop/vault-plugin-secrets-quay lower-cased them too, and
+// they become part of Quay object names). asked is the name as the request
+// spelled it, which differs when it had capitals.
+func roleNameOf(d *framework.FieldData) (name, asked string) {
+	name = d.Get("name").(string)
+	asked, _ = d.Raw["name"].(string)
+	if asked == "" {
+		asked = name
+	}
+	return name, asked
+}
+
+// caseWarning is the warning for a role name written with capitals.
+func caseWarning(kind, asked, name string) []string {
+	if asked == name {
+		return nil
+	}
+	return []string{fmt.Sprintf("%s names are lower case: %q is stored as %q", kind, asked, name)}
+}

@@ -45,6 +45,9 @@ func (b *backend) prepareOAuthRole(ctx context.Context, req *logical.Request, ro
 		}
 	}
 	org := role.NamespaceName
+	if resp, err := organizationMustExist(ctx, client, org); resp != nil || err != nil {
+		return resp, err
+	}
 
 	if role.ClientID != "" {
 		if _, err := client.GetApplication(ctx, org, role.ClientID); err != nil {

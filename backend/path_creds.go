@@ -36,7 +36,13 @@ letting it expire, deletes the credential in Quay.`,
 }
 
 func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
+	name, asked := roleNameOf(d)
+	if asked != name {
+		// Vault names the lease after the request path: a lease under
+		// creds/MyRole/ escapes `vault lease revoke -prefix quay/creds/myrole`,
+		// the prefix of the role as `vault list quay/roles` shows it.
+		return badField("name", "role names are lower case: read creds/%s (leases under creds/%s could not be revoked by the role's prefix)", name, asked), nil
+	}
 	role, err := getRole(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err

@@ -173,7 +173,7 @@ func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *f
 }
 
 func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
+	name, asked := roleNameOf(d)
 	stored, err := getRole(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
@@ -194,7 +194,7 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 		}
 	}
 
-	warnings := unknownFieldWarnings(d, rawGrantFields...)
+	warnings := append(caseWarning("role", asked, name), unknownFieldWarnings(d, rawGrantFields...)...)
 	if sysMax := b.System().MaxLeaseTTL(); role.MaxTTL > sysMax || role.TTL > sysMax {
 		warnings = append(warnings, "ttl or max_ttl exceeds the mount's maximum lease TTL ("+sysMax.String()+"); leases will be capped to it")
 	}

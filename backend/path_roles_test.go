@@ -131,9 +131,9 @@ func TestRoles_AcceptsVaultConfigOperatorPayload(t *testing.T) {
 		"ttl":                 "1h0m0s",
 		"max_ttl":             nil,
 	})
-	if resp != nil {
-		assert.Empty(t, resp.Warnings)
-	}
+	require.NotNil(t, resp)
+	assert.Equal(t, []string{`role names are lower case: "Pull-Secrets" is stored as "pull-secrets"`}, resp.Warnings,
+		"nothing but the name's case is worth a warning")
 	read := env.mustOK(logical.ReadOperation, "roles/pull-secrets", nil)
 	assert.Equal(t, "robot", read.Data["credential_type"], "robot is the default")
 	assert.Equal(t, map[string]string{"app": "write", "lib": "read"}, read.Data["repositories"])
@@ -212,4 +212,63 @@ func (e *testEnv) roleExists(name string) bool {
 	role, err := getRole(context.Background(), e.storage, name)
 	require.NoError(e.t, err)
 	return role != nil
+}
+
+// Vault names a lease after the request path. creds/MyRole used to issue
+// leases under quay/creds/MyRole/ for role "myrole", and
+// `vault lease revoke -prefix quay/creds/myrole` (the name `vault list
+// quay/roles` shows) reported success and left those credentials alive.
+// One canonical name per role: writes store it with a warning, and creds
+// refuse any other spelling, so every lease sits under the role's prefix.
+func TestRoles_OneCanonicalNameSoLeasePrefixesRevoke(t *testing.T) {
+	env := newTestEnv(t)
+	resp := env.mustOK(logical.CreateOperation, "roles/MyRole", map[string]any{"namespace_name": testOrg})
+	require.NotNil(t, resp)
+	assert.Contains(t, resp.Warnings, `role names are lower case: "MyRole" is stored as "myrole"`)
+	list := env.mustOK(logical.ListOperation, "roles/", nil)
+	assert.Equal(t, []string{"myrole"}, list.Data["keys"])
+
+	env.quay.ResetCalls()
+	refused := env.request(logical.ReadOperation, "creds/MyRole", nil)
+	require.True(t, refused.IsError(), "a lease under creds/MyRole/ could not be revoked by the role's prefix")
+	assert.Equal(t, "name: role names are lower case: read creds/myrole (leases under creds/MyRole could not be revoked by the role's prefix)", errorMessage(refused))
+	assert.Zero(t, env.quay.TotalCalls(), "nothing was created in Quay")
+	assert.NotNil(t, env.issue("myrole").Secret)
+
+	static := env.mustOK(logical.CreateOperation, "static-roles/Pull", map[string]any{"namespace_name": testOrg})
+	require.NotNil(t, static)
+	assert.Contains(t, static.Warnings, `static role names are lower case: "Pull" is stored as "pull"`)
+	assert.True(t, env.robotExists("pull"))
+}
+
+// A typo in namespace_name used to be accepted for robot roles (and read as
+// a rights problem for OAuth roles): every creds read then failed with 502
+// insufficient_scope, and tidy reported an error for the namespace forever.
+// Quay answers calls about a missing organization with 403 before anything
+// else, so the engine asks whether the organization exists.
+func TestRoles_AMissingOrganizationIsA400SayingSo(t *testing.T) {
+	env := newTestEnv(t)
+	for _, tc := range []struct {
+		path string
+		data map[string]any
+	}{
+		{"roles/robots", map[string]any{"namespace_name": "acme-typo"}},
+		{"roles/tokens", map[string]any{"namespace_name": "acme-typo", "credential_type": "oauth_token", "scopes": "repo:read"}},
+		{"roles/tokens-app", map[string]any{"namespace_name": "acme-typo", "credential_type": "oauth_token", "scopes": "repo:read", "client_id": "ABCDEFGHIJKLMNOPQRST"}},
+		{"static-roles/pull", map[string]any{"namespace_name": "acme-typo"}},
+	} {
+		resp := env.request(logical.CreateOperation, tc.path, tc.data)
+		require.True(t, resp.IsError(), tc.path)
+		assert.Equal(t, `namespace_name: Quay has no organization "acme-typo": create it first (the engine does not)`, errorMessage(resp), tc.path)
+	}
+	assert.Empty(t, env.mustOK(logical.ListOperation, "roles/", nil).Data["keys"])
+
+	// A role stored before this check (or whose organization was deleted
+	// since) is no tidy error.
+	env.writeRobotRole("ci", nil)
+	require.NoError(t, putRole(context.Background(), env.storage, &roleEntry{Name: "old", CredentialType: credentialTypeRobot,
+		NamespaceType: string(quay.NamespaceOrganization), NamespaceName: "gone"}))
+	report := env.mustOK(logical.UpdateOperation, "tidy", nil)
+	assert.Empty(t, tidyList(report, "errors"))
+	assert.Equal(t, []string{"organization/acme", "organization/gone"}, tidyList(report, "namespaces_scanned"))
 }

@@ -37,6 +37,10 @@ func (b *backend) pathRotateRoleWrite(ctx context.Context, req *logical.Request,
 	if errors.Is(err, errStaticRoleNotFound) {
 		return logical.ErrorResponse("static role %q does not exist", name), nil
 	}
+	var moved *userNamespaceError
+	if errors.As(err, &moved) {
+		return logical.ErrorResponse(err.Error()), nil
+	}
 	if err != nil {
 		return nil, err
 	}

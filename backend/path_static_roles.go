@@ -119,7 +119,7 @@ func (b *backend) pathStaticRoleRead(ctx context.Context, req *logical.Request, 
 }
 
 func (b *backend) pathStaticRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
+	name, asked := roleNameOf(d)
 	lock := b.staticRoleLock(name)
 	lock.Lock()
 	defer lock.Unlock()
@@ -152,7 +152,7 @@ func (b *backend) pathStaticRoleWrite(ctx context.Context, req *logical.Request,
 		return badField("rotation_period", "must be 0 (manual rotation only) or at least %s, got %s", minRotationPeriod, role.RotationPeriod), nil
 	}
 
-	warnings := unknownFieldWarnings(d, rawGrantFields...)
+	warnings := append(caseWarning("static role", asked, name), unknownFieldWarnings(d, rawGrantFields...)...)
 	more, resp, err := b.prepareRobotGrants(ctx, req, role.NamespaceType, role.NamespaceName, role.robotGrants)
 	if resp != nil || err != nil {
 		return resp, err
@@ -320,9 +320,12 @@ func (b *backend) pathStaticRoleDelete(ctx context.Context, req *logical.Request
 	}
 	var resp *logical.Response
 	if role.CreatedByVault {
-		client, _, err := b.client(ctx, req.Storage)
+		client, cfg, err := b.client(ctx, req.Storage)
 		if err != nil {
 			return nil, err
+		}
+		if err := reachUserRobot(ctx, client, cfg, role.namespace(), role.RobotName); err != nil {
+			return logical.ErrorResponse(err.Error()), nil
 		}
 		if err := deleteRobot(ctx, client, role.namespace(), role.RobotName); err != nil {
 			return nil, upstreamError("deleting robot "+role.username(), err)

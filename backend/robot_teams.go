@@ -26,6 +26,11 @@ func (b *backend) prepareRobotGrants(ctx context.Context, req *logical.Request, 
 	if nsType == string(quay.NamespaceUser) && cfg.TokenOwner != "" && nsName != cfg.TokenOwner {
 		return nil, badField("namespace_name", "user robots live in the namespace of the user the root credential acts as (%q), not %q", cfg.TokenOwner, nsName), nil
 	}
+	if nsType == string(quay.NamespaceOrganization) {
+		if resp, err := organizationMustExist(ctx, client, nsName); resp != nil || err != nil {
+			return nil, resp, err
+		}
+	}
 	for _, team := range g.teams() {
 		if _, err := client.UpdateTeam(ctx, nsName, team, g.teamRole(team), teamDescription); err != nil {
 			switch {
@@ -68,4 +73,20 @@ func addTeamMember(ctx context.Context, client *quay.Client, org, team, teamRole
 		return nil
 	}
 	return err
+}
+
+// organizationMustExist answers a role naming an organization Quay does not
+// have with a 400 that says so. Without it a typo passes: Quay answers the
+// later calls for a missing organization with 403 insufficient_scope
+// (its permission checks run first), which reads as a rights problem.
+func organizationMustExist(ctx context.Context, client *quay.Client, org string) (*logical.Response, error) {
+	_, err := client.GetOrganization(ctx, org)
+	switch {
+	case err == nil:
+		return nil, nil
+	case quay.IsNotFound(err):
+		return badField("namespace_name", "Quay has no organization %q: create it first (the engine does not)", org), nil
+	default:
+		return nil, upstreamError("looking up organization "+org, err)
+	}
 }

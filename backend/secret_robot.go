@@ -96,6 +96,12 @@ func (b *backend) issueRobot(ctx context.Context, req *logical.Request, role *ro
 	ns := role.namespace()
 	ttl, maxTTL := b.leaseTTLs(role.TTL, role.MaxTTL)
 	short := robotShortName(role.Name)
+	if err := reachUserRobot(ctx, client, cfg, ns, short); err != nil {
+		if _, ok := err.(*userNamespaceError); ok {
+			return logical.ErrorResponse("role %q: %s", role.Name, err), nil
+		}
+		return nil, err
+	}
 	cluster, err := b.clusterID(ctx, req.Storage)
 	if err != nil {
 		return nil, err
@@ -118,6 +124,14 @@ func (b *backend) issueRobot(ctx context.Context, req *logical.Request, role *ro
 		return nil, upstreamError(fmt.Sprintf("creating a robot for role %q", role.Name), err)
 	}
 	username := ns.RobotUsername(short)
+	if robot.Name != username {
+		// Quay created it somewhere else than the role says (a user
+		// namespace of another user): undo, and say so.
+		if delErr := deleteRobot(ctx, client, ns, short); delErr == nil {
+			b.deleteWAL(ctx, req.Storage, walID)
+		}
+		return nil, fmt.Errorf("role %q: Quay created robot %s, not %s; the root credential acts as another user than the role's namespace", role.Name, robot.Name, username)
+	}
 
 	warnings, err := grantRobot(ctx, client, role.NamespaceName, role.robotGrants, username, true)
 	if err != nil {
@@ -301,6 +315,9 @@ func (b *backend) revokeRobot(ctx context.Context, req *logical.Request, _ *fram
 		}
 	}
 	ns := quay.Namespace{Kind: quay.NamespaceKind(lease.NamespaceType), Name: lease.NamespaceName}
+	if err := reachUserRobot(ctx, client, cfg, ns, short); err != nil {
+		return nil, err
+	}
 	if err := deleteRobot(ctx, client, ns, short); err != nil {
 		return nil, upstreamError("revoking robot "+lease.Username, err)
 	}
@@ -323,8 +340,11 @@ func deleteRobot(ctx context.Context, client *quay.Client, ns quay.Namespace, sh
 
 // rollbackRobot deletes a robot a failed creds request may have created.
 func (b *backend) rollbackRobot(ctx context.Context, req *logical.Request, entry robotWAL) error {
-	client, _, err := b.client(ctx, req.Storage)
+	client, cfg, err := b.client(ctx, req.Storage)
 	if err != nil {
+		return err
+	}
+	if err := reachUserRobot(ctx, client, cfg, entry.namespace(), entry.ShortName); err != nil {
 		return err
 	}
 	// A static role written right before a crash may own the robot

@@ -42,8 +42,11 @@ func (b *backend) rotateStaticRole(ctx context.Context, s logical.Storage, name 
 	if role == nil {
 		return nil, errStaticRoleNotFound
 	}
-	client, _, err := b.client(ctx, s)
+	client, cfg, err := b.client(ctx, s)
 	if err != nil {
+		return nil, err
+	}
+	if err := reachUserRobot(ctx, client, cfg, role.namespace(), role.RobotName); err != nil {
 		return nil, err
 	}
 	walID, err := b.regenerateStaticRobot(ctx, s, client, role)
@@ -91,8 +94,11 @@ func (b *backend) rollbackStaticRotation(ctx context.Context, req *logical.Reque
 	if role == nil {
 		return nil
 	}
-	client, _, err := b.client(ctx, req.Storage)
+	client, cfg, err := b.client(ctx, req.Storage)
 	if err != nil {
+		return err
+	}
+	if err := reachUserRobot(ctx, client, cfg, role.namespace(), role.RobotName); err != nil {
 		return err
 	}
 	robot, err := client.GetRobot(ctx, role.namespace(), role.RobotName)

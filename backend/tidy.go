@@ -104,7 +104,7 @@ func (b *backend) tidyRobots(ctx context.Context, s logical.Storage, dryRun bool
 		report.Namespaces = append(report.Namespaces, string(ns.Kind)+"/"+ns.Name)
 		robots, err := client.ListRobots(ctx, ns, quay.ListRobotsOptions{})
 		if err != nil {
-			if quay.IsNotFound(err) {
+			if quay.IsNotFound(err) || organizationGone(ctx, client, ns, err) {
 				continue // the organization is gone, and its robots with it
 			}
 			report.Errors = append(report.Errors, fmt.Sprintf("listing robots of %s: %s", ns.Name, quayReason(err)))
@@ -311,4 +311,15 @@ func (w robotWALs) anyInFlight(ids []string, instanceID string, now time.Time) b
 		}
 	}
 	return false
+}
+
+// organizationGone tells a missing organization from a rights problem after
+// Quay refused to list its robots: for a missing organization its permission
+// check answers 403 before anything else (endpoints/api/robot.py).
+func organizationGone(ctx context.Context, client *quay.Client, ns quay.Namespace, listErr error) bool {
+	if ns.Kind != quay.NamespaceOrganization || !quay.IsForbidden(listErr) {
+		return false
+	}
+	_, err := client.GetOrganization(ctx, ns.Name)
+	return quay.IsNotFound(err)
 }
