@@ -90,4 +90,3 @@ func TestUserRobots_UnknownOwnerIsAskedFor(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `but the root credential acts as "other"`)
 }
-
