@@ -6,10 +6,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/quay-vault/vault-plugin-secrets-quay/bootstrap"
@@ -73,6 +75,9 @@ type quayConfig struct {
 	RootRotationPeriod time.Duration `json:"root_rotation_period,omitempty"`
 	RotateBefore       time.Duration `json:"rotate_before,omitempty"`
 	LastRootRotation   time.Time     `json:"last_root_rotation,omitempty"`
+	// RetiringRootTokens are root tokens the engine minted and replaced,
+	// kept until they are deleted in Quay (root_retire.go).
+	RetiringRootTokens []retiringRootToken `json:"retiring_root_tokens,omitempty"`
 
 	// What Quay said about the credential when it was last verified.
 	TokenOwner     string    `json:"token_owner,omitempty"`
@@ -249,3 +254,160 @@ func fingerprint(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
 	return "sha256:" + hex.EncodeToString(sum[:8])
 }
+
+// applyConfigFields merges the request into cfg and answers 400 for a value
+// that is wrong on its own.
+func applyConfigFields(cfg *quayConfig, d *framework.FieldData) *logical.Response {
+	str := func(field string, dst *string) {
+		if v, ok := d.GetOk(field); ok {
+			*dst = strings.TrimSpace(v.(string))
+		}
+	}
+	str("url", &cfg.URL)
+	str("ca_certificate", &cfg.CACertificate)
+	if v, ok := d.GetOk("disable_ssl_verification"); ok {
+		cfg.DisableSSLVerification = v.(bool)
+	}
+	if v, ok := d.GetOk("registry_hostname"); ok {
+		host := strings.TrimSpace(v.(string))
+		if strings.Contains(host, "/") || strings.ContainsAny(host, " \t") {
+			return badField("registry_hostname", "must be a host[:port] without scheme or path, got %q", host)
+		}
+		cfg.RegistryHostname = host
+	}
+	if v, ok := d.GetOk("tidy_interval"); ok {
+		cfg.TidyInterval = time.Duration(v.(int)) * time.Second
+		if cfg.TidyInterval != 0 && cfg.TidyInterval < minTidyInterval {
+			return badField("tidy_interval", "must be 0 (off) or at least %s, got %s", minTidyInterval, cfg.TidyInterval)
+		}
+	}
+	if v, ok := d.GetOk("request_timeout"); ok {
+		cfg.RequestTimeout = time.Duration(v.(int)) * time.Second
+		if cfg.RequestTimeout != 0 && (cfg.RequestTimeout < minRequestTimeout || cfg.RequestTimeout > maxRequestTimeout) {
+			return badField("request_timeout", "must be between %s and %s, got %s", minRequestTimeout, maxRequestTimeout, cfg.RequestTimeout)
+		}
+	}
+
+	if v, ok := d.GetOk("bootstrap"); ok {
+		m := strings.TrimSpace(v.(string))
+		if m == "" {
+			m = bootstrap.MethodToken
+		}
+		if !slices.Contains(bootstrap.Methods(), m) {
+			return badField("bootstrap", "must be one of %s, got %q", strings.Join(bootstrap.Methods(), ", "), m)
+		}
+		if m != cfg.method() {
+			// Another method's inputs say nothing about this one.
+			cfg.Username, cfg.Password, cfg.Email = "", "", ""
+			cfg.OAuthClientID, cfg.OAuthRedirectURI = "", ""
+			cfg.OIDCTokenURL, cfg.OIDCClientID, cfg.OIDCClientSecret, cfg.OIDCScopes = "", "", "", nil
+		}
+		cfg.Bootstrap = m
+	}
+	if v, ok := d.GetOk("token"); ok {
+		cfg.bootstrapToken = strings.TrimSpace(v.(string))
+	} else if cfg.method() == bootstrap.MethodToken && cfg.RootTokenID == "" {
+		cfg.bootstrapToken = cfg.Token
+	}
+	str("username", &cfg.Username)
+	str("password", &cfg.Password)
+	str("email", &cfg.Email)
+	str("oauth_client_id", &cfg.OAuthClientID)
+	str("oauth_redirect_uri", &cfg.OAuthRedirectURI)
+	str("oidc_token_url", &cfg.OIDCTokenURL)
+	str("oidc_client_id", &cfg.OIDCClientID)
+	str("oidc_client_secret", &cfg.OIDCClientSecret)
+	if v, ok := d.GetOk("oidc_scopes"); ok {
+		cfg.OIDCScopes = v.([]string)
+	}
+	if v, ok := d.GetOk("revoke_bootstrap_token"); ok {
+		cfg.RevokeBootstrapToken = v.(bool)
+	}
+
+	str("root_organization", &cfg.RootOrganization)
+	if v, ok := d.GetOk("root_token_scopes"); ok {
+		var scopes []string
+		for _, s := range v.([]string) {
+			scopes = append(scopes, quay.SplitScopes(s)...)
+		}
+		normalized, err := quay.NormalizeScopes(scopes)
+		if err != nil {
+			return badField("root_token_scopes", "%s", err)
+		}
+		cfg.RootTokenScopes = normalized
+	}
+	durations := map[string]*time.Duration{"root_token_ttl": &cfg.RootTokenTTL, "root_rotation_period": &cfg.RootRotationPeriod, "rotate_before": &cfg.RotateBefore}
+	for field, dst := range durations {
+		if v, ok := d.GetOk(field); ok {
+			*dst = time.Duration(v.(int)) * time.Second
+		}
+	}
+	return nil
+}
+
+// validate checks the merged config: each method's required inputs, and
+// the root token's settings.
+func (c *quayConfig) validate() *logical.Response {
+	switch c.method() {
+	case bootstrap.MethodToken:
+		if c.bootstrapToken == "" && c.Token == "" {
+			return badField("token", "is required with bootstrap=token: a Quay OAuth access token for the engine to act with")
+		}
+		if strings.ContainsAny(c.bootstrapToken, " \t\r\n") {
+			return badField("token", "must not contain whitespace")
+		}
+	case bootstrap.MethodInitialize:
+		if c.Username == "" {
+			return badField("username", "is required with bootstrap=initialize: the first user to create (list it in Quay's SUPER_USERS)")
+		}
+		if !validQuayName(c.Username) {
+			return badField("username", "%q is not a valid Quay username", c.Username)
+		}
+		if c.RootOrganization == "" {
+			return badField("root_organization", "is required with bootstrap=initialize: Quay's initialization token expires after 9000 seconds, so the engine must mint its own")
+		}
+	case bootstrap.MethodPassword:
+		switch {
+		case c.Username == "":
+			return badField("username", "is required with bootstrap=password")
+		case c.Password == "":
+			return badField("password", "is required with bootstrap=password")
+		case c.OAuthClientID == "":
+			return badField("oauth_client_id", "is required with bootstrap=password: an application in Quay's DIRECT_OAUTH_CLIENTID_WHITELIST")
+		}
+	case bootstrap.MethodOIDC:
+		switch {
+		case c.OIDCTokenURL == "" || !(strings.HasPrefix(c.OIDCTokenURL, "https://") || strings.HasPrefix(c.OIDCTokenURL, "http://")):
+			return badField("oidc_token_url", "must be the identity provider's token endpoint URL, got %q", c.OIDCTokenURL)
+		case c.OIDCClientID == "":
+			return badField("oidc_client_id", "is required with bootstrap=oidc")
+		case c.OIDCClientSecret == "":
+			return badField("oidc_client_secret", "is required with bootstrap=oidc")
+		}
+		if c.RootOrganization != "" {
+			return badField("root_organization", "does not apply to bootstrap=oidc: the engine uses short-lived identity-provider tokens and stores no Quay token")
+		}
+	}
+	if c.RootOrganization != "" && !validQuayName(c.RootOrganization) {
+		return badField("root_organization", "%q is not a valid Quay organization name", c.RootOrganization)
+	}
+	if c.RootTokenTTL != 0 && c.RootTokenTTL < minRootTokenTTL {
+		return badField("root_token_ttl", "must be at least %s, got %s", minRootTokenTTL, c.RootTokenTTL)
+	}
+	if c.RootTokenTTL > quay.MaxTokenExpiration {
+		return badField("root_token_ttl", "must be at most Quay's ten years, got %s", c.RootTokenTTL)
+	}
+	if c.RotateBefore != 0 && c.RotateBefore >= c.rootTokenTTL() {
+		return badField("rotate_before", "(%s) must be shorter than root_token_ttl (%s)", c.RotateBefore, c.rootTokenTTL())
+	}
+	if c.RootRotationPeriod != 0 && c.RootRotationPeriod < minRotationPeriod {
+		return badField("root_rotation_period", "must be 0 or at least %s, got %s", minRotationPeriod, c.RootRotationPeriod)
+	}
+	if len(c.RootTokenScopes) > 0 {
+		if ok, missing := quay.ScopesCover(c.RootTokenScopes, []string{quay.ScopeUserRead, quay.ScopeOrgAdmin}); !ok {
+			return badField("root_token_scopes", "must include %s: the engine verifies itself with user:read and manages applications, robots and teams with org:admin", strings.Join(missing, " "))
+		}
+	}
+	return nil
+}
+

@@ -2,8 +2,6 @@ package backend
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -156,11 +154,11 @@ func configFields() map[string]*framework.FieldSchema {
 
 		"root_organization": {
 			Type:        framework.TypeString,
-			Description: "Organization in which the engine mints its own root token (created if missing; needed by bootstrap=initialize). When empty the engine uses the bootstrap credential itself.",
+			Description: "Organization in which the engine mints its own root token (created if missing; needed by bootstrap=initialize). When empty the engine uses the bootstrap credential itself; clearing it needs that credential again (token=..., or the bootstrap method's inputs) and deletes the engine's own root token.",
 		},
 		"root_token_scopes": {
 			Type:        framework.TypeCommaStringSlice,
-			Description: "Scopes of the engine's own root token (default: org:admin repo:admin repo:create repo:read repo:write user:admin user:read).",
+			Description: "Scopes of the engine's own root token (default: org:admin repo:admin repo:create repo:read repo:write user:admin user:read). A change mints a new root token at once, with the current credential: Quay only mints scopes that credential holds.",
 		},
 		"root_token_ttl": {
 			Type:        framework.TypeDurationSecond,
@@ -195,6 +193,7 @@ var configResponseFields = map[string]*framework.FieldSchema{
 	"root_token_verified_at":   {Type: framework.TypeTime, Description: "When Quay last confirmed the credential."},
 	"last_root_rotation":       {Type: framework.TypeTime},
 	"next_root_rotation":       {Type: framework.TypeTime},
+	"retiring_root_tokens":     {Type: framework.TypeSlice, Description: "Root tokens the engine replaced and deletes in Quay (id, organization, delete_after); kept here until Quay no longer holds them."},
 }
 
 func (b *backend) configExists(ctx context.Context, req *logical.Request, _ *framework.FieldData) (bool, error) {
@@ -252,6 +251,13 @@ func configResponseData(cfg *quayConfig) map[string]any {
 		data["last_root_rotation"] = formatTime(cfg.LastRootRotation)
 		data["next_root_rotation"] = formatTime(cfg.nextRootRotation())
 	}
+	if len(cfg.RetiringRootTokens) > 0 {
+		retiring := make([]map[string]any, 0, len(cfg.RetiringRootTokens))
+		for _, r := range cfg.RetiringRootTokens {
+			retiring = append(retiring, map[string]any{"id": r.ID, "organization": r.Organization, "delete_after": formatTime(r.DeleteAfter)})
+		}
+		data["retiring_root_tokens"] = retiring
+	}
 	if len(cfg.TokenScopes) > 0 {
 		data["root_token_scopes"] = cfg.TokenScopes
 	}
@@ -271,6 +277,23 @@ func effectiveRequestTimeout(d time.Duration) time.Duration {
 	return d
 }
 
+// configWritePlan is what a config write will do, decided from the request
+// and the stored config before anything leaves the engine.
+type configWritePlan struct {
+	// rebootstrap runs the bootstrap method again.
+	rebootstrap bool
+	// mint gives the engine a new root token of its own.
+	mint bool
+	// replaced is the stored config's engine-minted root token when the
+	// write replaces it; it is recorded as retiring with the new config
+	// and deleted in Quay after.
+	replaced *quayConfig
+}
+
+// pathConfigWrite runs in four steps, so that a refused write changes
+// nothing and a failure halfway leaves nothing behind: merge and validate
+// (no Quay call), obtain or verify the credential, mint the engine's own
+// root token, then persist once and clean up.
 func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	b.rootLock.Lock()
 	defer b.rootLock.Unlock()
@@ -279,15 +302,8 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err != nil {
 		return nil, err
 	}
-	cfg := &quayConfig{URL: defaultQuayURL, RevokeBootstrapToken: true}
-	if stored != nil {
-		copied := *stored
-		cfg = &copied
-	}
-	if resp := applyConfigFields(cfg, d); resp != nil {
-		return resp, nil
-	}
-	if resp := cfg.validate(); resp != nil {
+	cfg, plan, resp := planConfigWrite(stored, d)
+	if resp != nil {
 		return resp, nil
 	}
 	// A client with the connection settings but no credential: it checks
@@ -301,366 +317,169 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		return badField("url", "%s", strings.TrimPrefix(err.Error(), "quay: ")), nil
 	}
 	defer anon.Close()
-
 	var warnings []string
 	if cfg.DisableSSLVerification {
 		warnings = append(warnings, "disable_ssl_verification is on: Quay's TLS certificate is not checked; use ca_certificate outside of tests")
 	}
 
-	_, tokenGiven := d.GetOk("token")
-	rebootstrap := needsBootstrap(stored, cfg, tokenGiven)
-	if rebootstrap && cfg.method() == bootstrap.MethodToken && cfg.bootstrapToken == "" {
-		return badField("token", "is required: the engine must bootstrap again (new url or method) and does not keep the token it started from"), nil
+	grant, current, more, resp, err := b.obtainCredential(ctx, req.Storage, stored, cfg, plan, anon, d)
+	if resp != nil || err != nil {
+		return resp, err
 	}
-	// The engine's own root token, if any, and where it lives: replaced
-	// (and deleted) when the engine mints a new one below.
-	var old rootTokenRef
-	if stored != nil && stored.ownsRootToken() {
-		old = rootTokenRef{org: stored.RootOrganization, clientID: stored.RootClientID, id: stored.RootTokenID}
+	warnings = append(warnings, more...)
+
+	walID := ""
+	if plan.mint {
+		walID, err = b.mintRootToken(ctx, req.Storage, current, cfg, replacedID(plan))
+		if err != nil {
+			return b.mintFailed(ctx, cfg, grant, current, err), nil
+		}
 	}
 
-	var grant *bootstrap.Grant
-	current := anon.WithCredential(cfg.credential())
-	switch {
-	case rebootstrap:
-		var resp *logical.Response
-		grant, resp = b.bootstrap(ctx, cfg, anon)
-		if resp != nil {
-			return resp, nil
-		}
-		current = anon.WithCredential(grant.Credential)
-		// A pasted token may be saved unverified (Quay not reachable
-		// yet); every other method talks to Quay anyway.
-		if cfg.method() != bootstrap.MethodToken || d.Get("verify_connection").(bool) || cfg.RootOrganization != "" {
-			user, err := current.GetUser(ctx)
-			if err != nil {
-				return credentialRejected(cfg.method(), err), nil
-			}
-			cfg.TokenOwner, cfg.TokenSuperUser, cfg.VerifiedAt = user.Username, user.SuperUser, b.now().UTC()
-		} else {
-			cfg.TokenOwner, cfg.TokenSuperUser, cfg.VerifiedAt = "", false, time.Time{}
-			warnings = append(warnings, "verify_connection=false: the credential was saved without asking Quay whether it works")
-		}
-		cfg.Token, cfg.TokenExpiresAt, cfg.TokenScopes = grant.Token, grant.ExpiresAt, grant.Scopes
-		cfg.RootTokenID = ""
-		cfg.BootstrapInput = ""
-		if cfg.method() == bootstrap.MethodToken {
-			cfg.BootstrapInput = fingerprint(cfg.bootstrapToken)
-		}
-		if cfg.RootOrganization != "" && cfg.method() != bootstrap.MethodOIDC {
-			// Save what bootstrapping produced before minting, so a
-			// failure below loses nothing (initialize cannot run twice).
-			if err := putConfig(ctx, req.Storage, cfg); err != nil {
-				return nil, err
-			}
-			b.clients.reset()
-		}
-	case d.Get("verify_connection").(bool):
-		user, err := current.GetUser(ctx)
-		if err != nil {
-			return credentialRejected(cfg.method(), err), nil
-		}
-		cfg.TokenOwner, cfg.TokenSuperUser, cfg.VerifiedAt = user.Username, user.SuperUser, b.now().UTC()
-	default:
-		warnings = append(warnings, "verify_connection=false: the credential was saved without asking Quay whether it works")
+	cfg.retire(plan.replaced, b.now())
+	if err := putConfig(ctx, req.Storage, cfg); err != nil {
+		// A minted token's entry stays: the rollback deletes it.
+		return nil, err
 	}
-
-	mint := cfg.RootOrganization != "" && cfg.method() != bootstrap.MethodOIDC &&
-		(cfg.RootTokenID == "" || stored == nil || stored.RootOrganization != cfg.RootOrganization)
-	if mint {
-		if stored != nil && stored.RootOrganization != cfg.RootOrganization {
-			cfg.RootClientID, cfg.RootTokenID = "", ""
-		}
-		walID, err := b.mintRootToken(ctx, req.Storage, current, cfg)
-		if err != nil {
-			return rootMintFailed(cfg, err), nil
-		}
-		if err := putConfig(ctx, req.Storage, cfg); err != nil {
-			return nil, err
-		}
-		warnings = append(warnings, b.finishRootSwitch(ctx, req.Storage, cfg, "", walID)...)
-		warnings = append(warnings, b.deleteOldRootToken(ctx, req.Storage, old, cfg)...)
-		if grant != nil && cfg.RevokeBootstrapToken {
-			client, _, err := b.client(ctx, req.Storage)
-			if err == nil {
-				warnings = append(warnings, b.revokeBootstrapToken(ctx, client, cfg.method(), grant, cfg.TokenOwner)...)
-			}
-		}
-	} else {
-		if cfg.RootOrganization == "" {
-			cfg.RootClientID, cfg.RootTokenID, cfg.LastRootRotation = "", "", time.Time{}
-		}
-		if err := putConfig(ctx, req.Storage, cfg); err != nil {
-			return nil, err
-		}
-		if rebootstrap {
-			warnings = append(warnings, b.deleteOldRootToken(ctx, req.Storage, old, cfg)...)
-		}
+	if walID != "" {
+		b.deleteWAL(ctx, req.Storage, walID)
 	}
 	b.clients.reset()
+	warnings = append(warnings, b.finishRootSwitch(ctx, req.Storage, cfg)...)
+	if grant != nil && plan.mint && cfg.RevokeBootstrapToken {
+		warnings = append(warnings, b.revokeBootstrapToken(ctx, current.WithCredential(cfg.credential()), cfg, grant)...)
+	}
 	b.logger.Info("config written", "url", cfg.URL, "bootstrap", cfg.method(), "root_token_owner", cfg.TokenOwner,
 		"root_token_fingerprint", fingerprint(cfg.Token), "root_token_id", cfg.RootTokenID)
 	return &logical.Response{Data: configResponseData(cfg), Warnings: warnings}, nil
 }
 
-// rootTokenRef locates a root token the engine minted.
-type rootTokenRef struct{ org, clientID, id string }
-
-// deleteOldRootToken deletes the engine's previous root token after a new
-// credential replaced it (a new bootstrap or root organization).
-func (b *backend) deleteOldRootToken(ctx context.Context, s logical.Storage, old rootTokenRef, cfg *quayConfig) []string {
-	if old.id == "" || old.id == cfg.RootTokenID {
-		return nil
+func replacedID(plan configWritePlan) string {
+	if plan.replaced == nil {
+		return ""
 	}
-	client, _, err := b.client(ctx, s)
-	if err == nil {
-		err = deleteOAuthToken(ctx, client, old.org, old.clientID, old.id)
-	}
-	if err != nil {
-		return []string{fmt.Sprintf("could not delete the engine's previous root token %s in %s: %s; it expires by itself", old.id, old.org, reasonOf(err))}
-	}
-	return nil
+	return plan.replaced.RootTokenID
 }
 
-// bootstrap runs the configured method. It answers 400 naming the field for
-// failures the operator can fix.
-func (b *backend) bootstrap(ctx context.Context, cfg *quayConfig, anon *quay.Client) (*bootstrap.Grant, *logical.Response) {
-	if cfg.method() == bootstrap.MethodInitialize && cfg.Password == "" {
-		pw, err := bootstrap.GeneratePassword()
+// planConfigWrite merges the request into a copy of the stored config,
+// validates it and decides what the write must do. It calls nothing.
+func planConfigWrite(stored *quayConfig, d *framework.FieldData) (*quayConfig, configWritePlan, *logical.Response) {
+	cfg := &quayConfig{URL: defaultQuayURL, RevokeBootstrapToken: true}
+	if stored != nil {
+		copied := *stored
+		copied.RetiringRootTokens = slices.Clone(stored.RetiringRootTokens)
+		cfg = &copied
+	}
+	var plan configWritePlan
+	if resp := applyConfigFields(cfg, d); resp != nil {
+		return nil, plan, resp
+	}
+	if resp := cfg.validate(); resp != nil {
+		return nil, plan, resp
+	}
+	_, tokenGiven := d.GetOk("token")
+	owned := stored != nil && stored.ownsRootToken()
+	keepsOwn := cfg.RootOrganization != "" && cfg.method() != bootstrap.MethodOIDC
+	_, scopesGiven := d.GetOk("root_token_scopes")
+	scopesChanged := stored != nil && scopesGiven && !slices.Equal(cfg.rootScopes(), stored.rootScopes())
+
+	plan.rebootstrap = needsBootstrap(stored, cfg, tokenGiven)
+	if owned && !keepsOwn {
+		// The engine stops using its own root token and needs the
+		// credential to use instead.
+		if cfg.method() == bootstrap.MethodToken && !tokenGiven {
+			return nil, plan, badField("token", "is required when root_organization is cleared: the engine stops using (and deletes) its own root token and needs the credential to use instead")
+		}
+		plan.rebootstrap = true
+	}
+	if scopesChanged && !keepsOwn {
+		if cfg.method() != bootstrap.MethodPassword {
+			return nil, plan, badField("root_token_scopes", "applies only when the engine mints its own root token (root_organization) or logs in with bootstrap=password")
+		}
+		plan.rebootstrap = true
+	}
+	if plan.rebootstrap && cfg.method() == bootstrap.MethodToken && cfg.bootstrapToken == "" {
+		return nil, plan, badField("token", "is required: the engine must bootstrap again (new url or method) and does not keep the token it started from")
+	}
+	plan.mint = keepsOwn && (plan.rebootstrap || !owned || stored.RootOrganization != cfg.RootOrganization || scopesChanged)
+	if owned && (plan.mint || !keepsOwn) {
+		plan.replaced = stored
+	}
+	if stored != nil && stored.RootOrganization != cfg.RootOrganization {
+		cfg.RootClientID = ""
+	}
+	if !keepsOwn {
+		cfg.RootClientID, cfg.RootTokenID, cfg.LastRootRotation = "", "", time.Time{}
+	}
+	return cfg, plan, nil
+}
+
+// obtainCredential runs the bootstrap method when the plan says so, or
+// verifies the stored credential, and returns the client to mint with. Only
+// bootstrap=initialize changes Quay irreversibly (its first user exists from
+// then on): its result is saved at once, so that a failure later in the
+// write loses nothing (Quay would refuse a second initialization).
+func (b *backend) obtainCredential(ctx context.Context, s logical.Storage, stored, cfg *quayConfig, plan configWritePlan, anon *quay.Client, d *framework.FieldData) (*bootstrap.Grant, *quay.Client, []string, *logical.Response, error) {
+	verify := d.Get("verify_connection").(bool)
+	if !plan.rebootstrap {
+		current := anon.WithCredential(cfg.credential())
+		if !verify {
+			return nil, current, []string{"verify_connection=false: the credential was saved without asking Quay whether it works"}, nil, nil
+		}
+		user, err := current.GetUser(ctx)
 		if err != nil {
-			return nil, logical.ErrorResponse("generating a password: %s", err)
+			return nil, nil, nil, credentialRejected(cfg.method(), err), nil
 		}
-		cfg.Password = pw
-	}
-	method, err := cfg.bootstrapMethod(b.now)
-	if err != nil {
-		return nil, badField("bootstrap", "%s", err)
-	}
-	grant, err := method.Obtain(ctx, anon)
-	if err == nil {
-		return grant, nil
-	}
-	switch cfg.method() {
-	case bootstrap.MethodInitialize:
-		switch {
-		case quay.IsNotFound(err):
-			return nil, badField("bootstrap", "Quay does not offer user initialization (404): set FEATURE_USER_INITIALIZE: true in its config.yaml")
-		case quay.StatusOf(err) == http.StatusBadRequest:
-			return nil, badField("bootstrap", "Quay refused to initialize %q: %s (initialize only works on an empty Quay with database authentication)", cfg.Username, quayReason(err))
-		}
-	case bootstrap.MethodPassword:
-		switch {
-		case quay.StatusOf(err) == http.StatusForbidden, quay.StatusOf(err) == http.StatusUnauthorized:
-			return nil, badField("password", "Quay refused the login or the direct OAuth request (%s): check the username and password, that oauth_client_id is in DIRECT_OAUTH_CLIENTID_WHITELIST, and that the user administers the application's organization", quayReason(err))
-		case quay.StatusOf(err) == http.StatusTooManyRequests:
-			return nil, badField("password", "Quay is throttling logins for this user after failed attempts (%s)", quayReason(err))
-		case quay.StatusOf(err) >= 300 && quay.StatusOf(err) < 500:
-			return nil, badField("oauth_client_id", "Quay did not issue a token (%s): check oauth_client_id and oauth_redirect_uri", quayReason(err))
-		}
-	case bootstrap.MethodOIDC:
-		if errors.Is(err, bootstrap.ErrProviderUnreachable) {
-			return nil, badField("oidc_token_url", "could not reach the identity provider: %s", err)
-		}
-		return nil, badField("oidc_client_secret", "could not get an access token from %s: %s", cfg.OIDCTokenURL, err)
-	}
-	return nil, badField("url", "bootstrapping with %s failed: %s", cfg.method(), reasonOf(err))
-}
-
-// rootMintFailed explains a failure to mint the engine's own root token.
-func rootMintFailed(cfg *quayConfig, err error) *logical.Response {
-	msg := fmt.Sprintf("could not mint the engine's own root token in organization %q: %s", cfg.RootOrganization, reasonOf(err))
-	if cfg.Token != "" && !cfg.TokenExpiresAt.IsZero() {
-		msg += fmt.Sprintf("; the bootstrap credential was saved and expires at %s, write config again once fixed", formatTime(cfg.TokenExpiresAt))
-	}
-	switch {
-	case quay.IsForbidden(err):
-		return badField("root_token_scopes", "%s (the bootstrap credential must hold every scope in root_token_scopes and administer the organization)", msg)
-	case quay.StatusOf(err) == http.StatusBadRequest, quay.IsNotFound(err):
-		return badField("root_organization", "%s", msg)
-	}
-	return logical.ErrorResponse(msg)
-}
-
-// applyConfigFields merges the request into cfg and answers 400 for a value
-// that is wrong on its own.
-func applyConfigFields(cfg *quayConfig, d *framework.FieldData) *logical.Response {
-	str := func(field string, dst *string) {
-		if v, ok := d.GetOk(field); ok {
-			*dst = strings.TrimSpace(v.(string))
-		}
-	}
-	str("url", &cfg.URL)
-	str("ca_certificate", &cfg.CACertificate)
-	if v, ok := d.GetOk("disable_ssl_verification"); ok {
-		cfg.DisableSSLVerification = v.(bool)
-	}
-	if v, ok := d.GetOk("registry_hostname"); ok {
-		host := strings.TrimSpace(v.(string))
-		if strings.Contains(host, "/") || strings.ContainsAny(host, " \t") {
-			return badField("registry_hostname", "must be a host[:port] without scheme or path, got %q", host)
-		}
-		cfg.RegistryHostname = host
-	}
-	if v, ok := d.GetOk("tidy_interval"); ok {
-		cfg.TidyInterval = time.Duration(v.(int)) * time.Second
-		if cfg.TidyInterval != 0 && cfg.TidyInterval < minTidyInterval {
-			return badField("tidy_interval", "must be 0 (off) or at least %s, got %s", minTidyInterval, cfg.TidyInterval)
-		}
-	}
-	if v, ok := d.GetOk("request_timeout"); ok {
-		cfg.RequestTimeout = time.Duration(v.(int)) * time.Second
-		if cfg.RequestTimeout != 0 && (cfg.RequestTimeout < minRequestTimeout || cfg.RequestTimeout > maxRequestTimeout) {
-			return badField("request_timeout", "must be between %s and %s, got %s", minRequestTimeout, maxRequestTimeout, cfg.RequestTimeout)
-		}
+		cfg.TokenOwner, cfg.TokenSuperUser, cfg.VerifiedAt = user.Username, user.SuperUser, b.now().UTC()
+		return nil, current, nil, nil, nil
 	}
 
-	if v, ok := d.GetOk("bootstrap"); ok {
-		m := strings.TrimSpace(v.(string))
-		if m == "" {
-			m = bootstrap.MethodToken
-		}
-		if !slices.Contains(bootstrap.Methods(), m) {
-			return badField("bootstrap", "must be one of %s, got %q", strings.Join(bootstrap.Methods(), ", "), m)
-		}
-		if m != cfg.method() {
-			// Another method's inputs say nothing about this one.
-			cfg.Username, cfg.Password, cfg.Email = "", "", ""
-			cfg.OAuthClientID, cfg.OAuthRedirectURI = "", ""
-			cfg.OIDCTokenURL, cfg.OIDCClientID, cfg.OIDCClientSecret, cfg.OIDCScopes = "", "", "", nil
-		}
-		cfg.Bootstrap = m
+	grant, resp := b.bootstrap(ctx, cfg, anon)
+	if resp != nil {
+		return nil, nil, nil, resp, nil
 	}
-	if v, ok := d.GetOk("token"); ok {
-		cfg.bootstrapToken = strings.TrimSpace(v.(string))
-	} else if cfg.method() == bootstrap.MethodToken && cfg.RootTokenID == "" {
-		cfg.bootstrapToken = cfg.Token
+	cfg.Token, cfg.TokenExpiresAt, cfg.TokenScopes = grant.Token, grant.ExpiresAt, grant.Scopes
+	cfg.TokenOwner, cfg.TokenSuperUser, cfg.VerifiedAt = "", false, time.Time{}
+	cfg.RootTokenID, cfg.BootstrapInput = "", ""
+	if cfg.method() == bootstrap.MethodToken {
+		cfg.BootstrapInput = fingerprint(cfg.bootstrapToken)
 	}
-	str("username", &cfg.Username)
-	str("password", &cfg.Password)
-	str("email", &cfg.Email)
-	str("oauth_client_id", &cfg.OAuthClientID)
-	str("oauth_redirect_uri", &cfg.OAuthRedirectURI)
-	str("oidc_token_url", &cfg.OIDCTokenURL)
-	str("oidc_client_id", &cfg.OIDCClientID)
-	str("oidc_client_secret", &cfg.OIDCClientSecret)
-	if v, ok := d.GetOk("oidc_scopes"); ok {
-		cfg.OIDCScopes = v.([]string)
-	}
-	if v, ok := d.GetOk("revoke_bootstrap_token"); ok {
-		cfg.RevokeBootstrapToken = v.(bool)
-	}
-
-	str("root_organization", &cfg.RootOrganization)
-	if v, ok := d.GetOk("root_token_scopes"); ok {
-		var scopes []string
-		for _, s := range v.([]string) {
-			scopes = append(scopes, quay.SplitScopes(s)...)
+	current := anon.WithCredential(grant.Credential)
+	if cfg.method() == bootstrap.MethodInitialize {
+		saved := *cfg
+		saved.retire(plan.replaced, b.now())
+		if err := putConfig(ctx, s, &saved); err != nil {
+			return nil, nil, nil, nil, err
 		}
-		normalized, err := quay.NormalizeScopes(scopes)
+		b.clients.reset()
+	}
+	var warnings []string
+	// A pasted token may be saved unverified (Quay not reachable yet);
+	// every other method talks to Quay anyway.
+	if cfg.method() != bootstrap.MethodToken || verify || plan.mint {
+		user, err := current.GetUser(ctx)
 		if err != nil {
-			return badField("root_token_scopes", "%s", err)
+			return nil, nil, nil, credentialRejected(cfg.method(), err), nil
 		}
-		cfg.RootTokenScopes = normalized
+		cfg.TokenOwner, cfg.TokenSuperUser, cfg.VerifiedAt = user.Username, user.SuperUser, b.now().UTC()
+	} else {
+		warnings = append(warnings, "verify_connection=false: the credential was saved without asking Quay whether it works")
 	}
-	durations := map[string]*time.Duration{"root_token_ttl": &cfg.RootTokenTTL, "root_rotation_period": &cfg.RootRotationPeriod, "rotate_before": &cfg.RotateBefore}
-	for field, dst := range durations {
-		if v, ok := d.GetOk(field); ok {
-			*dst = time.Duration(v.(int)) * time.Second
-		}
-	}
-	return nil
+	return grant, current, warnings, nil, nil
 }
 
-// validate checks the merged config: each method's required inputs, and
-// the root token's settings.
-func (c *quayConfig) validate() *logical.Response {
-	switch c.method() {
-	case bootstrap.MethodToken:
-		if c.bootstrapToken == "" && c.Token == "" {
-			return badField("token", "is required with bootstrap=token: a Quay OAuth access token for the engine to act with")
-		}
-		if strings.ContainsAny(c.bootstrapToken, " \t\r\n") {
-			return badField("token", "must not contain whitespace")
-		}
-	case bootstrap.MethodInitialize:
-		if c.Username == "" {
-			return badField("username", "is required with bootstrap=initialize: the first user to create (list it in Quay's SUPER_USERS)")
-		}
-		if !validQuayName(c.Username) {
-			return badField("username", "%q is not a valid Quay username", c.Username)
-		}
-		if c.RootOrganization == "" {
-			return badField("root_organization", "is required with bootstrap=initialize: Quay's initialization token expires after 9000 seconds, so the engine must mint its own")
-		}
-	case bootstrap.MethodPassword:
-		switch {
-		case c.Username == "":
-			return badField("username", "is required with bootstrap=password")
-		case c.Password == "":
-			return badField("password", "is required with bootstrap=password")
-		case c.OAuthClientID == "":
-			return badField("oauth_client_id", "is required with bootstrap=password: an application in Quay's DIRECT_OAUTH_CLIENTID_WHITELIST")
-		}
-	case bootstrap.MethodOIDC:
-		switch {
-		case c.OIDCTokenURL == "" || !(strings.HasPrefix(c.OIDCTokenURL, "https://") || strings.HasPrefix(c.OIDCTokenURL, "http://")):
-			return badField("oidc_token_url", "must be the identity provider's token endpoint URL, got %q", c.OIDCTokenURL)
-		case c.OIDCClientID == "":
-			return badField("oidc_client_id", "is required with bootstrap=oidc")
-		case c.OIDCClientSecret == "":
-			return badField("oidc_client_secret", "is required with bootstrap=oidc")
-		}
-		if c.RootOrganization != "" {
-			return badField("root_organization", "does not apply to bootstrap=oidc: the engine uses short-lived identity-provider tokens and stores no Quay token")
+// mintFailed answers a write whose root token could not be minted. Nothing
+// of the write is kept, except what bootstrap=initialize saved (Quay's
+// first user exists now, whatever happens), and the credential a password
+// login obtained for this write is revoked again.
+func (b *backend) mintFailed(ctx context.Context, cfg *quayConfig, grant *bootstrap.Grant, current *quay.Client, err error) *logical.Response {
+	resp := rootMintFailed(cfg, err)
+	if grant != nil && cfg.method() == bootstrap.MethodPassword {
+		for _, w := range b.revokeBootstrapToken(ctx, current, cfg, grant) {
+			resp.AddWarning(w)
 		}
 	}
-	if c.RootOrganization != "" && !validQuayName(c.RootOrganization) {
-		return badField("root_organization", "%q is not a valid Quay organization name", c.RootOrganization)
-	}
-	if c.RootTokenTTL != 0 && c.RootTokenTTL < minRootTokenTTL {
-		return badField("root_token_ttl", "must be at least %s, got %s", minRootTokenTTL, c.RootTokenTTL)
-	}
-	if c.RootTokenTTL > quay.MaxTokenExpiration {
-		return badField("root_token_ttl", "must be at most Quay's ten years, got %s", c.RootTokenTTL)
-	}
-	if c.RotateBefore != 0 && c.RotateBefore >= c.rootTokenTTL() {
-		return badField("rotate_before", "(%s) must be shorter than root_token_ttl (%s)", c.RotateBefore, c.rootTokenTTL())
-	}
-	if c.RootRotationPeriod != 0 && c.RootRotationPeriod < minRotationPeriod {
-		return badField("root_rotation_period", "must be 0 or at least %s, got %s", minRotationPeriod, c.RootRotationPeriod)
-	}
-	if len(c.RootTokenScopes) > 0 {
-		if ok, missing := quay.ScopesCover(c.RootTokenScopes, []string{quay.ScopeUserRead, quay.ScopeOrgAdmin}); !ok {
-			return badField("root_token_scopes", "must include %s: the engine verifies itself with user:read and manages applications, robots and teams with org:admin", strings.Join(missing, " "))
-		}
-	}
-	return nil
-}
-
-// credentialRejected explains why checking the credential against Quay failed,
-// naming the field the operator should fix.
-func credentialRejected(method string, err error) *logical.Response {
-	field := "token"
-	switch method {
-	case bootstrap.MethodOIDC:
-		field = "oidc_client_id"
-	case bootstrap.MethodInitialize, bootstrap.MethodPassword:
-		field = "username"
-	}
-	switch {
-	case quay.IsUnauthorized(err):
-		// Quay answers GET /api/v1/user/ with 401 invalid_token also for a
-		// valid token without user:read (endpoints/api/user.py).
-		hint := "it may be expired, revoked or mistyped, or lack the user:read scope the engine needs to verify it"
-		if method == bootstrap.MethodOIDC {
-			hint = "check Quay's OIDC_ISSUERS, OIDC_AUDIENCES and OIDC_ALLOWED_CLIENTS against the token's iss, aud and azp"
-		}
-		return badField(field, "Quay did not accept the credential (%s); %s", quayReason(err), hint)
-	case quay.IsForbidden(err):
-		return badField(field, "Quay accepted the credential but refused GET /api/v1/user/ (%s): it needs the user:read scope", quayReason(err))
-	default:
-		return badField("url", "could not verify the credential: %s", reasonOf(err))
-	}
+	return resp
 }
 
 func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {

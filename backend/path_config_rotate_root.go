@@ -35,7 +35,9 @@ settled when the engine next starts (or by its next periodic run).`,
 func (b *backend) pathRotateRootWrite(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
 	b.rootLock.Lock()
 	defer b.rootLock.Unlock()
-	cfg, warnings, err := b.rotateRoot(ctx, req.Storage)
+	// Asked for by an operator (perhaps because the token leaked): the old
+	// token is deleted at once, not after the schedule's grace.
+	cfg, warnings, err := b.rotateRoot(ctx, req.Storage, 0)
 	switch {
 	case errors.Is(err, errRootNotRotatable), err == errNotConfigured:
 		return logical.ErrorResponse(err.Error()), nil

@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
-	"github.com/hashicorp/go-multierror"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/mitchellh/mapstructure"
 
-	"github.com/quay-vault/vault-plugin-secrets-quay/bootstrap"
 	"github.com/quay-vault/vault-plugin-secrets-quay/quay"
 )
 
@@ -59,7 +58,12 @@ func (b *backend) managedRootApplicationName() string {
 }
 
 func (b *backend) rootTokenName() string {
-	return "vault-root-" + shortID(b.mountID) + "-" + randomSuffix(10)
+	return b.rootTokenNamePrefix() + randomSuffix(10)
+}
+
+// rootTokenNamePrefix starts the name of every root token this mount mints.
+func (b *backend) rootTokenNamePrefix() string {
+	return "vault-root-" + shortID(b.mountID) + "-"
 }
 
 // ensureRootApplication makes sure the root organization and its managed
@@ -94,10 +98,11 @@ func (b *backend) ensureRootApplication(ctx context.Context, client *quay.Client
 }
 
 // mintRootToken mints a root token with client's credential, verifies it,
-// and stores it in cfg (not persisted). It returns the guarding write-ahead
-// entry, which the caller deletes after persisting cfg and revoking the old
-// token. On failure nothing minted is left in Quay.
-func (b *backend) mintRootToken(ctx context.Context, s logical.Storage, client *quay.Client, cfg *quayConfig) (string, error) {
+// and stores it in cfg (not persisted); oldTokenID is the root token it will
+// replace, if any. It returns the guarding write-ahead entry, which the
+// caller deletes once cfg is persisted. On failure nothing minted is left in
+// Quay, or the entry stays for the rollback to delete it by name.
+func (b *backend) mintRootToken(ctx context.Context, s logical.Storage, client *quay.Client, cfg *quayConfig, oldTokenID string) (string, error) {
 	if cfg.RootClientID == "" {
 		id, err := b.ensureRootApplication(ctx, client, cfg.RootOrganization)
 		if err != nil {
@@ -107,7 +112,7 @@ func (b *backend) mintRootToken(ctx context.Context, s logical.Storage, client *
 	}
 	name := b.rootTokenName()
 	walID, err := framework.PutWAL(ctx, s, walKindRootRotation, &rootRotationWAL{
-		Organization: cfg.RootOrganization, ClientID: cfg.RootClientID, OldTokenID: cfg.RootTokenID,
+		Organization: cfg.RootOrganization, ClientID: cfg.RootClientID, OldTokenID: oldTokenID,
 		NewTokenName: name, InstanceID: b.instanceID,
 	})
 	if err != nil {
@@ -143,25 +148,6 @@ func (b *backend) mintRootToken(ctx context.Context, s logical.Storage, client *
 	return walID, nil
 }
 
-// finishRootSwitch runs after a config holding a new root token was
-// persisted: it revokes the token it replaced (with the new one) and clears
-// the write-ahead entry. A failed revocation is a warning: the old token
-// still expires in Quay, and the entry stays so recovery retries it.
-func (b *backend) finishRootSwitch(ctx context.Context, s logical.Storage, cfg *quayConfig, oldTokenID, walID string) []string {
-	b.clients.reset()
-	if oldTokenID != "" && oldTokenID != cfg.RootTokenID {
-		client, _, err := b.client(ctx, s)
-		if err == nil {
-			err = deleteOAuthToken(ctx, client, cfg.RootOrganization, cfg.RootClientID, oldTokenID)
-		}
-		if err != nil {
-			return []string{fmt.Sprintf("the new root token is in use, but deleting the old one (%s) failed: %s; it will be retried", oldTokenID, reasonOf(err))}
-		}
-	}
-	b.deleteWAL(ctx, s, walID)
-	return nil
-}
-
 func reasonOf(err error) string {
 	var qe *quay.Error
 	if errors.As(err, &qe) {
@@ -171,10 +157,11 @@ func reasonOf(err error) string {
 }
 
 // rotateRoot replaces the engine's root token. Order: write-ahead entry (IDs
-// only), mint, verify, persist, delete the old token, clear the entry; a
-// crash at any step is recovered by rollbackRootRotation. The caller holds
-// rootLock.
-func (b *backend) rotateRoot(ctx context.Context, s logical.Storage) (*quayConfig, []string, error) {
+// only), mint, verify, persist the new token together with the old one as
+// retiring, clear the entry, delete the old token once grace has passed. A
+// crash at any step is settled by rollbackRootRotation and the retiring
+// record. The caller holds rootLock.
+func (b *backend) rotateRoot(ctx context.Context, s logical.Storage, grace time.Duration) (*quayConfig, []string, error) {
 	cfg, err := getConfig(ctx, s)
 	if err != nil {
 		return nil, nil, err
@@ -190,33 +177,86 @@ func (b *backend) rotateRoot(ctx context.Context, s logical.Storage) (*quayConfi
 		return nil, nil, err
 	}
 	defer client.Close()
-	oldTokenID := cfg.RootTokenID
 	next := *cfg
-	walID, err := b.mintRootToken(ctx, s, client, &next)
+	walID, err := b.mintRootToken(ctx, s, client, &next, cfg.RootTokenID)
 	if err != nil {
 		return nil, nil, err
 	}
+	next.retire(cfg, b.now().Add(grace))
 	if err := putConfig(ctx, s, &next); err != nil {
-		// The entry stays: recovery deletes the unpersisted new token.
+		// The entry stays: the rollback deletes the unpersisted new token.
 		return nil, nil, err
 	}
-	warnings := b.finishRootSwitch(ctx, s, &next, oldTokenID, walID)
-	b.logger.Info("rotated the root token", "root_token_id", next.RootTokenID, "expires_at", next.TokenExpiresAt)
+	b.deleteWAL(ctx, s, walID)
+	b.clients.reset()
+	warnings := b.finishRootSwitch(ctx, s, &next)
+	b.logger.Info("rotated the root token", "root_token_id", next.RootTokenID, "expires_at", next.TokenExpiresAt,
+		"previous_root_token_id", cfg.RootTokenID, "previous_deleted_after", grace)
 	return &next, warnings, nil
+}
+
+// finishRootSwitch runs after a config with a new credential was persisted:
+// it deletes the retired root tokens that are due (persisting the shorter
+// list) and any root token of this mount's application that nothing owns
+// (a mint whose answer was lost before a crash). Failures are warnings:
+// the periodic function retries.
+func (b *backend) finishRootSwitch(ctx context.Context, s logical.Storage, cfg *quayConfig) []string {
+	changed, warnings := b.deleteRetiredRootTokens(ctx, cfg)
+	if changed {
+		if err := putConfig(ctx, s, cfg); err != nil {
+			warnings = append(warnings, "could not record the deleted root tokens: "+err.Error())
+		}
+	}
+	return append(warnings, b.sweepRootApplication(ctx, cfg)...)
+}
+
+// sweepRootApplication deletes the tokens of the engine's root application
+// that this mount minted (by name) and that are neither the current root
+// token nor a retiring one: a mint whose record was lost (a crash before the
+// config existed) would otherwise stay valid until it expires.
+func (b *backend) sweepRootApplication(ctx context.Context, cfg *quayConfig) []string {
+	if !cfg.ownsRootToken() {
+		return nil
+	}
+	client, err := cfg.newClient(b.logger)
+	if err != nil {
+		return nil
+	}
+	defer client.Close()
+	tokens, err := client.ListApplicationTokens(ctx, cfg.RootOrganization, cfg.RootClientID)
+	if err != nil {
+		return []string{"could not check the root application for stray tokens: " + reasonOf(err)}
+	}
+	var warnings []string
+	for _, t := range tokens {
+		if !strings.HasPrefix(t.Name, b.rootTokenNamePrefix()) || t.UUID == cfg.RootTokenID || cfg.isRetiring(t.UUID) {
+			continue
+		}
+		if err := deleteOAuthToken(ctx, client, cfg.RootOrganization, cfg.RootClientID, t.UUID); err != nil {
+			warnings = append(warnings, fmt.Sprintf("could not delete stray root token %s: %s", t.UUID, reasonOf(err)))
+			continue
+		}
+		b.logger.Info("deleted a root token nothing owned", "root_token_id", t.UUID, "organization", cfg.RootOrganization)
+	}
+	return warnings
 }
 
 var errRootNotRotatable = errors.New("the engine rotates only a root token it minted: set root_organization in config (bootstrap=oidc needs no rotation)")
 
-// rollbackRootRotation settles an interrupted rotation: if the config still
-// names the old token, the new one was never persisted and is deleted (found
-// by its name); otherwise the new one is in use and the old one is deleted.
-// Never re-creates anything.
+// rollbackRootRotation settles an interrupted mint: if the config still
+// names the token the mint was to replace, the new one was never persisted
+// and is deleted (found by its name); otherwise the new one is in use and
+// the old one is in the config's retiring list, which deletes it. Entries
+// written before that list existed get the old token deleted here. Never
+// re-creates anything.
 func (b *backend) rollbackRootRotation(ctx context.Context, s logical.Storage, entry rootRotationWAL) error {
 	cfg, err := getConfig(ctx, s)
 	if err != nil {
 		return err
 	}
 	if cfg == nil {
+		// Nothing to call Quay with; the sweep of the root application
+		// deletes the token once a config exists.
 		return nil
 	}
 	client, err := cfg.newClient(b.logger)
@@ -225,7 +265,7 @@ func (b *backend) rollbackRootRotation(ctx context.Context, s logical.Storage, e
 	}
 	defer client.Close()
 	if cfg.RootTokenID != entry.OldTokenID {
-		if entry.OldTokenID == "" {
+		if entry.OldTokenID == "" || cfg.isRetiring(entry.OldTokenID) {
 			return nil
 		}
 		if err := deleteOAuthToken(ctx, client, entry.Organization, entry.ClientID, entry.OldTokenID); err != nil {
@@ -254,16 +294,24 @@ func (b *backend) rollbackRootRotation(ctx context.Context, s logical.Storage, e
 
 // recoverRootRotations settles rotation entries left by an earlier instance
 // of the engine (a crash or restart) at once, rather than after Vault's
-// rollback delay: the root credential is what every other path depends on.
-// Entries of this instance are left to the rollback manager.
+// rollback delay, and deletes retired root tokens that are due: the root
+// credential is what every other path depends on. Entries of this instance
+// are left to the rollback manager.
 func (b *backend) recoverRootRotations(ctx context.Context, s logical.Storage) error {
+	if err := b.settleRootEntries(ctx, s); err != nil {
+		return err
+	}
+	return b.retireDueRootTokens(ctx, s)
+}
+
+func (b *backend) settleRootEntries(ctx context.Context, s logical.Storage) error {
 	b.rootLock.Lock()
 	defer b.rootLock.Unlock()
 	ids, err := framework.ListWAL(ctx, s)
 	if err != nil {
 		return err
 	}
-	var errs *multierror.Error
+	var errs []error
 	for _, id := range ids {
 		w, err := framework.GetWAL(ctx, s, id)
 		if err != nil || w == nil || w.Kind != walKindRootRotation {
@@ -278,21 +326,23 @@ func (b *backend) recoverRootRotations(ctx context.Context, s logical.Storage) e
 			continue
 		}
 		if err := b.rollbackRootRotation(ctx, s, entry); err != nil {
-			errs = multierror.Append(errs, err)
+			errs = append(errs, err)
 			continue
 		}
 		if err := framework.DeleteWAL(ctx, s, id); err != nil {
-			errs = multierror.Append(errs, err)
+			errs = append(errs, err)
 		}
 	}
-	if errs.ErrorOrNil() == nil {
+	if len(errs) == 0 {
 		b.clients.reset()
 	}
-	return errs.ErrorOrNil()
+	return errors.Join(errs...)
 }
 
 // rotateRootIfDue is the root token's schedule, run by the periodic function:
-// every root_rotation_period, and in any case rotate_before its expiry.
+// every root_rotation_period, and in any case rotate_before its expiry. The
+// token it replaces stays valid for scheduledRetireGrace, so requests in
+// flight never see the rotation.
 func (b *backend) rotateRootIfDue(ctx context.Context, s logical.Storage, cfg *quayConfig) error {
 	next := cfg.nextRootRotation()
 	if next.IsZero() || b.now().Before(next) {
@@ -308,55 +358,10 @@ func (b *backend) rotateRootIfDue(ctx context.Context, s logical.Storage, cfg *q
 	if next := fresh.nextRootRotation(); next.IsZero() || b.now().Before(next) {
 		return nil
 	}
-	_, warnings, err := b.rotateRoot(ctx, s)
+	_, warnings, err := b.rotateRoot(ctx, s, scheduledRetireGrace)
 	for _, w := range warnings {
 		b.logger.Warn(w)
 	}
 	return err
 }
 
-// revokeBootstrapToken deletes the credential the engine bootstrapped with,
-// once it has its own, where Quay makes that possible: Quay's internal
-// user-authorizations API lists the user's tokens by application name and
-// organization only, so the token is revoked when exactly one token of its
-// application exists. Otherwise a warning asks the operator to do it.
-func (b *backend) revokeBootstrapToken(ctx context.Context, client *quay.Client, method string, grant *bootstrap.Grant, owner string) []string {
-	appName, appOrg := "", ""
-	switch {
-	case method == bootstrap.MethodInitialize:
-		// Quay names the initialization app "automation", in the new
-		// user's own namespace (reference §3).
-		appName, appOrg = "automation", owner
-	case grant.ClientID != "":
-		app, err := client.GetPublicApplication(ctx, grant.ClientID)
-		if err != nil {
-			return []string{"could not look up the bootstrap token's application to revoke it: " + reasonOf(err)}
-		}
-		appName, appOrg = app.Name, app.Organization.Name
-	default:
-		// A pasted token's application is unknown, except for Quay's
-		// programmatic bootstrap token, which has a reserved name.
-		appName, appOrg = "__quay_bootstrap_app", owner
-	}
-	auths, err := client.ListAuthorizations(ctx)
-	if err != nil {
-		return []string{"could not list the user's tokens to revoke the bootstrap token (needs user:admin): " + reasonOf(err)}
-	}
-	var matches []string
-	for _, a := range auths {
-		if a.Application.Name == appName && a.Application.Organization.Name == appOrg {
-			matches = append(matches, a.UUID)
-		}
-	}
-	if len(matches) != 1 {
-		if method == bootstrap.MethodToken && len(matches) == 0 {
-			return []string{"the engine now uses its own root token; revoke the token you wrote to config in Quay when you no longer need it"}
-		}
-		return []string{fmt.Sprintf("could not tell the bootstrap token apart from %d tokens of application %q; revoke it in Quay yourself", len(matches), appName)}
-	}
-	if err := client.DeleteAuthorization(ctx, matches[0]); err != nil && !quay.IsNotFound(err) {
-		return []string{"could not revoke the bootstrap token: " + reasonOf(err)}
-	}
-	b.logger.Info("revoked the bootstrap token", "method", method, "application", appName)
-	return nil
-}

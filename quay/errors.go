@@ -145,6 +145,25 @@ func IsUnauthorized(err error) bool {
 	return qe.StatusCode == http.StatusUnauthorized || (qe.StatusCode == http.StatusForbidden && qe.Type == typeCSRF)
 }
 
+// IsTokenRejected reports, by Quay's own answer, that the /api/v1 call's
+// Bearer token is not (or no longer) a valid credential: 401 invalid_token
+// or expired_token (endpoints/exception.py), or the CSRF 403 Quay gives a
+// mutation whose token it did not accept (endpoints/csrf.py). A token Quay
+// rejects is as good as deleted.
+func IsTokenRejected(err error) bool {
+	var qe *Error
+	if !errors.As(err, &qe) {
+		return false
+	}
+	switch {
+	case qe.StatusCode == http.StatusUnauthorized:
+		return qe.Type == "invalid_token" || qe.Type == "expired_token"
+	case qe.StatusCode == http.StatusForbidden:
+		return qe.Type == typeCSRF
+	}
+	return false
+}
+
 // IsForbidden reports an authenticated caller without the rights or scopes
 // for the call (403 insufficient_scope).
 func IsForbidden(err error) bool {

@@ -148,3 +148,23 @@ func TestRefused_NotFoundOnlyFromQuaysOwnAnswer(t *testing.T) {
 		})
 	}
 }
+
+func TestIsTokenRejected_OnlyQuaysAnswersAboutTheToken(t *testing.T) {
+	cases := map[string]struct {
+		answer http.HandlerFunc
+		want   bool
+	}{
+		"invalid_token":      {jsonReply(401, apiException(401, "invalid_token", "Requires authentication")), true},
+		"expired_token":      {jsonReply(401, apiException(401, "expired_token", "OAuth access token has expired")), true},
+		"CSRF":               {jsonReply(403, `{"error": "CSRF token was invalid or missing."}`), true},
+		"insufficient_scope": {jsonReply(403, apiException(403, "insufficient_scope", "Unauthorized")), false},
+		"proxy 401 page":     {reply(401, "text/html", "<html><title>401 Authorization Required</title></html>"), false},
+		"proxy 403 page":     {reply(403, "text/html", "<html><title>403 Forbidden</title></html>"), false},
+		"404":                {jsonReply(404, apiException(404, "not_found", "Not Found")), false},
+	}
+	for name, tc := range cases {
+		srv := newFakeQuay(t, tc.answer)
+		err := newTestClient(t, srv.URL, noRetries).DeleteApplicationToken(bg, "acme", "CLIENT", "uuid")
+		assert.Equal(t, tc.want, IsTokenRejected(err), name)
+	}
+}

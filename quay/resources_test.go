@@ -685,3 +685,12 @@ func TestTimestamps_RoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"iso": null, "rfc": null}`, string(b), "the zero time is null")
 }
+
+func TestRenewBootstrapToken_PostsTheTokenWithoutBody(t *testing.T) {
+	srv := newFakeQuay(t, jsonReply(200, `{"status": "rotated"}`))
+	require.NoError(t, newTestClient(t, srv.URL).RenewBootstrapToken(bg))
+	got := srv.Last(t)
+	assert.Equal(t, "POST /api/v1/bootstrap/renew", got.Method+" "+got.Path)
+	assert.Equal(t, "Bearer "+secretToken, got.Auth)
+	assert.Empty(t, got.Body)
+}

@@ -1,0 +1,19 @@
+package quay
+
+import (
+	"context"
+	"net/http"
+)
+
+// RenewBootstrapToken is POST /api/v1/bootstrap/renew with the client's
+// credential (endpoints/api/bootstrap.py, FEATURE_PROGRAMMATIC_BOOTSTRAP).
+// Quay answers 200 only when that credential is its current programmatic
+// bootstrap token: it then creates a new bootstrap token, writes it to its
+// own token file (the answer does not carry it) and invalidates the old one
+// at once. A valid token that is not the bootstrap token gets 403, an
+// invalid one 401, and a Quay without the feature 404.
+func (c *Client) RenewBootstrapToken(ctx context.Context) error {
+	// Not idempotent: a retry after Quay acted would present a token it
+	// had just invalidated.
+	return c.do(ctx, request{method: http.MethodPost, path: "/api/v1/bootstrap/renew"}, nil)
+}
