@@ -410,4 +410,3 @@ func (c *quayConfig) validate() *logical.Response {
 	}
 	return nil
 }
-

@@ -364,4 +364,3 @@ func (b *backend) rotateRootIfDue(ctx context.Context, s logical.Storage, cfg *q
 	}
 	return err
 }
-
