@@ -39,9 +39,17 @@ read credentials at "creds/<name>".
 const operationPrefixQuay = "quay"
 
 // walRollbackMinAge is how old a write-ahead entry must be before Vault's
-// rollback manager undoes it. Creds requests finish well within Vault's 90 s
-// request limit, so five minutes never races a request still in flight.
+// rollback manager undoes it (and before tidy takes this instance's entries
+// for dead).
 const walRollbackMinAge = 5 * time.Minute
+
+// createBudget bounds every request that creates something in Quay under a
+// write-ahead entry (creds, static role writes), whatever deadline Vault
+// gives it: an operator may raise max_request_duration past the rollback
+// age, and a request still running when its entry's rollback starts would
+// hand out a credential the rollback deletes. Past the budget the request
+// fails and leaves its entry to the rollback.
+const createBudget = 4 * time.Minute
 
 // backend is one mount of the engine. The plugin process is multiplexed, so
 // everything here belongs to this mount only; durable state lives in the
@@ -73,6 +81,8 @@ type backend struct {
 	rootLock sync.Mutex
 	// now is the clock; tests replace it.
 	now func() time.Time
+	// createBudget is createBudget; tests shorten it.
+	createBudget time.Duration
 }
 
 // Factory returns the backend for one mount. Vault also calls it with an
@@ -88,10 +98,11 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 
 func newBackend(conf *logical.BackendConfig) *backend {
 	b := &backend{
-		mountID:     conf.BackendUUID,
-		instanceID:  randomHex(8),
-		staticLocks: locksutil.CreateLocks(),
-		now:         time.Now,
+		mountID:      conf.BackendUUID,
+		instanceID:   randomHex(8),
+		staticLocks:  locksutil.CreateLocks(),
+		now:          time.Now,
+		createBudget: createBudget,
 	}
 	if conf.Logger != nil {
 		b.logger = conf.Logger

@@ -50,6 +50,8 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 	if role == nil {
 		return logical.ErrorResponse("role %q does not exist", name), nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, b.createBudget)
+	defer cancel()
 	var resp *logical.Response
 	switch role.CredentialType {
 	case credentialTypeOAuthToken:

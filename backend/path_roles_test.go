@@ -272,3 +272,26 @@ func TestRoles_AMissingOrganizationIsA400SayingSo(t *testing.T) {
 	assert.Empty(t, tidyList(report, "errors"))
 	assert.Equal(t, []string{"organization/acme", "organization/gone"}, tidyList(report, "namespaces_scanned"))
 }
+
+// Every repository and team of a role is a Quay call when a robot is
+// issued; unbounded maps made a creds read's cost unbounded.
+func TestRoles_GrantsAreBounded(t *testing.T) {
+	env := newTestEnv(t)
+	repos := map[string]any{}
+	for i := range maxRoleRepositories + 1 {
+		repos[fmt.Sprintf("repo%d", i)] = "read"
+	}
+	resp := env.request(logical.CreateOperation, "roles/ci", map[string]any{"namespace_name": testOrg, "repositories": repos})
+	require.True(t, resp.IsError())
+	assert.Contains(t, errorMessage(resp), fmt.Sprintf("repositories: at most %d per role", maxRoleRepositories))
+	teams := map[string]any{}
+	for i := range maxRoleTeams + 1 {
+		teams[fmt.Sprintf("team%d", i)] = "member"
+	}
+	resp = env.request(logical.CreateOperation, "static-roles/pull", map[string]any{"namespace_name": testOrg, "teams": teams})
+	require.True(t, resp.IsError())
+	assert.Contains(t, errorMessage(resp), fmt.Sprintf("teams: at most %d per role", maxRoleTeams))
+
+	delete(repos, "repo0")
+	env.mustOK(logical.CreateOperation, "roles/ci", map[string]any{"namespace_name": testOrg, "repositories": repos})
+}

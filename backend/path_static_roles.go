@@ -123,6 +123,8 @@ func (b *backend) pathStaticRoleWrite(ctx context.Context, req *logical.Request,
 	lock := b.staticRoleLock(name)
 	lock.Lock()
 	defer lock.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, b.createBudget)
+	defer cancel()
 
 	stored, err := getStaticRole(ctx, req.Storage, name)
 	if err != nil {
@@ -188,10 +190,17 @@ func (b *backend) pathStaticRoleWrite(ctx context.Context, req *logical.Request,
 			return nil, err
 		}
 	}
+	if commitWAL != "" {
+		if err := b.createBudgetSpent(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if err := putStaticRole(ctx, req.Storage, role); err != nil {
 		return nil, err
 	}
 	if commitWAL != "" {
+		// The stored role owns the robot now (the rollback checks that),
+		// so a failed delete only leaves the rollback nothing to do.
 		b.deleteWAL(ctx, req.Storage, commitWAL)
 	}
 	if len(warnings) == 0 {

@@ -107,8 +107,23 @@ func (g robotGrants) set() []string {
 	return fields
 }
 
+// Bounds on what one role grants. Each grant is one Quay call when a robot
+// is issued (one to create it, one per repository, one per team, one for
+// the default permission), so they bound a creds read's Quay calls and
+// time: at most 1 + 64 + 17 + 1 = 83 calls.
+const (
+	maxRoleRepositories = 64
+	maxRoleTeams        = 16
+)
+
 // validate checks the grants for a robot in a namespace of type nsType.
 func (g robotGrants) validate(nsType string) *logical.Response {
+	if len(g.Repositories) > maxRoleRepositories {
+		return badField("repositories", "at most %d per role (each is a Quay call when a robot is issued), got %d; grant a team's repository permissions and list the team instead", maxRoleRepositories, len(g.Repositories))
+	}
+	if len(g.Teams) > maxRoleTeams {
+		return badField("teams", "at most %d per role (each is a Quay call when a robot is issued), got %d", maxRoleTeams, len(g.Teams))
+	}
 	for _, repo := range slices.Sorted(maps.Keys(g.Repositories)) {
 		perm := g.Repositories[repo]
 		if !repositoryNameRule.MatchString(repo) || len(repo) > 255 {

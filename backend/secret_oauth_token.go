@@ -110,8 +110,8 @@ func (b *backend) issueOAuthToken(ctx context.Context, req *logical.Request, rol
 	// Once the entry is gone the lease owns the token; if it cannot be
 	// removed, fail so the rollback deletes the token rather than leaving a
 	// credential no lease tracks.
-	if err := framework.DeleteWAL(ctx, req.Storage, walID); err != nil {
-		return nil, fmt.Errorf("committing the write-ahead entry: %w", err)
+	if err := b.commitWAL(ctx, req.Storage, walID); err != nil {
+		return nil, err
 	}
 
 	expiresAt := token.ExpiresAt.Time

@@ -152,8 +152,8 @@ func (b *backend) issueRobot(ctx context.Context, req *logical.Request, role *ro
 	// From here the lease owns the robot. If the entry cannot be removed,
 	// fail: the rollback then deletes the robot instead of leaving one no
 	// lease will ever revoke.
-	if err := framework.DeleteWAL(ctx, req.Storage, walID); err != nil {
-		return nil, fmt.Errorf("committing the write-ahead entry: %w", err)
+	if err := b.commitWAL(ctx, req.Storage, walID); err != nil {
+		return nil, err
 	}
 
 	lease := robotLease{Role: role.Name, NamespaceType: role.NamespaceType, NamespaceName: role.NamespaceName, Username: username, TTL: ttl, MaxTTL: maxTTL}

@@ -74,6 +74,29 @@ func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind st
 	}
 }
 
+// commitWAL hands what an entry guarded over to its new owner (a lease, a
+// stored role) by deleting the entry. Once the request's create budget has
+// run out it does not: the rollback may be about to delete what the request
+// created, which must then not be handed out.
+func (b *backend) commitWAL(ctx context.Context, s logical.Storage, id string) error {
+	if err := b.createBudgetSpent(ctx); err != nil {
+		return err
+	}
+	if err := framework.DeleteWAL(ctx, s, id); err != nil {
+		return fmt.Errorf("committing the write-ahead entry: %w", err)
+	}
+	return nil
+}
+
+// createBudgetSpent reports a request whose create budget (or Vault's own
+// deadline) ran out, so that it hands nothing out.
+func (b *backend) createBudgetSpent(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("the request ran past the engine's limit of %s for creating credentials; the rollback deletes what it created: %w", b.createBudget, err)
+	}
+	return nil
+}
+
 var errReplicatedStateReadOnly = errors.New("this node cannot write replicated state; the entry is kept for the primary's active node")
 
 // deleteWAL removes an entry whose work did not happen. A failure only means

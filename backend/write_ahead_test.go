@@ -165,3 +165,28 @@ func TestRevoke_OnlyQuaysOwnAnswerMeansAlreadyGone(t *testing.T) {
 		assert.NoError(t, err, "Quay's 400 Could not find robot: already revoked")
 	})
 }
+
+// An operator may raise Vault's max_request_duration past the write-ahead
+// rollback age (5 minutes). A creds request still running when its entry's
+// rollback starts would return a credential the rollback deletes. Requests
+// that create in Quay are therefore bounded by the engine itself, below the
+// rollback age, whatever deadline Vault gives them, and hand nothing out
+// past it.
+func TestWriteAhead_CreatesEndBeforeTheirRollbackCanStart(t *testing.T) {
+	require.Less(t, createBudget, walRollbackMinAge, "the budget must end before the rollback may start")
+	env := newTestEnv(t)
+	env.writeRobotRole("ci", nil)
+	env.b.createBudget = 300 * time.Millisecond
+	env.quay.Faults().Add(emulator.Fault{Route: "createOrgRobot", Count: 1, AfterQuay: true, Latency: time.Second})
+
+	start := time.Now()
+	resp, err := env.b.HandleRequest(context.Background(), &logical.Request{Operation: logical.ReadOperation, Path: "creds/ci", Storage: env.storage, MountPoint: "quay/"})
+	elapsed := time.Since(start)
+	require.Error(t, err, "no deadline from Vault, yet the request ends")
+	assert.Nil(t, resp)
+	assert.Less(t, elapsed, 900*time.Millisecond, "ended by the engine's own budget")
+	require.Eventually(t, func() bool { return len(env.engineRobots()) == 1 }, 5*time.Second, 20*time.Millisecond)
+	assert.Equal(t, 1, env.walCount())
+	env.rollback()
+	assert.Empty(t, env.engineRobots())
+}
