@@ -116,7 +116,7 @@ func TestBootstrap_PasswordThroughDirectOAuth(t *testing.T) {
 	assert.Empty(t, env.authorizationsOf("svc-vault", "automation", "vault"))
 
 	stored := env.storedConfig()
-	assert.NotEqual(t, direct, stored.Token)
+	assertDifferentSecret(t, direct, stored.Token, "the engine minted its own token")
 	assert.True(t, env.quay.TokenValid(stored.Token), "the engine's own token")
 	assert.NotEmpty(t, stored.RootTokenID)
 
@@ -128,9 +128,7 @@ func TestBootstrap_PasswordThroughDirectOAuth(t *testing.T) {
 	assert.Equal(t, stored.RootTokenID, read.Data["root_token_id"])
 	assert.NotContains(t, read.Data, "password")
 	raw, _ := json.Marshal(read.Data)
-	for _, secret := range []string{"service-account-pw", direct, stored.Token} {
-		assert.NotContains(t, string(raw), secret)
-	}
+	assertNoSecretIn(t, string(raw), "config read", "service-account-pw", direct, stored.Token)
 	env.assertNoSecretLogged("service-account-pw", direct, stored.Token)
 
 	// The credentials work.
@@ -144,8 +142,8 @@ func TestBootstrap_PasswordThroughDirectOAuth(t *testing.T) {
 	bad := env.request(logical.UpdateOperation, "config", map[string]any{"password": "wrong-password"})
 	require.True(t, bad.IsError())
 	assert.True(t, strings.HasPrefix(errorMessage(bad), "password: "), errorMessage(bad))
-	assert.NotContains(t, errorMessage(bad), "wrong-password")
-	assert.Equal(t, stored.Token, env.storedConfig().Token, "the failed write changed nothing")
+	assertNoSecretIn(t, errorMessage(bad), "the refusal", "wrong-password")
+	assertSameSecret(t, stored.Token, env.storedConfig().Token, "the failed write changed nothing")
 	env.assertNoSecretLogged("wrong-password")
 }
 
@@ -161,7 +159,7 @@ func TestBootstrap_PasswordWithoutRootOrganization(t *testing.T) {
 	assert.Empty(t, resp.Warnings)
 	issued := tap.issued()
 	require.Len(t, issued, 1)
-	assert.Equal(t, issued[0], env.storedConfig().Token)
+	assertSameSecret(t, issued[0], env.storedConfig().Token, "the direct-OAuth token is the credential")
 	assert.True(t, env.quay.TokenValid(issued[0]))
 	read := env.mustOK(logical.ReadOperation, "config", nil)
 	assert.Contains(t, read.Data, "root_token_expires_at")
@@ -324,7 +322,7 @@ func TestBootstrap_OIDCStoresNoQuayToken(t *testing.T) {
 	assert.NotContains(t, read.Data, "root_token_fingerprint", "no Quay token is stored")
 	assert.NotContains(t, read.Data, "oidc_client_secret")
 	stored := env.storedConfig()
-	assert.Empty(t, stored.Token)
+	assert.True(t, stored.Token == "", "no Quay token is stored")
 	assert.Empty(t, stored.RootTokenID)
 
 	require.NoError(t, env.quay.CreateOrganization(testOrg, "vault-sp"))
@@ -340,9 +338,7 @@ func TestBootstrap_OIDCStoresNoQuayToken(t *testing.T) {
 	raw, _ := json.Marshal(read.Data)
 	idpTokens := env.issuedTokens()
 	require.NotEmpty(t, idpTokens)
-	for _, secret := range append([]string{"idp-client-secret"}, idpTokens...) {
-		assert.NotContains(t, string(raw), secret)
-	}
+	assertNoSecretIn(t, string(raw), "config read", append([]string{"idp-client-secret"}, idpTokens...)...)
 	env.assertNoSecretLogged(append([]string{"idp-client-secret"}, idpTokens...)...)
 
 	// A v1.0 client (sts.windows.net issuer, appid) is just as good.
@@ -381,7 +377,7 @@ func TestBootstrap_OIDCRefusals(t *testing.T) {
 		for _, r := range tc.reasons {
 			assert.Contains(t, msg, r, name)
 		}
-		assert.NotContains(t, msg, tc.secretAbsent, name)
+		assertNoSecretIn(t, msg, name, tc.secretAbsent)
 	}
 	assert.False(t, env.configSaved(), "nothing saved")
 	env.assertNoSecretLogged("idp-client-secret", "wrong-secret", "intruder-secret")

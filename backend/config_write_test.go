@@ -143,7 +143,7 @@ func TestConfigWrite_ClearingTheRootOrganization(t *testing.T) {
 	assert.Empty(t, cleared.RootTokenID)
 	assert.Equal(t, fingerprint(env.admin), fingerprint(cleared.Token), "the written token is the credential now")
 	assert.False(t, env.works(minted.Token), "the engine's own token was deleted")
-	assert.Empty(t, cleared.RetiringRootTokens)
+	assert.Zero(t, len(cleared.RetiringRootTokens), "nothing left to retire")
 
 	env.writeConfig(map[string]any{"root_organization": "vault-root"})
 	again := env.storedConfig()

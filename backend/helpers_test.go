@@ -284,3 +284,32 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.buf.String()
 }
+
+// Secret-safe assertions: on failure they say what differs, never the
+// secret itself, so that no test output carries a credential.
+
+// assertSameSecret fails when got is not want.
+func assertSameSecret(t testing.TB, want, got any, what string) {
+	t.Helper()
+	if want != got {
+		t.Errorf("%s: the secrets differ (values not shown)", what)
+	}
+}
+
+// assertDifferentSecret fails when got is want.
+func assertDifferentSecret(t testing.TB, old, got any, what string) {
+	t.Helper()
+	if old == got {
+		t.Errorf("%s: the secret did not change (value not shown)", what)
+	}
+}
+
+// assertNoSecretIn fails when any secret appears in text.
+func assertNoSecretIn(t testing.TB, text string, what string, secrets ...string) {
+	t.Helper()
+	for i, s := range secrets {
+		if s != "" && strings.Contains(text, s) {
+			t.Errorf("%s: secret #%d (%d characters) appears in it (not shown)", what, i+1, len(s))
+		}
+	}
+}

@@ -38,7 +38,7 @@ func TestStaticRoles_CreatesTheRobotAndServesItsToken(t *testing.T) {
 	creds := env.mustOK(logical.ReadOperation, "static-creds/pull", nil)
 	assert.Equal(t, 0, env.quay.TotalCalls(), "static-creds is served from Vault's storage")
 	assert.Equal(t, testOrg+"+pull", creds.Data["username"])
-	assert.Equal(t, env.robotToken("pull"), creds.Data["password"])
+	assertSameSecret(t, env.robotToken("pull"), creds.Data["password"], "static-creds serves the robot's token")
 	assert.NotEmpty(t, creds.Data["docker_config_json"])
 	assert.EqualValues(t, 86400, creds.Data["rotation_period"])
 	ttl := creds.Data["ttl"].(int64)
@@ -97,7 +97,7 @@ func TestStaticRoles_UpdateWithdrawsDroppedGrants(t *testing.T) {
 	assert.Equal(t, []string{"app"}, repos, "lib is no longer granted")
 	assert.Empty(t, teams, "left builders and the creator team")
 	assert.Empty(t, def, "the default permission is gone")
-	assert.Equal(t, token, env.robotToken("pull"), "updating grants does not rotate")
+	assertSameSecret(t, token, env.robotToken("pull"), "updating grants does not rotate")
 
 	// Something already removed by hand in Quay is not an error.
 	env.mustOK(logical.UpdateOperation, "static-roles/pull", map[string]any{"repositories": `{"app":"read","lib":"read"}`})
@@ -127,8 +127,8 @@ func TestStaticRoles_AdoptsAnExistingRobotAndRotatesIt(t *testing.T) {
 
 	env.mustOK(logical.CreateOperation, "static-roles/legacy", map[string]any{"namespace_name": testOrg})
 	creds := env.mustOK(logical.ReadOperation, "static-creds/legacy", nil)
-	assert.NotEqual(t, before.Token, creds.Data["password"], "adopting rotates unless skip_import_rotation")
-	assert.Equal(t, env.robotToken("legacy"), creds.Data["password"])
+	assertDifferentSecret(t, before.Token, creds.Data["password"], "adopting rotates unless skip_import_rotation")
+	assertSameSecret(t, env.robotToken("legacy"), creds.Data["password"], "static-creds serves the robot's token")
 
 	// Deleting the role keeps a robot Vault did not create.
 	resp := env.mustOK(logical.DeleteOperation, "static-roles/legacy", nil)
@@ -143,7 +143,7 @@ func TestStaticRoles_SkipImportRotationKeepsTheToken(t *testing.T) {
 	require.NoError(t, err)
 	env.mustOK(logical.CreateOperation, "static-roles/keep", map[string]any{"namespace_name": testOrg, "skip_import_rotation": true})
 	creds := env.mustOK(logical.ReadOperation, "static-creds/keep", nil)
-	assert.Equal(t, before.Token, creds.Data["password"])
+	assertSameSecret(t, before.Token, creds.Data["password"], "skip_import_rotation keeps the token")
 }
 
 func TestStaticRoles_RotateRoleReplacesTheToken(t *testing.T) {
@@ -156,7 +156,7 @@ func TestStaticRoles_RotateRoleReplacesTheToken(t *testing.T) {
 
 	current := env.mustOK(logical.ReadOperation, "static-creds/pull", nil).Data["password"].(string)
 	assert.NotEqual(t, old, current)
-	assert.Equal(t, env.robotToken("pull"), current)
+	assertSameSecret(t, env.robotToken("pull"), current, "the rotated token is served")
 	env.assertNoSecretLogged(old, current)
 
 	// Deleting a role whose robot Vault created deletes the robot.
@@ -170,13 +170,13 @@ func TestStaticRoles_ScheduledRotation(t *testing.T) {
 	old := env.mustOK(logical.ReadOperation, "static-creds/pull", nil).Data["password"].(string)
 
 	env.periodic() // not due yet
-	assert.Equal(t, old, env.mustOK(logical.ReadOperation, "static-creds/pull", nil).Data["password"])
+	assertSameSecret(t, old, env.mustOK(logical.ReadOperation, "static-creds/pull", nil).Data["password"], "unchanged")
 
 	env.advance(61 * time.Minute)
 	env.periodic()
 	creds := env.mustOK(logical.ReadOperation, "static-creds/pull", nil)
-	assert.NotEqual(t, old, creds.Data["password"])
-	assert.Equal(t, env.robotToken("pull"), creds.Data["password"])
+	assertDifferentSecret(t, old, creds.Data["password"], "rotated")
+	assertSameSecret(t, env.robotToken("pull"), creds.Data["password"], "static-creds serves the robot's token")
 	assert.InDelta(t, 3600, creds.Data["ttl"].(int64), 5)
 }
 
@@ -191,7 +191,7 @@ func TestStaticRoles_InterruptedRotationRollsForward(t *testing.T) {
 	require.NoError(t, err)
 
 	env.rollback()
-	assert.Equal(t, env.robotToken("pull"), env.mustOK(logical.ReadOperation, "static-creds/pull", nil).Data["password"])
+	assertSameSecret(t, env.robotToken("pull"), env.mustOK(logical.ReadOperation, "static-creds/pull", nil).Data["password"], "static-creds serves the robot's token")
 }
 
 func TestStaticRoles_BadInput(t *testing.T) {

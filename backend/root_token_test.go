@@ -74,7 +74,7 @@ func TestBootstrap_InitializeIsZeroTouch(t *testing.T) {
 	raw, _ := json.Marshal(read.Data)
 	for _, secret := range []string{cfg.Password, cfg.Token} {
 		require.NotEmpty(t, secret)
-		assert.NotContains(t, string(raw), secret, "config read never returns a secret")
+		assertNoSecretIn(t, string(raw), "config read", secret)
 	}
 	env.assertNoSecretLogged(cfg.Password, cfg.Token)
 
@@ -116,7 +116,7 @@ func TestBootstrap_InitializeErrors(t *testing.T) {
 func TestRotateRoot_ReplacesTheTokenAndCredsKeepWorking(t *testing.T) {
 	env := ownRoot(t, nil)
 	before := env.storedConfig()
-	assert.NotEqual(t, env.admin, before.Token, "the engine minted its own token")
+	assertDifferentSecret(t, env.admin, before.Token, "the engine minted its own token")
 	assert.ElementsMatch(t, defaultRootTokenScopes(), before.TokenScopes)
 	env.writeOAuthRole("ci", nil)
 
@@ -124,7 +124,7 @@ func TestRotateRoot_ReplacesTheTokenAndCredsKeepWorking(t *testing.T) {
 	assert.Empty(t, resp.Warnings)
 	raw, _ := json.Marshal(resp.Data)
 	after := env.storedConfig()
-	assert.NotContains(t, string(raw), after.Token, "the answer never holds a token")
+	assertNoSecretIn(t, string(raw), "the rotate-root answer", after.Token)
 	assert.NotEqual(t, before.RootTokenID, after.RootTokenID)
 	assert.Equal(t, after.RootTokenID, resp.Data["root_token_id"])
 
@@ -259,7 +259,7 @@ func (e *testEnv) restart() {
 func TestBootstrap_TokenWithRootOrganizationStopsUsingIt(t *testing.T) {
 	env := ownRoot(t, nil)
 	cfg := env.storedConfig()
-	assert.NotEqual(t, env.admin, cfg.Token)
+	assertDifferentSecret(t, env.admin, cfg.Token, "the engine minted its own token")
 	assert.Equal(t, "vault-root", cfg.RootOrganization)
 
 	// Rewriting the same token (as vault-config-operator does) changes nothing.

@@ -89,7 +89,7 @@ func TestCredsOAuth_IssuesAWorkingTokenInOneQuayCall(t *testing.T) {
 	// Lease data holds identifiers, never the token.
 	internal, err := json.Marshal(resp.Secret.InternalData)
 	require.NoError(t, err)
-	assert.NotContains(t, string(internal), token)
+	assertNoSecretIn(t, string(internal), "lease internal data", token)
 	env.assertNoSecretLogged(token, env.admin)
 }
 

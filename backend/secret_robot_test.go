@@ -102,7 +102,7 @@ func TestCredsRobot_DockerReadyRobotWithItsGrants(t *testing.T) {
 	assert.Contains(t, found.Description, "CI pipelines")
 
 	internal, _ := json.Marshal(resp.Secret.InternalData)
-	assert.NotContains(t, string(internal), password)
+	assertNoSecretIn(t, string(internal), "lease internal data", password)
 	env.assertNoSecretLogged(password)
 }
 

@@ -121,7 +121,7 @@ func TestPassword_DirectOAuth(t *testing.T) {
 	m.Password = "wrong-password"
 	_, err = m.Obtain(context.Background(), q)
 	require.Error(t, err)
-	assert.NotContains(t, err.Error(), "wrong-password")
+	assertNoSecretIn(t, err.Error(), "wrong-password")
 	m.Password = "service-password"
 	_, err = m.Obtain(context.Background(), q)
 	require.NoError(t, err, "the one-failure throttle is ridden out")
@@ -224,4 +224,13 @@ func TestGeneratePassword_Unbiased(t *testing.T) {
 	}
 	// 6400 draws from 64 characters: missing one has probability ~64*e^-100.
 	assert.Len(t, used, len(passwordAlphabet))
+}
+
+// assertNoSecretIn fails when secret appears in text, without printing
+// either: a failing test must not put a credential in its output.
+func assertNoSecretIn(t testing.TB, text, secret string) {
+	t.Helper()
+	if secret != "" && strings.Contains(text, secret) {
+		t.Errorf("a secret (%d characters) appears in the text (neither shown)", len(secret))
+	}
 }

@@ -205,7 +205,7 @@ func TestOIDC_ProviderErrors(t *testing.T) {
 		for _, w := range tc.want {
 			assert.Contains(t, err.Error(), w, name)
 		}
-		assert.NotContains(t, err.Error(), tc.m.ClientSecret, name)
+		assertNoSecretIn(t, err.Error(), tc.m.ClientSecret)
 	}
 	assert.Equal(t, 0, p.TokensIssued())
 
@@ -218,12 +218,12 @@ func TestOIDC_ProviderErrors(t *testing.T) {
 	_, err := OIDC{TokenURL: notOAuth.URL, ClientID: "vault", ClientSecret: vaultSP.Secret, Scopes: []string{"x/.default"}}.Obtain(context.Background(), nil)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "404")
-	assert.NotContains(t, err.Error(), vaultSP.Secret)
+	assertNoSecretIn(t, err.Error(), vaultSP.Secret)
 
 	// Unreachable.
 	_, err = OIDC{TokenURL: "http://127.0.0.1:1/token", ClientID: "vault", ClientSecret: vaultSP.Secret, Scopes: []string{"x/.default"}}.Obtain(context.Background(), nil)
 	require.Error(t, err)
-	assert.NotContains(t, err.Error(), vaultSP.Secret)
+	assertNoSecretIn(t, err.Error(), vaultSP.Secret)
 }
 
 // A provider (or a proxy, or a token URL pointing at an echo service) that
@@ -242,8 +242,8 @@ func TestOIDC_EchoedSecretIsNotRepeated(t *testing.T) {
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "invalid_client")
 		assert.Contains(t, err.Error(), "[redacted]", "the echo is there, without the secret")
-		assert.NotContains(t, err.Error(), secret)
-		assert.NotContains(t, err.Error(), url.QueryEscape(secret))
+		assertNoSecretIn(t, err.Error(), secret)
+		assertNoSecretIn(t, err.Error(), url.QueryEscape(secret))
 	}
 }
 

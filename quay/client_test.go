@@ -209,7 +209,7 @@ func TestNew_RejectsBadConfig(t *testing.T) {
 			require.Error(t, err)
 			assert.Nil(t, c)
 			assert.Contains(t, err.Error(), tc.want)
-			assert.NotContains(t, err.Error(), secretPassword, "a password in the URL is never echoed")
+			assertNoSecretIn(t, err.Error(), secretPassword)
 		})
 	}
 }

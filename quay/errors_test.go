@@ -255,7 +255,7 @@ func TestErrors_RedirectMessageDropsQueryAndFragment(t *testing.T) {
 	_, err := newTestClient(t, srv.URL).GetUser(bg)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "unexpected redirect to https://sso.example.com/login")
-	assert.NotContains(t, err.Error(), secretToken)
+	assertNoSecretIn(t, err.Error(), secretToken)
 }
 
 func TestErrors_LongMessagesAreTruncatedToValidText(t *testing.T) {

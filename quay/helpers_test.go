@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -162,3 +163,12 @@ var (
 	bg       = context.Background()
 	newToken = NewApplicationToken{Name: "ci", Scopes: []string{ScopeRepoRead}}
 )
+
+// assertNoSecretIn fails when secret appears in text, without printing
+// either: a failing test must not put a credential in its output.
+func assertNoSecretIn(t testing.TB, text, secret string) {
+	t.Helper()
+	if secret != "" && strings.Contains(text, secret) {
+		t.Errorf("a secret (%d characters) appears in the text (neither shown)", len(secret))
+	}
+}

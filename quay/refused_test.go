@@ -57,7 +57,7 @@ func TestRefused_CreateAnswersThatLackTheObjectAreNoRefusal(t *testing.T) {
 				assert.False(t, Refused(err), "Quay acted: no refusal (%v)", err)
 				assert.False(t, IsNotFound(err))
 				assert.Equal(t, 1, srv.Calls(), "a create is not repeated after Quay acted")
-				assert.NotContains(t, err.Error(), "SECRET")
+				assertNoSecretIn(t, err.Error(), "SECRET")
 			})
 		}
 	}
