@@ -3,6 +3,8 @@ package backend
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -61,4 +63,33 @@ func (b *backend) client(ctx context.Context, s logical.Storage) (*quay.Client, 
 	}
 	b.clients.current.Store(&cachedClient{client: client, config: cfg})
 	return client, cfg, nil
+}
+
+// clientFor returns a client for the Quay at url, where a lease's credential
+// was issued: the cached client when config still points there (always, on
+// the hot path), else a short-lived client for that address with the
+// current credential and TLS settings, which the caller closes with done.
+// Revoking through the configured Quay after config moved to another one
+// would find nothing, take Quay's "not found" for "already revoked" and
+// leave the credential alive where it was issued.
+func (b *backend) clientFor(ctx context.Context, s logical.Storage, url string) (client *quay.Client, cfg *quayConfig, done func(), err error) {
+	client, cfg, err = b.client(ctx, s)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if url == "" || sameQuay(url, cfg.URL) {
+		return client, cfg, func() {}, nil
+	}
+	moved := *cfg
+	moved.URL = url
+	other, err := moved.newClient(b.logger)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("the credential was issued by Quay at %s: %w", url, err)
+	}
+	return other, cfg, other.Close, nil
+}
+
+// sameQuay compares two configured Quay addresses, ignoring a trailing slash.
+func sameQuay(a, b string) bool {
+	return strings.TrimRight(a, "/") == strings.TrimRight(b, "/")
 }

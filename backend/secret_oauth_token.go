@@ -38,7 +38,10 @@ type oauthTokenLease struct {
 	Organization string
 	ClientID     string
 	TokenID      string
-	TTL, MaxTTL  time.Duration
+	// QuayURL is the Quay that issued the token (empty in leases issued
+	// before it was recorded: the configured one).
+	QuayURL     string
+	TTL, MaxTTL time.Duration
 }
 
 func (l oauthTokenLease) internalData() map[string]any {
@@ -47,6 +50,7 @@ func (l oauthTokenLease) internalData() map[string]any {
 		"namespace_name": l.Organization,
 		"client_id":      l.ClientID,
 		"token_id":       l.TokenID,
+		"quay_url":       l.QuayURL,
 		"ttl":            int64(l.TTL.Seconds()),
 		"max_ttl":        int64(l.MaxTTL.Seconds()),
 	}
@@ -58,6 +62,7 @@ func oauthTokenLeaseFrom(internal map[string]any) (oauthTokenLease, error) {
 		Organization: internalString(internal, "namespace_name"),
 		ClientID:     internalString(internal, "client_id"),
 		TokenID:      internalString(internal, "token_id"),
+		QuayURL:      internalString(internal, "quay_url"),
 		TTL:          internalSeconds(internal, "ttl"),
 		MaxTTL:       internalSeconds(internal, "max_ttl"),
 	}
@@ -80,7 +85,7 @@ type oauthTokenWAL struct {
 // issueOAuthToken mints a token for role. One Quay call: the role's
 // application was resolved when the role was written.
 func (b *backend) issueOAuthToken(ctx context.Context, req *logical.Request, role *roleEntry) (*logical.Response, error) {
-	client, _, err := b.client(ctx, req.Storage)
+	client, cfg, err := b.client(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +127,8 @@ func (b *backend) issueOAuthToken(ctx context.Context, req *logical.Request, rol
 	if len(scopes) == 0 {
 		scopes = role.Scopes
 	}
-	lease := oauthTokenLease{Role: role.Name, Organization: role.NamespaceName, ClientID: clientID, TokenID: token.UUID, TTL: ttl, MaxTTL: maxTTL}
+	lease := oauthTokenLease{Role: role.Name, Organization: role.NamespaceName, ClientID: clientID, TokenID: token.UUID,
+		QuayURL: cfg.URL, TTL: ttl, MaxTTL: maxTTL}
 	resp := b.Secret(secretTypeOAuthToken).Response(map[string]any{
 		"token":          token.Token,
 		"token_id":       token.UUID,
@@ -156,10 +162,11 @@ func (b *backend) revokeOAuthToken(ctx context.Context, req *logical.Request, _ 
 	if err != nil {
 		return nil, err
 	}
-	client, _, err := b.client(ctx, req.Storage)
+	client, _, done, err := b.clientFor(ctx, req.Storage, lease.QuayURL)
 	if err != nil {
 		return nil, err
 	}
+	defer done()
 	if err := deleteOAuthToken(ctx, client, lease.Organization, lease.ClientID, lease.TokenID); err != nil {
 		return nil, upstreamError("revoking OAuth token "+lease.TokenID, err)
 	}

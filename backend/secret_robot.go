@@ -43,7 +43,10 @@ type robotLease struct {
 	NamespaceType string
 	NamespaceName string
 	Username      string
-	TTL, MaxTTL   time.Duration
+	// QuayURL is the Quay that issued the robot (empty in leases issued
+	// before it was recorded, and in redhat-cop's: the configured one).
+	QuayURL     string
+	TTL, MaxTTL time.Duration
 }
 
 func (l robotLease) internalData() map[string]any {
@@ -52,6 +55,7 @@ func (l robotLease) internalData() map[string]any {
 		"username":       l.Username,
 		"namespace_type": l.NamespaceType,
 		"namespace_name": l.NamespaceName,
+		"quay_url":       l.QuayURL,
 		"ttl":            int64(l.TTL.Seconds()),
 		"max_ttl":        int64(l.MaxTTL.Seconds()),
 	}
@@ -63,6 +67,7 @@ func robotLeaseFrom(internal map[string]any) (robotLease, error) {
 		Username:      internalString(internal, "username"),
 		NamespaceType: internalString(internal, "namespace_type"),
 		NamespaceName: internalString(internal, "namespace_name"),
+		QuayURL:       internalString(internal, "quay_url"),
 		TTL:           internalSeconds(internal, "ttl"),
 		MaxTTL:        internalSeconds(internal, "max_ttl"),
 	}
@@ -156,7 +161,8 @@ func (b *backend) issueRobot(ctx context.Context, req *logical.Request, role *ro
 		return nil, err
 	}
 
-	lease := robotLease{Role: role.Name, NamespaceType: role.NamespaceType, NamespaceName: role.NamespaceName, Username: username, TTL: ttl, MaxTTL: maxTTL}
+	lease := robotLease{Role: role.Name, NamespaceType: role.NamespaceType, NamespaceName: role.NamespaceName, Username: username,
+		QuayURL: cfg.URL, TTL: ttl, MaxTTL: maxTTL}
 	data := dockerCredentials(cfg.registryHost(), username, robot.Token)
 	data["namespace_type"] = role.NamespaceType
 	data["namespace_name"] = role.NamespaceName
@@ -298,10 +304,11 @@ func (b *backend) revokeRobot(ctx context.Context, req *logical.Request, _ *fram
 	if err != nil {
 		return nil, err
 	}
-	client, cfg, err := b.client(ctx, req.Storage)
+	client, cfg, done, err := b.clientFor(ctx, req.Storage, lease.QuayURL)
 	if err != nil {
 		return nil, err
 	}
+	defer done()
 	nsName, short, _ := strings.Cut(lease.Username, "+")
 	if lease.NamespaceName == "" {
 		lease.NamespaceName = nsName
