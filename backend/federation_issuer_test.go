@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"net/http"
@@ -103,10 +104,14 @@ type vaultFront struct {
 	env atomic.Pointer[testEnv]
 }
 
-func newVaultFront(t *testing.T) *vaultFront {
+func newVaultFront(t *testing.T) *vaultFront { return newVaultFrontWithCert(t, nil) }
+
+// newVaultFrontWithCert is newVaultFront with a certificate of the
+// caller's CA (nil: httptest's own).
+func newVaultFrontWithCert(t *testing.T, cert *tls.Certificate) *vaultFront {
 	t.Helper()
 	f := &vaultFront{}
-	f.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		env := f.env.Load()
 		path, ok := strings.CutPrefix(r.URL.Path, "/v1/quay/")
 		if env == nil || !ok || r.Method != http.MethodGet {
@@ -124,6 +129,10 @@ func newVaultFront(t *testing.T) *vaultFront {
 		w.WriteHeader(resp.Data[logical.HTTPStatusCode].(int))
 		_, _ = w.Write(resp.Data[logical.HTTPRawBody].([]byte))
 	}))
+	if cert != nil {
+		f.srv.TLS = &tls.Config{Certificates: []tls.Certificate{*cert}}
+	}
+	f.srv.StartTLS()
 	t.Cleanup(f.srv.Close)
 	return f
 }
