@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -63,6 +64,9 @@ var federationAlgorithms = []string{string(jose.RS256), string(jose.RS384)}
 // is unset.
 var errFederationNotConfigured = errors.New(`robot federation is not configured: write "config/federation" first`)
 
+// errFederationNoKey: the issuer is configured but its key entry is gone.
+var errFederationNoKey = errors.New(`robot federation has no signing key: write "config/federation/rotate-key"`)
+
 // federationConfig is the stored issuer configuration.
 type federationConfig struct {
 	// Issuer is the URL Quay reaches this mount at, e.g.
@@ -106,7 +110,11 @@ type federationIssuer struct {
 	signer atomic.Pointer[cachedFederationSigner]
 }
 
+// cachedFederationSigner is the signer of a key ring, with the ring's
+// stored bytes: while they are unchanged, minting decodes no private key
+// (decoding and checking one costs about as much as a signature).
 type cachedFederationSigner struct {
+	stored []byte
 	kid    string
 	signer jose.Signer
 }
@@ -285,14 +293,7 @@ func (b *backend) mintFederationToken(ctx context.Context, s logical.Storage, su
 	if cfg == nil {
 		return nil, errFederationNotConfigured
 	}
-	ring, err := getFederationKeys(ctx, s)
-	if err != nil {
-		return nil, err
-	}
-	if ring == nil || ring.Current.Key.Key == nil {
-		return nil, errors.New(`robot federation has no signing key yet: write "config/federation/rotate-key"`)
-	}
-	signer, err := b.federationSigner(ring.Current.Key)
+	signer, err := b.federationSigner(ctx, s)
 	if err != nil {
 		return nil, err
 	}
@@ -302,7 +303,7 @@ func (b *backend) mintFederationToken(ctx context.Context, s logical.Storage, su
 	}
 	now := b.now()
 	expires := now.Add(cfg.TokenTTL)
-	token, err := jwt.Signed(signer).Claims(jwt.Claims{
+	token, err := jwt.Signed(signer.signer).Claims(jwt.Claims{
 		Issuer:    cfg.Issuer,
 		Subject:   subject,
 		Audience:  jwt.Audience{audience},
@@ -314,19 +315,35 @@ func (b *backend) mintFederationToken(ctx context.Context, s logical.Storage, su
 	if err != nil {
 		return nil, fmt.Errorf("signing a federation token: %w", err)
 	}
-	return &federationToken{Token: token, KeyID: ring.Current.Key.KeyID, ExpiresAt: expires.Truncate(time.Second)}, nil
+	return &federationToken{Token: token, KeyID: signer.kid, ExpiresAt: expires.Truncate(time.Second)}, nil
 }
 
-// federationSigner returns the signer of key, parsed once per key.
-func (b *backend) federationSigner(key jose.JSONWebKey) (jose.Signer, error) {
-	if cached := b.federation.signer.Load(); cached != nil && cached.kid == key.KeyID {
-		return cached.signer, nil
+// federationSigner returns the signer of the stored current key.
+func (b *backend) federationSigner(ctx context.Context, s logical.Storage) (*cachedFederationSigner, error) {
+	entry, err := s.Get(ctx, federationKeysStoragePath)
+	if err != nil {
+		return nil, fmt.Errorf("reading robot federation keys: %w", err)
+	}
+	if entry == nil {
+		return nil, errFederationNoKey
+	}
+	if cached := b.federation.signer.Load(); cached != nil && bytes.Equal(cached.stored, entry.Value) {
+		return cached, nil
+	}
+	var ring federationKeyRing
+	if err := entry.DecodeJSON(&ring); err != nil {
+		return nil, fmt.Errorf("decoding robot federation keys: %w", err)
+	}
+	key := ring.Current.Key
+	if key.Key == nil {
+		return nil, errFederationNoKey
 	}
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(key.Algorithm), Key: key},
 		(&jose.SignerOptions{}).WithType("JWT"))
 	if err != nil {
 		return nil, fmt.Errorf("loading the federation signing key: %w", err)
 	}
-	b.federation.signer.Store(&cachedFederationSigner{kid: key.KeyID, signer: signer})
-	return signer, nil
+	cached := &cachedFederationSigner{stored: entry.Value, kid: key.KeyID, signer: signer}
+	b.federation.signer.Store(cached)
+	return cached, nil
 }

@@ -104,11 +104,11 @@ type vaultFront struct {
 	env atomic.Pointer[testEnv]
 }
 
-func newVaultFront(t *testing.T) *vaultFront { return newVaultFrontWithCert(t, nil) }
+func newVaultFront(t testing.TB) *vaultFront { return newVaultFrontWithCert(t, nil) }
 
 // newVaultFrontWithCert is newVaultFront with a certificate of the
 // caller's CA (nil: httptest's own).
-func newVaultFrontWithCert(t *testing.T, cert *tls.Certificate) *vaultFront {
+func newVaultFrontWithCert(t testing.TB, cert *tls.Certificate) *vaultFront {
 	t.Helper()
 	f := &vaultFront{}
 	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -200,4 +200,46 @@ func TestFederationTokensAreExchangedByQuay(t *testing.T) {
 	assert.Equal(t, 500, quay.StatusOf(err))
 
 	env.assertNoSecretLogged(inFlight, got.Token)
+}
+
+// BenchmarkMintFederationToken: the engine's side of a federated read.
+func BenchmarkMintFederationToken(b *testing.B) {
+	env := newTestEnv(b)
+	env.writeFederation(map[string]any{"federation_issuer": testIssuer})
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := env.b.mintFederationToken(ctx, env.storage, "acme+ci", "https://quay.example.com"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkFederatedExchange: what a federated creds read will cost, mint
+// and exchange; one call to Quay, which makes two to Vault (discovery and
+// keys, over TLS) before it answers.
+func BenchmarkFederatedExchange(b *testing.B) {
+	vault := newVaultFront(b)
+	env := newTestEnv(b, withEmulatorOptions(emulator.WithRootCAs(vault.roots())))
+	vault.env.Store(env)
+	env.writeFederation(map[string]any{"federation_issuer": vault.issuer()})
+	ctx := context.Background()
+	acme := quay.Namespace{Kind: quay.NamespaceOrganization, Name: testOrg}
+	if _, err := env.adminClient.CreateRobot(ctx, acme, "ci", quay.RobotSpec{}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := env.adminClient.SetRobotFederation(ctx, acme, "ci", []quay.FederationEntry{{Issuer: vault.issuer(), Subject: "acme+ci"}}); err != nil {
+		b.Fatal(err)
+	}
+	client := env.quayClient("")
+	b.ReportAllocs()
+	for b.Loop() {
+		minted, err := env.b.mintFederationToken(ctx, env.storage, "acme+ci", env.server.URL)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := client.ExchangeFederatedRobotToken(ctx, "acme+ci", minted.Token); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
