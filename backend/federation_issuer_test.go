@@ -214,32 +214,3 @@ func BenchmarkMintFederationToken(b *testing.B) {
 		}
 	}
 }
-
-// BenchmarkFederatedExchange: what a federated creds read will cost, mint
-// and exchange; one call to Quay, which makes two to Vault (discovery and
-// keys, over TLS) before it answers.
-func BenchmarkFederatedExchange(b *testing.B) {
-	vault := newVaultFront(b)
-	env := newTestEnv(b, withEmulatorOptions(emulator.WithRootCAs(vault.roots())))
-	vault.env.Store(env)
-	env.writeFederation(map[string]any{"federation_issuer": vault.issuer()})
-	ctx := context.Background()
-	acme := quay.Namespace{Kind: quay.NamespaceOrganization, Name: testOrg}
-	if _, err := env.adminClient.CreateRobot(ctx, acme, "ci", quay.RobotSpec{}); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := env.adminClient.SetRobotFederation(ctx, acme, "ci", []quay.FederationEntry{{Issuer: vault.issuer(), Subject: "acme+ci"}}); err != nil {
-		b.Fatal(err)
-	}
-	client := env.quayClient("")
-	b.ReportAllocs()
-	for b.Loop() {
-		minted, err := env.b.mintFederationToken(ctx, env.storage, "acme+ci", env.server.URL)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := client.ExchangeFederatedRobotToken(ctx, "acme+ci", minted.Token); err != nil {
-			b.Fatal(err)
-		}
-	}
-}

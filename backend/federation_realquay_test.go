@@ -168,4 +168,26 @@ func TestRealQuay_ExchangesTheEnginesTokens(t *testing.T) {
 	assert.ErrorContains(t, err, "not configured for this robot")
 
 	env.assertNoSecretLogged(inFlight, got.Token)
+
+	// Latency per credential against this Quay: a federated read (mint and
+	// exchange; Quay reads the issuer's two documents from Vault) next to
+	// a dynamic robot's life (create, one grant, delete).
+	env.writeFederation(map[string]any{"federation_issuer": vault.issuer()})
+	const rounds = 10
+	start := time.Now()
+	for range rounds {
+		_, err := anon.ExchangeFederatedRobotToken(ctx, "acme+ci", mint("acme+ci"))
+		require.NoError(t, err)
+	}
+	federated := time.Since(start) / rounds
+	start = time.Now()
+	for i := range rounds {
+		short := fmt.Sprintf("vault_bench_%d", i)
+		_, err := admin.CreateRobot(ctx, acme, short, quay.RobotSpec{})
+		require.NoError(t, err)
+		require.NoError(t, admin.SetUserPermission(ctx, "acme", "app", "acme+"+short, quay.RoleRead))
+		require.NoError(t, admin.DeleteRobot(ctx, acme, short))
+	}
+	dynamic := time.Since(start) / rounds
+	t.Logf("real Quay, mean of %d: federated read %s (1 Quay call); dynamic robot create+grant+delete %s (3 Quay calls)", rounds, federated, dynamic)
 }
