@@ -72,8 +72,13 @@ func (e *Emulator) federationRoutes() {
 	// The exchange reaches the issuer over the network: it is served
 	// outside the global lock, which it takes only around the store.
 	e.mux.HandleFunc("GET /oauth2/federation/robot/token", e.federatedRobotToken)
-	e.mux.HandleFunc("/oauth2/federation/robot/token", func(w http.ResponseWriter, _ *http.Request) {
+	// Flask answers OPTIONS itself and refuses other methods.
+	e.mux.HandleFunc("/oauth2/federation/robot/token", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", "OPTIONS, GET, HEAD")
+		if r.Method == http.MethodOptions {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
 		htmlError(w, http.StatusMethodNotAllowed)
 	})
 }

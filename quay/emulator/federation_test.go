@@ -431,6 +431,8 @@ func TestFederatedExchange_QuaysAnswers(t *testing.T) {
 
 	code, _, raw := env.raw(t, "POST", "/oauth2/federation/robot/token", basicHeader("acme+bot", good), "")
 	assert.Equal(t, 405, code, raw)
+	code, _, _ = env.raw(t, "OPTIONS", "/oauth2/federation/robot/token", "", "")
+	assert.Equal(t, 200, code)
 }
 
 // What the issuer's discovery document says decides as in Quay: its
