@@ -79,6 +79,8 @@ type backend struct {
 	// rootLock serialises changes of the root credential (config writes,
 	// rotations, recovery). The hot paths never take it.
 	rootLock sync.Mutex
+	// federation is the robot federation issuer's key lock and signer.
+	federation federationIssuer
 	// now is the clock; tests replace it.
 	now func() time.Time
 	// createBudget is createBudget; tests shorten it.
@@ -116,7 +118,10 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		RunningVersion: version.Version,
 		PathsSpecial: &logical.Paths{
 			// Seal-wrap (Enterprise) everything that holds a secret.
-			SealWrapStorage: []string{configStoragePath, staticRoleStoragePrefix},
+			SealWrapStorage: []string{configStoragePath, staticRoleStoragePrefix, federationKeysStoragePath},
+			// The issuer's discovery document and keys, which Quay reads
+			// without a token (path_federation_wellknown.go).
+			Unauthenticated: federationUnauthenticatedPaths,
 			// Write-ahead entries, the index of issued robots and the
 			// cluster's identity describe work and leases of this cluster
 			// only.
@@ -131,6 +136,8 @@ func newBackend(conf *logical.BackendConfig) *backend {
 			pathStaticCreds(b),
 			pathRotateRole(b),
 			pathTidy(b),
+			pathFederationConfig(b),
+			pathFederationWellKnown(b),
 		),
 		Secrets: []*framework.Secret{
 			secretOAuthToken(b),

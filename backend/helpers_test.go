@@ -97,10 +97,16 @@ type envOptions struct {
 	emulatorConfig  string
 	sysDefault      time.Duration
 	sysMax          time.Duration
+	emulatorOptions []emulator.Option
 }
 
 func withTLS() envOption       { return func(o *envOptions) { o.tls = true } }
 func withoutConfig() envOption { return func(o *envOptions) { o.noConfig = true } }
+
+// withEmulatorOptions passes options to the emulator (e.g. the CAs it trusts).
+func withEmulatorOptions(opts ...emulator.Option) envOption {
+	return func(o *envOptions) { o.emulatorOptions = append(o.emulatorOptions, opts...) }
+}
 
 // withEmptyQuay leaves Quay without users and the engine unconfigured, for
 // bootstrap tests; cfg is the emulator's config.yaml.
@@ -117,7 +123,7 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	cfg, err := emulator.ParseConfig([]byte(o.emulatorConfig))
 	require.NoError(t, err)
 	clock := &fakeClock{}
-	emu, err := emulator.New(cfg, emulator.WithClock(clock.Now))
+	emu, err := emulator.New(cfg, append([]emulator.Option{emulator.WithClock(clock.Now)}, o.emulatorOptions...)...)
 	require.NoError(t, err)
 	var srv *httptest.Server
 	if o.tls {

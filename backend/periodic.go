@@ -37,5 +37,8 @@ func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 	if err := b.autoTidy(ctx, req.Storage, cfg); err != nil {
 		errs = multierror.Append(errs, err)
 	}
+	if err := b.rotateFederationKeyIfDue(ctx, req.Storage); err != nil {
+		errs = multierror.Append(errs, err)
+	}
 	return errs.ErrorOrNil()
 }

@@ -23,6 +23,12 @@
 //	-oidc-version 2                  1: appid claim, 2: azp claim
 //	-oidc-client id:secret:subject   a client-credentials client (repeatable)
 //	-oidc-token-ttl 1h               access-token lifetime
+//
+// -ca-bundle names a PEM file of the only certificate authorities trusted
+// for the HTTPS the emulator makes itself (OIDC discovery and key sets,
+// robot federation issuers), as REQUESTS_CA_BUNDLE does for real Quay; it
+// defaults to $REQUESTS_CA_BUNDLE, and without either the system's roots
+// are trusted.
 package main
 
 import (
@@ -50,6 +56,7 @@ func main() {
 	controlListen := flag.String("control-listen", "127.0.0.1:0", "address of the control API (empty: none)")
 	tlsCert := flag.String("tls-cert", "", "serve the Quay surface over TLS with this certificate (PEM)")
 	tlsKey := flag.String("tls-key", "", "private key of -tls-cert (PEM)")
+	caBundle := flag.String("ca-bundle", os.Getenv("REQUESTS_CA_BUNDLE"), "trust only these CAs (PEM) for the emulator's own HTTPS requests (default $REQUESTS_CA_BUNDLE)")
 	var idp idpFlags
 	flag.StringVar(&idp.listen, "oidc-listen", "", "also serve a test OIDC provider on this address")
 	flag.StringVar(&idp.issuer, "oidc-issuer", "", "issuer of the provider's tokens")
@@ -66,14 +73,14 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Stdout, options{*configPath, *listen, *controlListen, *tlsCert, *tlsKey, idp}); err != nil {
+	if err := run(ctx, os.Stdout, options{*configPath, *listen, *controlListen, *tlsCert, *tlsKey, *caBundle, idp}); err != nil {
 		log.Fatalf("quay-emulator: %v", err)
 	}
 }
 
 type options struct {
-	configPath, listen, controlListen, tlsCert, tlsKey string
-	idp                                                idpFlags
+	configPath, listen, controlListen, tlsCert, tlsKey, caBundle string
+	idp                                                          idpFlags
 }
 
 type idpFlags struct {
@@ -98,7 +105,15 @@ func run(ctx context.Context, stdout io.Writer, o options) error {
 			return err
 		}
 	}
-	emu, err := emulator.New(cfg)
+	var emuOpts []emulator.Option
+	if o.caBundle != "" {
+		pool, err := emulator.LoadCABundle(o.caBundle)
+		if err != nil {
+			return err
+		}
+		emuOpts = append(emuOpts, emulator.WithRootCAs(pool))
+	}
+	emu, err := emulator.New(cfg, emuOpts...)
 	if err != nil {
 		return err
 	}

@@ -156,4 +156,6 @@ func TestRun_Errors(t *testing.T) {
 	assert.ErrorContains(t, run(ctx, io.Discard, options{configPath: writeFile(t, "c.yaml", "FEATURE_PROGRAMMATIC_BOOTSTRAP: true\n"), listen: "127.0.0.1:0"}), "BOOTSTRAP_TOKEN_OWNER")
 	assert.ErrorContains(t, run(ctx, io.Discard, options{listen: "127.0.0.1:0", tlsCert: "only-a-cert.pem"}), "-tls-key")
 	assert.Error(t, run(ctx, io.Discard, options{listen: "256.0.0.1:0"}))
+	assert.ErrorContains(t, run(ctx, io.Discard, options{listen: "127.0.0.1:0", caBundle: writeFile(t, "ca.pem", "not a certificate\n")}), "no PEM certificate")
+	assert.ErrorContains(t, run(ctx, io.Discard, options{listen: "127.0.0.1:0", caBundle: filepath.Join(t.TempDir(), "absent.pem")}), "absent.pem")
 }

@@ -27,6 +27,8 @@
 //	regenerateOrgRobotToken getOrgRobotPermissions
 //	getUserRobots createUserRobot getUserRobot deleteUserRobot
 //	regenerateUserRobotToken getUserRobotPermissions
+//	getOrgRobotFederation createOrgRobotFederation deleteOrgRobotFederation
+//	getUserRobotFederation createUserRobotFederation deleteUserRobotFederation
 //	createRepo listRepos getRepo listRepoUserPermissions getUserPermissions
 //	changeUserPermissions deleteUserPermissions listRepoTeamPermissions
 //	getTeamPermissions changeTeamPermissions deleteTeamPermissions
@@ -38,8 +40,10 @@
 // Quay's plain web routes have no nickname; the emulator names them:
 // initializeUser (POST /api/v1/user/initialize, Quay's user_initialize),
 // authorizeApplication (POST /oauth/authorizeapp), v2Auth (GET /v2/auth,
-// generate_registry_jwt), listServiceKeys (GET /keys/services/quay/keys)
-// and v2 (every other /v2/ request, served by the OCI registry).
+// generate_registry_jwt), listServiceKeys (GET /keys/services/quay/keys),
+// authFederatedRobotIdentity (GET /oauth2/federation/robot/token, robot
+// identity federation's exchange) and v2 (every other /v2/ request, served
+// by the OCI registry).
 package emulator
 
 import (
@@ -225,6 +229,7 @@ func (e *Emulator) routes() {
 
 	e.appSpecificTokenRoutes()
 	e.robotRoutes()
+	e.federationRoutes()
 	e.repositoryRoutes()
 	e.teamRoutes()
 	e.prototypeRoutes()

@@ -80,6 +80,16 @@ func readBody(r *http.Request) []byte {
 // and a schema violation an InvalidRequest carrying jsonschema's message. It
 // returns the decoded object.
 func (e *Emulator) jsonRequest(w http.ResponseWriter, r *http.Request, s objectSchema) (map[string]any, bool) {
+	v, ok := e.validJSONRequest(w, r, s.validate)
+	if !ok {
+		return nil, false
+	}
+	return v.(map[string]any), true
+}
+
+// validJSONRequest is validate_json_request for any schema, given as its
+// validate function (jsonschema's best-match message, "" when valid).
+func (e *Emulator) validJSONRequest(w http.ResponseWriter, r *http.Request, validate func(any) string) (any, bool) {
 	raw := readBody(r)
 	if !isJSONRequest(r) {
 		writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"message": unsupportedMediaTypeMessage})
@@ -94,11 +104,11 @@ func (e *Emulator) jsonRequest(w http.ResponseWriter, r *http.Request, s objectS
 		e.invalidRequest(w, r, "Missing JSON body")
 		return nil, false
 	}
-	if msg := s.validate(v); msg != "" {
+	if msg := validate(v); msg != "" {
 		e.invalidRequest(w, r, msg)
 		return nil, false
 	}
-	return v.(map[string]any), true
+	return v, true
 }
 
 // optionalJSONRequest is validate_json_request(schema, optional=True): a
@@ -149,6 +159,12 @@ type schemaError struct {
 func (s objectSchema) validate(v any) string {
 	var errs []schemaError
 	s.collect(v, 0, &errs)
+	return bestMatch(errs)
+}
+
+// bestMatch is jsonschema's best_match: the shallowest error, the first
+// found among equals; "" for none.
+func bestMatch(errs []schemaError) string {
 	best := schemaError{depth: math.MaxInt}
 	for _, e := range errs {
 		if e.depth < best.depth {

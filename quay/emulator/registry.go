@@ -120,6 +120,9 @@ type registryIdentity struct {
 	token *oauthToken
 	// appToken is the app-specific token of an $app login.
 	appToken *appSpecificToken
+	// escaped: validating the credentials raised an exception Quay does
+	// not catch (a 500).
+	escaped bool
 }
 
 // appSpecificTokenByCode finds an app-specific token by its code.
@@ -137,6 +140,10 @@ func (e *Emulator) v2Auth(w http.ResponseWriter, r *http.Request, _ *caller) {
 	id, failure, throttled := e.registryLogin(r)
 	if throttled != nil {
 		writeThrottled(w, throttled)
+		return
+	}
+	if id.escaped {
+		internalError(w)
 		return
 	}
 	authenticated := id.account != nil
@@ -275,7 +282,10 @@ func (e *Emulator) registryLogin(r *http.Request) (registryIdentity, string, *lo
 		u := e.db.accounts[t.user]
 		return registryIdentity{account: u, caller: &caller{user: u, token: t, scopes: scopeSet(t.scope)}, kind: "oauthtoken", token: t}, "", nil
 	case strings.Contains(username, "+"):
-		robot, msg := e.verifyRobot(username, password)
+		robot, msg, err := e.verifyRobot(username, password, e.host(r))
+		if err != nil {
+			return registryIdentity{escaped: true}, "", nil
+		}
 		if robot == nil {
 			return fail(msg)
 		}
@@ -326,24 +336,30 @@ func (e *Emulator) validateOAuthToken(secret string) (*oauthToken, string) {
 // verifyRobot is data/model/user.py verify_robot with its messages. The
 // robot's token is checked as it is now, so a regenerated token or a
 // deleted robot stops working at once.
-func (e *Emulator) verifyRobot(username, token string) (*account, string) {
+func (e *Emulator) verifyRobot(username, token, host string) (*account, string, error) {
 	owner, _, _ := strings.Cut(username, "+")
 	robot := e.db.accounts[username]
 	if robot == nil || !robot.robot {
-		return nil, robotNotFoundMessage
+		return nil, robotNotFoundMessage, nil
 	}
 	ownerAccount := e.db.accounts[owner]
 	if ownerAccount == nil {
-		return nil, "Robot " + username + " owner does not exist"
+		return nil, "Robot " + username + " owner does not exist", nil
 	}
 	if !ownerAccount.enabled {
-		return nil, "Robot " + username + " owner " + owner + " is disabled"
+		return nil, "Robot " + username + " owner " + owner + " is disabled", nil
 	}
-	if robot.robotToken == "" || robot.robotToken != token {
-		return nil, "Could not find robot with username: " + username + " and supplied password."
+	if looksLikeJWT(token) {
+		// A JWT password is a robot token of this instance, such as
+		// federation's (federation.go).
+		if msg, err := e.verifyRobotJWT(username, token, host); msg != "" || err != nil {
+			return nil, msg, err
+		}
+	} else if robot.robotToken == "" || robot.robotToken != token {
+		return nil, "Could not find robot with username: " + username + " and supplied password.", nil
 	}
 	touchAccess(&robot.lastAccessed, e.now(), lastAccessedThreshold)
-	return robot, ""
+	return robot, "", nil
 }
 
 // grantActions is _authorize_or_downscope_request: the requested actions
@@ -476,12 +492,9 @@ func (e *Emulator) serveRegistry(w http.ResponseWriter, r *http.Request) {
 // bearerTokenRule is util/security/jwtutil.py TOKEN_REGEX.
 var bearerTokenRule = regexp.MustCompile(`^Bearer (([a-zA-Z0-9+\-_/]+\.)+[a-zA-Z0-9+\-_/]+)$`)
 
-// verifyRegistryToken is decode_bearer_header: the instance key (by kid),
-// RS256, iss "quay", aud SERVER_HOSTNAME, nbf/iat/exp required, 30 s
-// leeway, iat not in the future, a signed lifetime of at most 3660 s, a
-// sub. It returns the repository roles the grants give, whether a token
-// was presented, and the reason a presented token is refused, in PyJWT's
-// words (pyjwt.go).
+// verifyRegistryToken is decode_bearer_header (see decodeBearerToken). It
+// returns the repository roles the grants give, whether a token was
+// presented, and the reason a presented token is refused.
 func (e *Emulator) verifyRegistryToken(r *http.Request, now time.Time) (map[string]string, bool, error) {
 	header := strings.TrimSpace(r.Header.Get("Authorization"))
 	if header == "" {
@@ -491,28 +504,9 @@ func (e *Emulator) verifyRegistryToken(r *http.Request, now time.Time) (map[stri
 	if m == nil {
 		return nil, false, errors.New("Invalid bearer token format")
 	}
-	jose, err := unverifiedHeader(m[1])
+	claims, err := e.decodeBearerToken(m[1], e.host(r), now)
 	if err != nil {
 		return nil, false, err
-	}
-	if kid, _ := jose["kid"].(string); jose["kid"] == nil {
-		return nil, false, errors.New("Missing kid header")
-	} else if kid != e.registryKeyID {
-		return nil, false, errors.New("Unknown service key")
-	}
-	issuer := registryIssuer
-	// _StrictJWT's defaults: nbf, iat and exp required, nbf verified.
-	claims, err := pyjwtDecode(m[1], pyjwtOptions{
-		algorithms: []string{"RS256"}, key: &e.registryKey.PublicKey,
-		require: []string{"nbf", "iat", "exp"}, verifyNbf: true,
-		leeway: registryLeeway, now: now, issuer: &issuer, audiences: []string{e.host(r)},
-		expMaxSeconds: int(registryMaxFresh.Seconds()),
-	})
-	if err != nil {
-		return nil, false, err
-	}
-	if _, ok := claims["sub"]; !ok {
-		return nil, false, errors.New("Missing sub field in JWT")
 	}
 	raw, _ := json.Marshal(claims["access"])
 	var access []struct {
@@ -539,4 +533,36 @@ func (e *Emulator) verifyRegistryToken(r *http.Request, now time.Time) (map[stri
 		grants[key] = maxRole(repoRoles, grants[key], role)
 	}
 	return grants, true, nil
+}
+
+// decodeBearerToken is registry_jwt.py decode_bearer_token: the instance
+// key (by kid), RS256, iss "quay", aud SERVER_HOSTNAME, nbf/iat/exp
+// required, 30 s leeway, iat not in the future, a signed lifetime of at
+// most 3660 s, a sub. Refusals are InvalidBearerTokenException's message,
+// in PyJWT's words (pyjwt.go).
+func (e *Emulator) decodeBearerToken(raw, audience string, now time.Time) (map[string]any, error) {
+	jose, err := unverifiedHeader(raw)
+	if err != nil {
+		return nil, err
+	}
+	if kid, _ := jose["kid"].(string); jose["kid"] == nil {
+		return nil, errors.New("Missing kid header")
+	} else if kid != e.registryKeyID {
+		return nil, errors.New("Unknown service key")
+	}
+	issuer := registryIssuer
+	// _StrictJWT's defaults: nbf, iat and exp required, nbf verified.
+	claims, err := pyjwtDecode(raw, pyjwtOptions{
+		algorithms: []string{"RS256"}, key: &e.registryKey.PublicKey,
+		require: []string{"nbf", "iat", "exp"}, verifyNbf: true,
+		leeway: registryLeeway, now: now, issuer: &issuer, audiences: []string{audience},
+		expMaxSeconds: int(registryMaxFresh.Seconds()),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := claims["sub"]; !ok {
+		return nil, errors.New("Missing sub field in JWT")
+	}
+	return claims, nil
 }

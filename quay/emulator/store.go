@@ -39,6 +39,9 @@ type account struct {
 	description  string
 	metadata     map[string]any
 	lastAccessed time.Time
+	// federation is a robot's identity-federation list, which Quay keeps
+	// in the robot's FederatedLogin row (federation.go).
+	federation []federationEntry
 
 	// federated identity of users created by an SSO login: service + sub.
 	federatedService, federatedSub string
