@@ -127,7 +127,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 			// only.
 			LocalStorage: []string{framework.WALPrefix, issuedRobotPrefix, localStoragePrefix},
 		},
-		Paths: framework.PathAppend(
+		Paths: wrapOperations(framework.PathAppend(
 			pathConfig(b),
 			pathConfigRotateRoot(b),
 			pathRoles(b),
@@ -138,7 +138,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 			pathTidy(b),
 			pathFederationConfig(b),
 			pathFederationWellKnown(b),
-		),
+		)),
 		Secrets: []*framework.Secret{
 			secretOAuthToken(b),
 			secretRobot(b),

@@ -2,7 +2,6 @@ package backend
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -12,9 +11,6 @@ import (
 
 	"github.com/quay-vault/vault-plugin-secrets-quay/quay"
 )
-
-// errNotConfigured is returned when a path needs Quay but "config" is unset.
-var errNotConfigured = errors.New(`the Quay secrets engine is not configured: write "config" first`)
 
 // clientCache holds the Quay client built from the stored config, so the hot
 // paths (creds, revoke) reuse one connection pool and read no storage for it.

@@ -275,17 +275,27 @@ func applyConfigFields(cfg *quayConfig, d *framework.FieldData) *logical.Respons
 		}
 		cfg.RegistryHostname = host
 	}
-	if v, ok := d.GetOk("tidy_interval"); ok {
-		cfg.TidyInterval = time.Duration(v.(int)) * time.Second
-		if cfg.TidyInterval != 0 && cfg.TidyInterval < minTidyInterval {
-			return badField("tidy_interval", "must be 0 (off) or at least %s, got %s", minTidyInterval, cfg.TidyInterval)
+	durations := []struct {
+		field string
+		dst   *time.Duration
+	}{
+		{"tidy_interval", &cfg.TidyInterval}, {"request_timeout", &cfg.RequestTimeout},
+		{"root_token_ttl", &cfg.RootTokenTTL}, {"root_rotation_period", &cfg.RootRotationPeriod}, {"rotate_before", &cfg.RotateBefore},
+	}
+	for _, f := range durations {
+		v, ok, resp := secondsField(d, f.field)
+		if resp != nil {
+			return resp
+		}
+		if ok {
+			*f.dst = v
 		}
 	}
-	if v, ok := d.GetOk("request_timeout"); ok {
-		cfg.RequestTimeout = time.Duration(v.(int)) * time.Second
-		if cfg.RequestTimeout != 0 && (cfg.RequestTimeout < minRequestTimeout || cfg.RequestTimeout > maxRequestTimeout) {
-			return badField("request_timeout", "must be between %s and %s, got %s", minRequestTimeout, maxRequestTimeout, cfg.RequestTimeout)
-		}
+	if cfg.TidyInterval != 0 && cfg.TidyInterval < minTidyInterval {
+		return badField("tidy_interval", "must be 0 (off) or at least %s, got %s", minTidyInterval, cfg.TidyInterval)
+	}
+	if cfg.RequestTimeout != 0 && (cfg.RequestTimeout < minRequestTimeout || cfg.RequestTimeout > maxRequestTimeout) {
+		return badField("request_timeout", "must be between %s and %s, got %s", minRequestTimeout, maxRequestTimeout, cfg.RequestTimeout)
 	}
 
 	if v, ok := d.GetOk("bootstrap"); ok {
@@ -335,12 +345,6 @@ func applyConfigFields(cfg *quayConfig, d *framework.FieldData) *logical.Respons
 			return badField("root_token_scopes", "%s", err)
 		}
 		cfg.RootTokenScopes = normalized
-	}
-	durations := map[string]*time.Duration{"root_token_ttl": &cfg.RootTokenTTL, "root_rotation_period": &cfg.RootRotationPeriod, "rotate_before": &cfg.RotateBefore}
-	for field, dst := range durations {
-		if v, ok := d.GetOk(field); ok {
-			*dst = time.Duration(v.(int)) * time.Second
-		}
 	}
 	return nil
 }

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
 )
 
 // unknownFieldWarnings mirrors the warning Vault gives on paths without
@@ -79,4 +82,39 @@ func caseWarning(kind, asked, name string) []string {
 		return nil
 	}
 	return []string{fmt.Sprintf("%s names are lower case: %q is stored as %q", kind, asked, name)}
+}
+
+// secondsField reads a duration field (framework.TypeDurationSecond). Vault
+// truncates a duration to whole seconds, so "500ms" would silently become 0,
+// which means "default" or "off" to most fields: a positive value below one
+// second is refused instead, naming the field.
+func secondsField(d *framework.FieldData, field string) (time.Duration, bool, *logical.Response) {
+	v, ok := d.GetOk(field)
+	if !ok {
+		return 0, false, nil
+	}
+	dur := time.Duration(v.(int)) * time.Second
+	if dur == 0 && subSecond(d.Raw[field]) {
+		return 0, true, badField(field, "must be whole seconds (e.g. 1s, 30s, 5m), got %v: Vault would read it as 0", d.Raw[field])
+	}
+	return dur, true, nil
+}
+
+// subSecond reports a raw duration that is positive but under one second.
+func subSecond(raw any) bool {
+	switch v := raw.(type) {
+	case string:
+		if d, err := time.ParseDuration(strings.TrimSpace(v)); err == nil {
+			return d > 0 && d < time.Second
+		}
+		if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+			return f > 0 && f < 1
+		}
+	case float64:
+		return v > 0 && v < 1
+	case json.Number:
+		f, err := v.Float64()
+		return err == nil && f > 0 && f < 1
+	}
+	return false
 }

@@ -3,6 +3,8 @@ package backend
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -201,13 +203,7 @@ func (e *testEnv) quayClientTLS(token string) *quay.Client {
 // (not on an error response, which tests assert).
 func (e *testEnv) request(op logical.Operation, path string, data map[string]any) *logical.Response {
 	e.t.Helper()
-	resp, err := e.b.HandleRequest(context.Background(), &logical.Request{
-		Operation:  op,
-		Path:       path,
-		Data:       data,
-		Storage:    e.storage,
-		MountPoint: "quay/",
-	})
+	resp, err := e.requestErr(op, path, data)
 	if err != nil {
 		// Coded errors (e.g. 502 from Quay failures) are part of the
 		// behaviour tests assert; return them as a response.
@@ -219,9 +215,39 @@ func (e *testEnv) request(op logical.Operation, path string, data map[string]any
 // requestErr is request for callers that assert the Go error itself.
 func (e *testEnv) requestErr(op logical.Operation, path string, data map[string]any) (*logical.Response, error) {
 	e.t.Helper()
-	return e.b.HandleRequest(context.Background(), &logical.Request{
+	resp, err := e.b.HandleRequest(context.Background(), &logical.Request{
 		Operation: op, Path: path, Data: data, Storage: e.storage, MountPoint: "quay/",
 	})
+	if answered := errorAnswer(resp); answered != nil {
+		return nil, answered
+	}
+	return resp, err
+}
+
+// errorAnswer is what a Vault client sees of the engine's error answers
+// (answerErrors): an error with the answer's status and message.
+func errorAnswer(resp *logical.Response) error {
+	if resp == nil || resp.Data == nil {
+		return nil
+	}
+	status, ok := resp.Data[logical.HTTPStatusCode].(int)
+	if !ok || status < 400 {
+		return nil
+	}
+	var body struct {
+		Errors []string `json:"errors"`
+	}
+	var raw string
+	switch body := resp.Data[logical.HTTPRawBody].(type) {
+	case string:
+		raw = body
+	case []byte:
+		raw = string(body)
+	}
+	if err := json.Unmarshal([]byte(raw), &body); err != nil || len(body.Errors) != 1 {
+		return fmt.Errorf("malformed error answer %d: %q", status, raw)
+	}
+	return logical.CodedError(status, body.Errors[0])
 }
 
 func (e *testEnv) mustOK(op logical.Operation, path string, data map[string]any) *logical.Response {
@@ -318,4 +344,10 @@ func assertNoSecretIn(t testing.TB, text string, what string, secrets ...string)
 			t.Errorf("%s: secret #%d (%d characters) appears in it (not shown)", what, i+1, len(s))
 		}
 	}
+}
+
+// failed reports an answer a Vault client sees as an error: an error
+// response (400) or one of the engine's error answers (answerErrors).
+func failed(resp *logical.Response) bool {
+	return resp != nil && (resp.IsError() || errorAnswer(resp) != nil)
 }

@@ -33,9 +33,6 @@ func shortID(id string) string {
 func (b *backend) prepareOAuthRole(ctx context.Context, req *logical.Request, role *roleEntry) (*logical.Response, error) {
 	client, cfg, err := b.client(ctx, req.Storage)
 	if err != nil {
-		if err == errNotConfigured {
-			return logical.ErrorResponse(err.Error()), nil
-		}
 		return nil, err
 	}
 	if len(cfg.TokenScopes) > 0 {

@@ -146,7 +146,7 @@ func TestTidy_NeverTouchesRobotsAnotherClusterIssued(t *testing.T) {
 		t.Helper()
 		resp, err := b.HandleRequest(context.Background(), &logical.Request{Operation: op, Path: path, Data: data, Storage: s, MountPoint: "quay/"})
 		require.NoError(t, err)
-		require.False(t, resp.IsError(), "%s: %v", path, resp.Error())
+		require.False(t, failed(resp), "%s: %v", path, errorAnswer(resp))
 		return resp
 	}
 	onSecondary := do(secondary, secondaryStorage, logical.ReadOperation, "creds/ci", nil)

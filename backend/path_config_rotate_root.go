@@ -39,7 +39,9 @@ func (b *backend) pathRotateRootWrite(ctx context.Context, req *logical.Request,
 	// token is deleted at once, not after the schedule's grace.
 	cfg, warnings, err := b.rotateRoot(ctx, req.Storage, 0)
 	switch {
-	case errors.Is(err, errRootNotRotatable), err == errNotConfigured:
+	case errors.Is(err, errNotConfigured):
+		return nil, err
+	case errors.Is(err, errRootNotRotatable):
 		return logical.ErrorResponse(err.Error()), nil
 	case err != nil:
 		return nil, upstreamError("rotating the root token", err)

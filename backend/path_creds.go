@@ -2,7 +2,6 @@ package backend
 
 import (
 	"context"
-	"errors"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -58,9 +57,6 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 		resp, err = b.issueOAuthToken(ctx, req, role)
 	default:
 		resp, err = b.issueRobot(ctx, req, role)
-	}
-	if errors.Is(err, errNotConfigured) {
-		return logical.ErrorResponse(err.Error()), nil
 	}
 	return resp, err
 }

@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -213,8 +212,10 @@ func applyFederationFields(cfg *federationConfig, d *framework.FieldData) *logic
 	if v, ok := d.GetOk("audience"); ok {
 		cfg.Audience = strings.TrimSpace(v.(string))
 	}
-	if v, ok := d.GetOk("token_ttl"); ok {
-		cfg.TokenTTL = time.Duration(v.(int)) * time.Second
+	if v, ok, resp := secondsField(d, "token_ttl"); resp != nil {
+		return resp
+	} else if ok {
+		cfg.TokenTTL = v
 		if cfg.TokenTTL == 0 {
 			cfg.TokenTTL = defaultFederationTokenTTL
 		}
@@ -222,8 +223,10 @@ func applyFederationFields(cfg *federationConfig, d *framework.FieldData) *logic
 			return badField("token_ttl", "must be between %s and %s, got %s", minFederationTokenTTL, maxFederationTokenTTL, cfg.TokenTTL)
 		}
 	}
-	if v, ok := d.GetOk("key_rotation_period"); ok {
-		cfg.KeyRotationPeriod = time.Duration(v.(int)) * time.Second
+	if v, ok, resp := secondsField(d, "key_rotation_period"); resp != nil {
+		return resp
+	} else if ok {
+		cfg.KeyRotationPeriod = v
 		if cfg.KeyRotationPeriod == 0 {
 			cfg.KeyRotationPeriod = defaultFederationKeyRotation
 		}

@@ -25,7 +25,8 @@ func (e *testEnv) writeFederation(data map[string]any) *logical.Response {
 // and decoded body.
 func (e *testEnv) rawGet(path string) (int, string, map[string]any) {
 	e.t.Helper()
-	resp := e.mustOK(logical.ReadOperation, path, nil)
+	resp, err := e.b.HandleRequest(context.Background(), &logical.Request{Operation: logical.ReadOperation, Path: path, Storage: e.storage, MountPoint: "quay/"})
+	require.NoError(e.t, err)
 	require.NotNil(e.t, resp)
 	body := resp.Data[logical.HTTPRawBody].([]byte)
 	var decoded map[string]any

@@ -265,11 +265,14 @@ func applyRoleFields(role *roleEntry, d *framework.FieldData) *logical.Response 
 	if resp := role.robotGrants.apply(d); resp != nil {
 		return resp
 	}
-	if v, ok := d.GetOk("ttl"); ok {
-		role.TTL = time.Duration(v.(int)) * time.Second
-	}
-	if v, ok := d.GetOk("max_ttl"); ok {
-		role.MaxTTL = time.Duration(v.(int)) * time.Second
+	for field, dst := range map[string]*time.Duration{"ttl": &role.TTL, "max_ttl": &role.MaxTTL} {
+		v, ok, resp := secondsField(d, field)
+		if resp != nil {
+			return resp
+		}
+		if ok {
+			*dst = v
+		}
 	}
 	return nil
 }

@@ -162,9 +162,6 @@ func (b *backend) pathStaticRoleWrite(ctx context.Context, req *logical.Request,
 	warnings = append(warnings, more...)
 	client, _, err := b.client(ctx, req.Storage)
 	if err != nil {
-		if err == errNotConfigured {
-			return logical.ErrorResponse(err.Error()), nil
-		}
 		return nil, err
 	}
 
@@ -249,8 +246,10 @@ func applyStaticRoleFields(role, stored *staticRole, d *framework.FieldData) *lo
 	if resp := role.robotGrants.apply(d); resp != nil {
 		return resp
 	}
-	if v, ok := d.GetOk("rotation_period"); ok {
-		role.RotationPeriod = time.Duration(v.(int)) * time.Second
+	if v, ok, resp := secondsField(d, "rotation_period"); resp != nil {
+		return resp
+	} else if ok {
+		role.RotationPeriod = v
 	}
 	return nil
 }

@@ -73,12 +73,7 @@ func (b *backend) pathTidyWrite(ctx context.Context, req *logical.Request, d *fr
 	}
 	dryRun := d.Get("dry_run").(bool)
 	report, err := b.tidyRobots(ctx, req.Storage, dryRun, orgs)
-	switch {
-	case errors.Is(err, errTidyRunning):
-		return logical.RespondWithStatusCode(logical.ErrorResponse(err.Error()), req, 409)
-	case err == errNotConfigured:
-		return logical.ErrorResponse(err.Error()), nil
-	case err != nil:
+	if err != nil {
 		return nil, err
 	}
 	if !dryRun {

@@ -296,8 +296,8 @@ func BenchmarkCredsOAuth(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		resp, err := env.b.HandleRequest(ctx, &logical.Request{Operation: logical.ReadOperation, Path: "creds/ci", Storage: env.storage})
-		if err != nil || resp.IsError() {
-			b.Fatal(err, resp)
+		if err != nil || failed(resp) {
+			b.Fatal(err, errorAnswer(resp))
 		}
 	}
 }

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"sort"
 	"strings"
@@ -64,8 +65,8 @@ func nonNilSlice(s []string) []string {
 // tidyGuard lets one tidy run at a time per mount.
 type tidyGuard struct{ running atomic.Bool }
 
-// errTidyRunning is returned when a tidy is already in progress.
-var errTidyRunning = fmt.Errorf("a tidy is already running on this mount")
+// errTidyRunning is returned when a tidy is already in progress: a 409.
+var errTidyRunning = logical.CodedError(http.StatusConflict, "a tidy is already running on this mount; read quay/tidy for the last report")
 
 // tidyRobots deletes robots this mount created that no live lease,
 // write-ahead entry or static role owns.
