@@ -271,7 +271,7 @@ func ensureDefaultPermission(ctx context.Context, client *quay.Client, org, role
 }
 
 // repositoryMissing tells a permission failure caused by a missing repository
-// (Quay answers those with a 400, 404 or even a 500, reference §5.5) from any
+// (Quay answers those with a 400, 404 or even a 500, endpoints/api/permission.py) from any
 // other. It asks Quay only on that failure path.
 func repositoryMissing(ctx context.Context, client *quay.Client, ns, repo string, grantErr error) (bool, error) {
 	switch quay.StatusOf(grantErr) {

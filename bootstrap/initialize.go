@@ -11,7 +11,7 @@ import (
 
 // InitializeTokenLifetime is how long the token of Quay's first-user
 // initialization lives (data/model/oauth.py create_user_access_token,
-// reference §3): 2.5 hours, so the engine replaces it at once.
+// endpoints/web.py user_initialize): 2.5 hours, so the engine replaces it at once.
 const InitializeTokenLifetime = 9000 * time.Second
 
 // initializeScopes are the scopes Quay gives the initialization token.

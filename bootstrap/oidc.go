@@ -27,7 +27,7 @@ const oidcEarlyRefresh = 2 * time.Minute
 // OIDC obtains access tokens from an identity provider with the OAuth2 client
 // credentials grant and presents them to Quay as Bearer tokens. Quay 3.18
 // validates such JWTs against OIDC_ISSUERS / OIDC_AUDIENCES /
-// OIDC_ALLOWED_CLIENTS (reference §9); for Microsoft Entra ID v2.0 use the
+// OIDC_ALLOWED_CLIENTS (oauth/oidc.py); for Microsoft Entra ID v2.0 use the
 // scope "api://<quay app>/.default". Nothing issued by Quay is stored.
 type OIDC struct {
 	TokenURL     string

@@ -8,7 +8,7 @@ import (
 )
 
 // Password exchanges a username and password for an OAuth token through
-// Quay's direct OAuth flow (POST /oauth/authorizeapp, reference §2.5). Quay
+// Quay's direct OAuth flow (POST /oauth/authorizeapp, endpoints/web.py). Quay
 // skips its CSRF check only for a client ID listed in
 // DIRECT_OAUTH_CLIENTID_WHITELIST, and the user must administer the
 // application's organization. Works for database users and LDAP service

@@ -11,11 +11,11 @@ import (
 )
 
 // MaxTokenExpiration is the longest expiration Quay grants an application
-// token; longer requests are silently clamped (reference §2.3).
+// token; longer requests are silently clamped (endpoints/api/organization_application_tokens.py).
 const MaxTokenExpiration = 315576000 * time.Second
 
 // ApplicationToken is an OAuth access token of an organization application
-// (Quay 3.18+, reference §2.3). Token holds the secret and is only set in the
+// (Quay 3.18+, endpoints/api/organization_application_tokens.py). Token holds the secret and is only set in the
 // answer to CreateApplicationToken.
 type ApplicationToken struct {
 	UUID         string  `json:"uuid"`

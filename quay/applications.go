@@ -6,7 +6,7 @@ import (
 )
 
 // Application is an OAuth application of an organization (app_view,
-// reference §4). ClientSecret is a secret and is only filled for org admins.
+// endpoints/api/organization.py). ClientSecret is a secret and is only filled for org admins.
 type Application struct {
 	Name           string `json:"name"`
 	Description    string `json:"description"`

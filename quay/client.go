@@ -537,7 +537,7 @@ func drain(body io.ReadCloser) {
 //     comes back 404, which callers take for "already revoked".
 //
 // The only empty segment allowed is the trailing one of the two resources
-// Quay declares with a slash (reference §0).
+// Quay declares with a slash (endpoints/decorated.py).
 func badPathSegment(path string) bool {
 	segs := strings.Split(path, "/")
 	for i, seg := range segs {

@@ -18,7 +18,7 @@ import (
 )
 
 // Error is a failed Quay call. It keeps Quay's status and message whatever
-// the shape of the error body (reference §1.4): the ApiException family
+// the shape of the error body (endpoints/exception.py, util/http.py, endpoints/decorated.py): the ApiException family
 // (detail/error_type), util.http.abort ({"error": …}), data-model errors
 // ({"message": …}), registry V2 errors ({"errors": [...]}) and plain text or
 // HTML bodies from nginx. It never carries request headers or bodies.
@@ -136,7 +136,7 @@ func IsRateLimited(err error) bool { return StatusOf(err) == http.StatusTooManyR
 
 // IsUnauthorized reports that Quay did not accept the credential: 401, or the
 // 403 CSRF answer Quay gives to mutations with a missing or invalid token
-// (reference §1.5).
+// (endpoints/csrf.py).
 func IsUnauthorized(err error) bool {
 	var qe *Error
 	if !errors.As(err, &qe) {

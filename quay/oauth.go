@@ -11,7 +11,7 @@ import (
 )
 
 // DirectOAuthRequest exchanges a username and password for an OAuth token
-// through Quay's "direct OAuth" flow (reference §2.5): POST /oauth/authorizeapp
+// through Quay's "direct OAuth" flow (endpoints/web.py): POST /oauth/authorizeapp
 // with Basic credentials. Quay skips its CSRF check only when ClientID is in
 // DIRECT_OAUTH_CLIENTID_WHITELIST, and the user must administer the
 // application's organization.

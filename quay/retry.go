@@ -14,7 +14,7 @@ import (
 )
 
 // retryPolicy decides which failures are retried. Quay sits behind nginx,
-// whose rate limiter answers 429 with no Retry-After (reference §8), while
+// whose rate limiter answers 429 with no Retry-After (conf/nginx/rate-limiting.conf.jnj), while
 // Quay's own password throttle sends one. A 429 means Quay did not act, so
 // every call may retry it; a 5xx or a broken connection may have happened
 // after Quay acted, so only idempotent calls retry those.

@@ -21,7 +21,7 @@ const (
 
 // Namespace is where a robot lives. For NamespaceUser, Name is the user the
 // credential acts as: Quay's user-robot API always addresses the caller's
-// own namespace (reference §5.4).
+// own namespace (endpoints/api/robot.py).
 type Namespace struct {
 	Kind NamespaceKind
 	Name string
@@ -38,7 +38,7 @@ func (n Namespace) robotsPath() string {
 	return "/api/v1/organization/" + escape(n.Name) + "/robots"
 }
 
-// Robot is a robot account (reference §5.2). Token is its password, a secret.
+// Robot is a robot account (endpoints/api/robot.py). Token is its password, a secret.
 type Robot struct {
 	Name                 string         `json:"name"`
 	Created              RFC2822Time    `json:"created"`
@@ -150,7 +150,7 @@ func (c *Client) ListRobots(ctx context.Context, ns Namespace, opts ListRobotsOp
 }
 
 // robotNotFound is Quay's data-model message for a missing robot; Quay sends
-// it with status 400, not 404 (reference §5.3).
+// it with status 400, not 404 (endpoints/api/robot.py).
 const robotNotFound = "Could not find robot with specified username"
 
 // IsRobotNotFound reports that a robot does not exist, by Quay's own answer:

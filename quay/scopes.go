@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// OAuth scopes Quay grants to applications (reference §1.3, auth/scopes.py).
+// OAuth scopes Quay grants to applications (auth/scopes.py, auth/scopes.py).
 const (
 	ScopeRepoRead   = "repo:read"
 	ScopeRepoWrite  = "repo:write"
@@ -71,7 +71,7 @@ func impliedScopes(scopes []string) map[string]bool {
 
 // ScopesCover reports whether a token holding granted may mint a token with
 // requested, applying Quay's scope implications (the subset rule of the
-// application-token API, reference §2.3). It returns the scopes not covered.
+// application-token API, endpoints/api/organization_application_tokens.py). It returns the scopes not covered.
 func ScopesCover(granted, requested []string) (bool, []string) {
 	have := impliedScopes(granted)
 	var missing []string

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Quay formats timestamps two ways (reference §0): robots and app-specific
+// Quay formats timestamps two ways (endpoints/api/__init__.py format_date): robots and app-specific
 // tokens use RFC 2822 ("Wed, 22 Jul 2026 10:00:00 -0000"), the organization
 // application-token endpoints use Python's isoformat() plus "Z", with or
 // without microseconds. Both decode to time.Time; JSON null decodes to the

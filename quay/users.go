@@ -5,7 +5,7 @@ import (
 	"net/http"
 )
 
-// User is the logged-in user as GET /api/v1/user/ describes it (reference §6.1).
+// User is the logged-in user as GET /api/v1/user/ describes it (endpoints/api/user.py).
 type User struct {
 	Anonymous     bool               `json:"anonymous"`
 	Username      string             `json:"username"`
@@ -33,7 +33,7 @@ func (c *Client) GetUser(ctx context.Context) (*User, error) {
 }
 
 // InitializeUserRequest creates the first user of an empty Quay
-// (FEATURE_USER_INITIALIZE, reference §3).
+// (FEATURE_USER_INITIALIZE, endpoints/web.py user_initialize).
 type InitializeUserRequest struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
@@ -64,7 +64,7 @@ func (c *Client) InitializeUser(ctx context.Context, in InitializeUserRequest) (
 }
 
 // ChangePassword sets the calling user's password (PUT /api/v1/user/, needs
-// user:admin; Quay asks for no current password, reference §6.1). Existing
+// user:admin; Quay asks for no current password, endpoints/api/user.py). Existing
 // OAuth tokens of the user stay valid.
 func (c *Client) ChangePassword(ctx context.Context, password string) error {
 	body := map[string]string{"password": password}
