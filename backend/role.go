@@ -24,7 +24,7 @@ const (
 )
 
 // quayNameRule is Quay's rule for user, organization, robot and team names
-// (util/validation.py, util/validation.py).
+// (util/validation.py).
 var quayNameRule = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*$`)
 
 // roleEntry is a stored dynamic role. Field names follow

@@ -3,8 +3,8 @@
 // their tokens, robot accounts, repositories, permissions, teams and
 // prototypes.
 //
-// The client follows Quay's real behaviour as documented in the project's
-// reference (paths, bodies, status codes and error shapes): it authenticates
+// The client follows Quay's real behaviour (paths, bodies, status codes and
+// error shapes, as Quay 3.18's endpoints/ and auth/ define them): it authenticates
 // /api/v1 calls with a Bearer token only, turns every error body shape into a
 // typed *Error, and retries transient failures with backoff. It never logs or
 // returns a credential in an error.

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Robot identity federation (endpoints/api/robot.py; Quay's endpoints/api/robot.py
+// Robot identity federation (Quay's endpoints/api/robot.py
 // and endpoints/oauth/robot_identity_federation.py): a robot trusts tokens
 // of an OIDC issuer for given subjects, and such a token is exchanged for a
 // short-lived robot token that Quay signs and expires by itself.

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// OAuth scopes Quay grants to applications (auth/scopes.py, auth/scopes.py).
+// OAuth scopes Quay grants to applications (auth/scopes.py).
 const (
 	ScopeRepoRead   = "repo:read"
 	ScopeRepoWrite  = "repo:write"
