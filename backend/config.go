@@ -187,29 +187,11 @@ func (c *quayConfig) nextRootRotation() time.Time {
 }
 
 func getConfig(ctx context.Context, s logical.Storage) (*quayConfig, error) {
-	entry, err := s.Get(ctx, configStoragePath)
-	if err != nil {
-		return nil, fmt.Errorf("reading config: %w", err)
-	}
-	if entry == nil {
-		return nil, nil
-	}
-	cfg := new(quayConfig)
-	if err := entry.DecodeJSON(cfg); err != nil {
-		return nil, fmt.Errorf("decoding config: %w", err)
-	}
-	return cfg, nil
+	return getJSON[quayConfig](ctx, s, configStoragePath, "config")
 }
 
 func putConfig(ctx context.Context, s logical.Storage, cfg *quayConfig) error {
-	entry, err := logical.StorageEntryJSON(configStoragePath, cfg)
-	if err != nil {
-		return fmt.Errorf("encoding config: %w", err)
-	}
-	if err := s.Put(ctx, entry); err != nil {
-		return fmt.Errorf("writing config: %w", err)
-	}
-	return nil
+	return putJSON(ctx, s, configStoragePath, "config", cfg)
 }
 
 // newClient builds a Quay client for this config.

@@ -2,7 +2,6 @@ package backend
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -30,14 +29,7 @@ func issuedRobotKey(nsType, nsName, short string) string {
 }
 
 func putIssuedRobot(ctx context.Context, s logical.Storage, r issuedRobot) error {
-	entry, err := logical.StorageEntryJSON(issuedRobotKey(r.NamespaceType, r.NamespaceName, r.ShortName), r)
-	if err != nil {
-		return err
-	}
-	if err := s.Put(ctx, entry); err != nil {
-		return fmt.Errorf("indexing issued robot: %w", err)
-	}
-	return nil
+	return putJSON(ctx, s, issuedRobotKey(r.NamespaceType, r.NamespaceName, r.ShortName), "index of issued robots", r)
 }
 
 func deleteIssuedRobot(ctx context.Context, s logical.Storage, nsType, nsName, short string) error {
@@ -63,18 +55,13 @@ func listIssuedRobots(ctx context.Context, s logical.Storage) (map[string]issued
 			}
 			for _, short := range shorts {
 				key := issuedRobotPrefix + nsType + ns + short
-				entry, err := s.Get(ctx, key)
+				r, err := getJSON[issuedRobot](ctx, s, key, key)
 				if err != nil {
 					return nil, err
 				}
-				if entry == nil {
-					continue
+				if r != nil {
+					out[key] = *r
 				}
-				var r issuedRobot
-				if err := entry.DecodeJSON(&r); err != nil {
-					return nil, fmt.Errorf("decoding %s: %w", key, err)
-				}
-				out[key] = r
 			}
 		}
 	}

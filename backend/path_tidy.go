@@ -97,25 +97,17 @@ func (b *backend) pathTidyRead(ctx context.Context, req *logical.Request, _ *fra
 }
 
 func (b *backend) recordTidy(ctx context.Context, s logical.Storage, report *tidyReport) {
-	entry, err := logical.StorageEntryJSON(tidyStatePath, &tidyState{LastRun: b.now().UTC(), Report: report})
-	if err == nil {
-		err = s.Put(ctx, entry)
-	}
-	if err != nil {
+	if err := putJSON(ctx, s, tidyStatePath, "tidy report", &tidyState{LastRun: b.now().UTC(), Report: report}); err != nil {
 		b.logger.Warn("could not record the tidy run", "error", err)
 	}
 }
 
 func getTidyState(ctx context.Context, s logical.Storage) (*tidyState, error) {
-	entry, err := s.Get(ctx, tidyStatePath)
-	if err == nil && entry == nil {
-		entry, err = s.Get(ctx, legacyTidyStatePath)
+	state, err := getJSON[tidyState](ctx, s, tidyStatePath, "tidy report")
+	if err == nil && state == nil {
+		state, err = getJSON[tidyState](ctx, s, legacyTidyStatePath, "tidy report")
 	}
-	if err != nil || entry == nil {
-		return nil, err
-	}
-	state := new(tidyState)
-	return state, entry.DecodeJSON(state)
+	return state, err
 }
 
 // autoTidy runs tidy from the periodic function when config's tidy_interval

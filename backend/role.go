@@ -64,16 +64,9 @@ func (r *roleEntry) namespace() quay.Namespace {
 }
 
 func getRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, error) {
-	entry, err := s.Get(ctx, roleStoragePrefix+name)
-	if err != nil {
-		return nil, fmt.Errorf("reading role %q: %w", name, err)
-	}
-	if entry == nil {
-		return nil, nil
-	}
-	role := new(roleEntry)
-	if err := entry.DecodeJSON(role); err != nil {
-		return nil, fmt.Errorf("decoding role %q: %w", name, err)
+	role, err := getJSON[roleEntry](ctx, s, roleStoragePrefix+name, fmt.Sprintf("role %q", name))
+	if err != nil || role == nil {
+		return nil, err
 	}
 	if role.Name == "" {
 		role.Name = name
@@ -88,12 +81,5 @@ func getRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, e
 }
 
 func putRole(ctx context.Context, s logical.Storage, role *roleEntry) error {
-	entry, err := logical.StorageEntryJSON(roleStoragePrefix+role.Name, role)
-	if err != nil {
-		return fmt.Errorf("encoding role %q: %w", role.Name, err)
-	}
-	if err := s.Put(ctx, entry); err != nil {
-		return fmt.Errorf("writing role %q: %w", role.Name, err)
-	}
-	return nil
+	return putJSON(ctx, s, roleStoragePrefix+role.Name, fmt.Sprintf("role %q", role.Name), role)
 }

@@ -53,29 +53,11 @@ func (r *staticRole) nextRotation() time.Time {
 }
 
 func getStaticRole(ctx context.Context, s logical.Storage, name string) (*staticRole, error) {
-	entry, err := s.Get(ctx, staticRoleStoragePrefix+name)
-	if err != nil {
-		return nil, fmt.Errorf("reading static role %q: %w", name, err)
-	}
-	if entry == nil {
-		return nil, nil
-	}
-	role := new(staticRole)
-	if err := entry.DecodeJSON(role); err != nil {
-		return nil, fmt.Errorf("decoding static role %q: %w", name, err)
-	}
-	return role, nil
+	return getJSON[staticRole](ctx, s, staticRoleStoragePrefix+name, fmt.Sprintf("static role %q", name))
 }
 
 func putStaticRole(ctx context.Context, s logical.Storage, role *staticRole) error {
-	entry, err := logical.StorageEntryJSON(staticRoleStoragePrefix+role.Name, role)
-	if err != nil {
-		return fmt.Errorf("encoding static role %q: %w", role.Name, err)
-	}
-	if err := s.Put(ctx, entry); err != nil {
-		return fmt.Errorf("writing static role %q: %w", role.Name, err)
-	}
-	return nil
+	return putJSON(ctx, s, staticRoleStoragePrefix+role.Name, fmt.Sprintf("static role %q", role.Name), role)
 }
 
 // listStaticRoles reads every static role.
