@@ -318,26 +318,6 @@ func (r *roleEntry) validate() *logical.Response {
 	return r.robotGrants.validate(r.NamespaceType)
 }
 
-// validateNamespace checks namespace_type and namespace_name.
-func validateNamespace(nsType, nsName string) *logical.Response {
-	switch quay.NamespaceKind(nsType) {
-	case quay.NamespaceOrganization, quay.NamespaceUser:
-	default:
-		return badField("namespace_type", "must be \"organization\" or \"user\", got %q", nsType)
-	}
-	if nsName == "" {
-		return badField("namespace_name", "is required: the Quay organization (or user) the credentials belong to")
-	}
-	if !validQuayName(nsName) {
-		return badField("namespace_name", "%q is not a valid Quay namespace: use 2 to 255 lowercase letters and digits, with single '.', '_' or '-' between them", nsName)
-	}
-	return nil
-}
-
-func validQuayName(s string) bool {
-	return len(s) >= 2 && len(s) <= 255 && quayNameRule.MatchString(s)
-}
-
 const pathRolesHelp = `
 A role defines the credentials "creds/<name>" issues.
 

@@ -1,6 +1,8 @@
 package backend
 
 import (
+	"context"
+	"fmt"
 	"maps"
 	"regexp"
 	"slices"
@@ -11,6 +13,11 @@ import (
 
 	"github.com/quay-vault/vault-plugin-secrets-quay/quay"
 )
+
+// Robot grants: what a robot of a role gets in Quay (repository permissions,
+// team memberships, a default permission), how a role's grants are read and
+// checked, prepared when the role is written, given to a robot and withdrawn
+// from it.
 
 // repositoryNameRule accepts Quay repository names, nested ones included.
 var repositoryNameRule = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$`)
@@ -186,4 +193,182 @@ func (g robotGrants) teamRole(team string) string {
 		return role
 	}
 	return quay.TeamRoleCreator // creatorTeam
+}
+
+// prepareRobotGrants runs when a robot role or static role is written: it checks the namespace
+// against the root credential and creates or updates the role's teams, so
+// that issuing a robot only adds it to them. Teams that go missing later are
+// recreated at issue time. Without a config yet (vault-config-operator may
+// write roles first) the checks wait for the first creds read.
+func (b *backend) prepareRobotGrants(ctx context.Context, req *logical.Request, nsType, nsName string, g robotGrants) ([]string, *logical.Response, error) {
+	client, cfg, err := b.client(ctx, req.Storage)
+	if err == errNotConfigured {
+		return []string{"config is not written yet: teams are created at the first creds read"}, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if nsType == string(quay.NamespaceUser) && cfg.TokenOwner != "" && nsName != cfg.TokenOwner {
+		return nil, badField("namespace_name", "user robots live in the namespace of the user the root credential acts as (%q), not %q", cfg.TokenOwner, nsName), nil
+	}
+	if nsType == string(quay.NamespaceOrganization) {
+		if resp, err := organizationMustExist(ctx, client, nsName); resp != nil || err != nil {
+			return nil, resp, err
+		}
+	}
+	for _, team := range g.teams() {
+		if _, err := client.UpdateTeam(ctx, nsName, team, g.teamRole(team), teamDescription); err != nil {
+			switch {
+			case quay.IsNotFound(err):
+				return nil, badField("namespace_name", "Quay has no organization %q", nsName), nil
+			case quay.IsForbidden(err):
+				return nil, badField("teams", "the root credential may not manage teams of %q (%s): it needs org:admin", nsName, quayReason(err)), nil
+			case quay.StatusOf(err) == 400:
+				return nil, badField("teams", "Quay refused team %q: %s", team, quayReason(err)), nil
+			default:
+				return nil, nil, upstreamError(fmt.Sprintf("creating team %s", team), err)
+			}
+		}
+	}
+	var warnings []string
+	if len(g.Repositories) > 0 {
+		for repo := range g.Repositories {
+			if _, err := client.GetRepository(ctx, nsName, repo); quay.IsNotFound(err) {
+				warnings = append(warnings, fmt.Sprintf("repository %s/%s does not exist yet; robots get no permission on it until it does", nsName, repo))
+			}
+		}
+	}
+	if len(warnings) > 1 {
+		warnings = []string{strings.Join(warnings, "; ")}
+	}
+	return warnings, nil, nil
+}
+
+// grantRobot gives a robot what its grants say. A repository that does not
+// exist yet is skipped with a warning, as redhat-cop's plugin did: the robot
+// may be the one to create it (create_repositories). fresh says the robot was
+// just created, so it cannot hold a default permission yet; otherwise an
+// existing one is kept or corrected rather than duplicated.
+func grantRobot(ctx context.Context, client *quay.Client, ns string, g robotGrants, username string, fresh bool) ([]string, error) {
+	var warnings []string
+	for _, repo := range slices.Sorted(maps.Keys(g.Repositories)) {
+		err := client.SetUserPermission(ctx, ns, repo, username, g.Repositories[repo])
+		if err == nil {
+			continue
+		}
+		if missing, checkErr := repositoryMissing(ctx, client, ns, repo, err); checkErr == nil && missing {
+			warnings = append(warnings, fmt.Sprintf("repository %s/%s does not exist; no permission was granted on it", ns, repo))
+			continue
+		}
+		return nil, upstreamError(fmt.Sprintf("granting %s on %s/%s", g.Repositories[repo], ns, repo), err)
+	}
+	for _, team := range g.teams() {
+		if err := addTeamMember(ctx, client, ns, team, g.teamRole(team), username); err != nil {
+			return nil, upstreamError(fmt.Sprintf("adding the robot to team %s", team), err)
+		}
+	}
+	if g.DefaultPermission != "" {
+		if err := ensureDefaultPermission(ctx, client, ns, g.DefaultPermission, username, fresh); err != nil {
+			return nil, upstreamError("creating the robot's default permission", err)
+		}
+	}
+	return warnings, nil
+}
+
+// withdrawDroppedGrants takes from a long-lived robot what its role granted
+// before and no longer lists: repository permissions, team memberships and
+// the default permission. What is already gone in Quay (a permission removed
+// by hand, a deleted repository or team) counts as withdrawn. Dynamic robots
+// never need this: each lives with the grants it was created with.
+func withdrawDroppedGrants(ctx context.Context, client *quay.Client, ns string, before, after robotGrants, username string) error {
+	for _, repo := range slices.Sorted(maps.Keys(before.Repositories)) {
+		if _, kept := after.Repositories[repo]; kept {
+			continue
+		}
+		err := client.DeleteUserPermission(ctx, ns, repo, username)
+		if err != nil && !quay.IsNoPermission(err) && !quay.IsNotFound(err) {
+			return upstreamError(fmt.Sprintf("removing the robot's permission on %s/%s", ns, repo), err)
+		}
+	}
+	kept := after.teams()
+	for _, team := range before.teams() {
+		if slices.Contains(kept, team) {
+			continue
+		}
+		err := client.RemoveTeamMember(ctx, ns, team, username)
+		if err != nil && !quay.IsNotTeamMember(err) && !quay.IsNotFound(err) {
+			return upstreamError(fmt.Sprintf("removing the robot from team %s", team), err)
+		}
+	}
+	if before.DefaultPermission != "" && after.DefaultPermission == "" {
+		protos, err := client.ListPrototypes(ctx, ns)
+		if err != nil {
+			return upstreamError("listing default permissions", err)
+		}
+		for _, p := range protos {
+			if p.Delegate.Name != username {
+				continue
+			}
+			if err := client.DeletePrototype(ctx, ns, p.ID); err != nil && !quay.IsNotFound(err) {
+				return upstreamError("removing the robot's default permission", err)
+			}
+		}
+	}
+	return nil
+}
+
+// ensureDefaultPermission gives the robot a default permission (prototype)
+// with the given role in the organization.
+func ensureDefaultPermission(ctx context.Context, client *quay.Client, org, role, username string, fresh bool) error {
+	if !fresh {
+		protos, err := client.ListPrototypes(ctx, org)
+		if err != nil {
+			return err
+		}
+		for _, p := range protos {
+			if p.Delegate.Name != username {
+				continue
+			}
+			if p.Role == role {
+				return nil
+			}
+			if err := client.DeletePrototype(ctx, org, p.ID); err != nil && !quay.IsNotFound(err) {
+				return err
+			}
+		}
+	}
+	_, err := client.CreatePrototype(ctx, org, role, quay.PrototypeUser{Name: username, Kind: "user"})
+	return err
+}
+
+// repositoryMissing tells a permission failure caused by a missing repository
+// (Quay answers those with a 400, 404 or even a 500, endpoints/api/permission.py) from any
+// other. It asks Quay only on that failure path.
+func repositoryMissing(ctx context.Context, client *quay.Client, ns, repo string, grantErr error) (bool, error) {
+	switch quay.StatusOf(grantErr) {
+	case 400, 404, 500:
+	default:
+		return false, nil
+	}
+	_, err := client.GetRepository(ctx, ns, repo)
+	if quay.IsNotFound(err) {
+		return true, nil
+	}
+	return false, err
+}
+
+// addTeamMember adds a member, creating the team when it went missing since
+// the role was written; "already a member" is success.
+func addTeamMember(ctx context.Context, client *quay.Client, org, team, teamRole, member string) error {
+	err := client.AddTeamMember(ctx, org, team, member)
+	if quay.IsNotFound(err) {
+		if _, err := client.UpdateTeam(ctx, org, team, teamRole, teamDescription); err != nil {
+			return err
+		}
+		err = client.AddTeamMember(ctx, org, team, member)
+	}
+	if err == nil || quay.IsAlreadyTeamMember(err) {
+		return nil
+	}
+	return err
 }

@@ -3,8 +3,6 @@ package backend
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 	"time"
 
@@ -171,119 +169,6 @@ func (b *backend) issueRobot(ctx context.Context, req *logical.Request, role *ro
 	resp.Secret.MaxTTL = maxTTL
 	resp.Warnings = warnings
 	return resp, nil
-}
-
-// grantRobot gives a robot what its grants say. A repository that does not
-// exist yet is skipped with a warning, as redhat-cop's plugin did: the robot
-// may be the one to create it (create_repositories). fresh says the robot was
-// just created, so it cannot hold a default permission yet; otherwise an
-// existing one is kept or corrected rather than duplicated.
-func grantRobot(ctx context.Context, client *quay.Client, ns string, g robotGrants, username string, fresh bool) ([]string, error) {
-	var warnings []string
-	for _, repo := range slices.Sorted(maps.Keys(g.Repositories)) {
-		err := client.SetUserPermission(ctx, ns, repo, username, g.Repositories[repo])
-		if err == nil {
-			continue
-		}
-		if missing, checkErr := repositoryMissing(ctx, client, ns, repo, err); checkErr == nil && missing {
-			warnings = append(warnings, fmt.Sprintf("repository %s/%s does not exist; no permission was granted on it", ns, repo))
-			continue
-		}
-		return nil, upstreamError(fmt.Sprintf("granting %s on %s/%s", g.Repositories[repo], ns, repo), err)
-	}
-	for _, team := range g.teams() {
-		if err := addTeamMember(ctx, client, ns, team, g.teamRole(team), username); err != nil {
-			return nil, upstreamError(fmt.Sprintf("adding the robot to team %s", team), err)
-		}
-	}
-	if g.DefaultPermission != "" {
-		if err := ensureDefaultPermission(ctx, client, ns, g.DefaultPermission, username, fresh); err != nil {
-			return nil, upstreamError("creating the robot's default permission", err)
-		}
-	}
-	return warnings, nil
-}
-
-// withdrawDroppedGrants takes from a long-lived robot what its role granted
-// before and no longer lists: repository permissions, team memberships and
-// the default permission. What is already gone in Quay (a permission removed
-// by hand, a deleted repository or team) counts as withdrawn. Dynamic robots
-// never need this: each lives with the grants it was created with.
-func withdrawDroppedGrants(ctx context.Context, client *quay.Client, ns string, before, after robotGrants, username string) error {
-	for _, repo := range slices.Sorted(maps.Keys(before.Repositories)) {
-		if _, kept := after.Repositories[repo]; kept {
-			continue
-		}
-		err := client.DeleteUserPermission(ctx, ns, repo, username)
-		if err != nil && !quay.IsNoPermission(err) && !quay.IsNotFound(err) {
-			return upstreamError(fmt.Sprintf("removing the robot's permission on %s/%s", ns, repo), err)
-		}
-	}
-	kept := after.teams()
-	for _, team := range before.teams() {
-		if slices.Contains(kept, team) {
-			continue
-		}
-		err := client.RemoveTeamMember(ctx, ns, team, username)
-		if err != nil && !quay.IsNotTeamMember(err) && !quay.IsNotFound(err) {
-			return upstreamError(fmt.Sprintf("removing the robot from team %s", team), err)
-		}
-	}
-	if before.DefaultPermission != "" && after.DefaultPermission == "" {
-		protos, err := client.ListPrototypes(ctx, ns)
-		if err != nil {
-			return upstreamError("listing default permissions", err)
-		}
-		for _, p := range protos {
-			if p.Delegate.Name != username {
-				continue
-			}
-			if err := client.DeletePrototype(ctx, ns, p.ID); err != nil && !quay.IsNotFound(err) {
-				return upstreamError("removing the robot's default permission", err)
-			}
-		}
-	}
-	return nil
-}
-
-// ensureDefaultPermission gives the robot a default permission (prototype)
-// with the given role in the organization.
-func ensureDefaultPermission(ctx context.Context, client *quay.Client, org, role, username string, fresh bool) error {
-	if !fresh {
-		protos, err := client.ListPrototypes(ctx, org)
-		if err != nil {
-			return err
-		}
-		for _, p := range protos {
-			if p.Delegate.Name != username {
-				continue
-			}
-			if p.Role == role {
-				return nil
-			}
-			if err := client.DeletePrototype(ctx, org, p.ID); err != nil && !quay.IsNotFound(err) {
-				return err
-			}
-		}
-	}
-	_, err := client.CreatePrototype(ctx, org, role, quay.PrototypeUser{Name: username, Kind: "user"})
-	return err
-}
-
-// repositoryMissing tells a permission failure caused by a missing repository
-// (Quay answers those with a 400, 404 or even a 500, endpoints/api/permission.py) from any
-// other. It asks Quay only on that failure path.
-func repositoryMissing(ctx context.Context, client *quay.Client, ns, repo string, grantErr error) (bool, error) {
-	switch quay.StatusOf(grantErr) {
-	case 400, 404, 500:
-	default:
-		return false, nil
-	}
-	_, err := client.GetRepository(ctx, ns, repo)
-	if quay.IsNotFound(err) {
-		return true, nil
-	}
-	return false, err
 }
 
 // renewRobot extends the lease up to its max TTL.

@@ -4,9 +4,14 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/hashicorp/vault/sdk/logical"
+
 	"github.com/quay-vault/vault-plugin-secrets-quay/quay"
 )
 
+// Namespaces: where robots live, and what the engine checks before it
+// touches one.
+//
 // Quay's user-robot API (/api/v1/user/robots/...) always addresses the
 // caller's own namespace (endpoints/api/robot.py uses get_authenticated_user
 // as the parent). A robot in a user namespace can therefore only be managed
@@ -44,4 +49,40 @@ func reachUserRobot(ctx context.Context, client *quay.Client, cfg *quayConfig, n
 		return &userNamespaceError{robot: ns.RobotUsername(short), owner: ns.Name, caller: caller}
 	}
 	return nil
+}
+
+// validateNamespace checks namespace_type and namespace_name.
+func validateNamespace(nsType, nsName string) *logical.Response {
+	switch quay.NamespaceKind(nsType) {
+	case quay.NamespaceOrganization, quay.NamespaceUser:
+	default:
+		return badField("namespace_type", "must be \"organization\" or \"user\", got %q", nsType)
+	}
+	if nsName == "" {
+		return badField("namespace_name", "is required: the Quay organization (or user) the credentials belong to")
+	}
+	if !validQuayName(nsName) {
+		return badField("namespace_name", "%q is not a valid Quay namespace: use 2 to 255 lowercase letters and digits, with single '.', '_' or '-' between them", nsName)
+	}
+	return nil
+}
+
+func validQuayName(s string) bool {
+	return len(s) >= 2 && len(s) <= 255 && quayNameRule.MatchString(s)
+}
+
+// organizationMustExist answers a role naming an organization Quay does not
+// have with a 400 that says so. Without it a typo passes: Quay answers the
+// later calls for a missing organization with 403 insufficient_scope
+// (its permission checks run first), which reads as a rights problem.
+func organizationMustExist(ctx context.Context, client *quay.Client, org string) (*logical.Response, error) {
+	_, err := client.GetOrganization(ctx, org)
+	switch {
+	case err == nil:
+		return nil, nil
+	case quay.IsNotFound(err):
+		return badField("namespace_name", "Quay has no organization %q: create it first (the engine does not)", org), nil
+	default:
+		return nil, upstreamError("looking up organization "+org, err)
+	}
 }
