@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -53,27 +54,35 @@ func (b *backend) prepareOAuthRole(ctx context.Context, req *logical.Request, ro
 		return nil, nil
 	}
 
+	clientID, err := b.findOrCreateApplication(ctx, client, org, b.managedApplicationName(),
+		"Tokens issued by HashiCorp Vault (vault-plugin-secrets-quay, mount "+req.MountPoint+"). Deleting this application revokes them all.")
+	if err != nil {
+		return applicationLookupFailed(err, org, "")
+	}
+	role.ManagedClientID = clientID
+	return nil, nil
+}
+
+// findOrCreateApplication returns the client ID of org's application name,
+// creating it with description when it does not exist yet. The engine's
+// applications (one per mount for OAuth roles, one for its root token) are
+// found by name: Quay has no other handle on them before they exist.
+func (b *backend) findOrCreateApplication(ctx context.Context, client *quay.Client, org, name, description string) (string, error) {
 	apps, err := client.ListApplications(ctx, org)
 	if err != nil {
-		return applicationLookupFailed(err, org, "")
+		return "", fmt.Errorf("listing applications of %s: %w", org, err)
 	}
-	name := b.managedApplicationName()
 	for _, app := range apps {
 		if app.Name == name {
-			role.ManagedClientID = app.ClientID
-			return nil, nil
+			return app.ClientID, nil
 		}
 	}
-	app, err := client.CreateApplication(ctx, org, quay.NewApplication{
-		Name:        name,
-		Description: "Tokens issued by HashiCorp Vault (vault-plugin-secrets-quay, mount " + req.MountPoint + "). Deleting this application revokes them all.",
-	})
+	app, err := client.CreateApplication(ctx, org, quay.NewApplication{Name: name, Description: description})
 	if err != nil {
-		return applicationLookupFailed(err, org, "")
+		return "", fmt.Errorf("creating application %s in %s: %w", name, org, err)
 	}
-	b.logger.Info("created managed OAuth application", "organization", org, "client_id", app.ClientID)
-	role.ManagedClientID = app.ClientID
-	return nil, nil
+	b.logger.Info("created an OAuth application", "organization", org, "name", name, "client_id", app.ClientID)
+	return app.ClientID, nil
 }
 
 // applicationLookupFailed explains a failure to find or create the role's

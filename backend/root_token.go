@@ -77,24 +77,8 @@ func (b *backend) ensureRootApplication(ctx context.Context, client *quay.Client
 	} else if err != nil {
 		return "", fmt.Errorf("looking up organization %s: %w", org, err)
 	}
-	apps, err := client.ListApplications(ctx, org)
-	if err != nil {
-		return "", fmt.Errorf("listing applications of %s: %w", org, err)
-	}
-	name := b.managedRootApplicationName()
-	for _, app := range apps {
-		if app.Name == name {
-			return app.ClientID, nil
-		}
-	}
-	app, err := client.CreateApplication(ctx, org, quay.NewApplication{
-		Name:        name,
-		Description: "Root token of HashiCorp Vault's Quay secrets engine (vault-plugin-secrets-quay). Deleting it locks Vault out.",
-	})
-	if err != nil {
-		return "", fmt.Errorf("creating the root application in %s: %w", org, err)
-	}
-	return app.ClientID, nil
+	return b.findOrCreateApplication(ctx, client, org, b.managedRootApplicationName(),
+		"Root token of HashiCorp Vault's Quay secrets engine (vault-plugin-secrets-quay). Deleting it locks Vault out.")
 }
 
 // mintRootToken mints a root token with client's credential, verifies it,
