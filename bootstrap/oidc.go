@@ -37,6 +37,9 @@ type OIDC struct {
 	// HTTPClient reaches the identity provider; nil means a default client
 	// with a 30 s timeout.
 	HTTPClient *http.Client
+	// Now is the clock that decides when a cached token is due for
+	// refresh; nil means time.Now.
+	Now func() time.Time
 }
 
 // Name implements Method.
@@ -60,11 +63,16 @@ func (m OIDC) Credential() *OIDCCredential {
 	if client == nil {
 		client = &http.Client{Timeout: 30 * time.Second}
 	}
+	now := m.Now
+	if now == nil {
+		now = time.Now
+	}
 	return &OIDCCredential{
 		config: clientcredentials.Config{
 			ClientID: m.ClientID, ClientSecret: m.ClientSecret, TokenURL: m.TokenURL, Scopes: m.Scopes,
 		},
 		client: client,
+		now:    now,
 	}
 }
 
@@ -77,18 +85,22 @@ type OIDCCredential struct {
 	// the mutex so a burst of requests fetches one token, not many.
 	current atomic.Pointer[oauth2.Token]
 	refresh sync.Mutex
+	now     func() time.Time
 }
 
-func fresh(t *oauth2.Token) bool { return t != nil && time.Until(t.Expiry) > oidcEarlyRefresh }
+// fresh says a cached token has more than oidcEarlyRefresh left.
+func (c *OIDCCredential) fresh(t *oauth2.Token) bool {
+	return t != nil && t.Expiry.Sub(c.now()) > oidcEarlyRefresh
+}
 
 // BearerToken implements quay.Credential.
 func (c *OIDCCredential) BearerToken(ctx context.Context) (string, error) {
-	if t := c.current.Load(); fresh(t) {
+	if t := c.current.Load(); c.fresh(t) {
 		return t.AccessToken, nil
 	}
 	c.refresh.Lock()
 	defer c.refresh.Unlock()
-	if t := c.current.Load(); fresh(t) {
+	if t := c.current.Load(); c.fresh(t) {
 		return t.AccessToken, nil
 	}
 	tok, err := c.config.Token(context.WithValue(ctx, oauth2.HTTPClient, c.client))
@@ -102,7 +114,7 @@ func (c *OIDCCredential) BearerToken(ctx context.Context) (string, error) {
 	}
 	if tok.Expiry.IsZero() {
 		// Neither told us: assume a short life rather than cache forever.
-		tok.Expiry = time.Now().Add(5 * time.Minute)
+		tok.Expiry = c.now().Add(5 * time.Minute)
 	}
 	c.current.Store(tok)
 	return tok.AccessToken, nil

@@ -117,7 +117,9 @@ func TestOIDC_RefreshesBeforeExpiryOnceForConcurrentCallers(t *testing.T) {
 	// issued 57m58s ago with an hour's lifetime.
 	shift.Store(-(57*60 + 58))
 	p := entra(t, &shift, vaultSP)
-	cred := OIDC{TokenURL: p.TokenURL(), ClientID: "vault", ClientSecret: vaultSP.Secret, Scopes: []string{"api://quay-api/.default"}}.Credential()
+	var ahead atomic.Int64 // how far the credential's clock runs ahead
+	clock := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	cred := OIDC{TokenURL: p.TokenURL(), ClientID: "vault", ClientSecret: vaultSP.Secret, Scopes: []string{"api://quay-api/.default"}, Now: clock}.Credential()
 	first, err := cred.BearerToken(context.Background())
 	require.NoError(t, err)
 	again, err := cred.BearerToken(context.Background())
@@ -126,7 +128,7 @@ func TestOIDC_RefreshesBeforeExpiryOnceForConcurrentCallers(t *testing.T) {
 	assert.Equal(t, 1, p.TokensIssued())
 	assert.WithinDuration(t, time.Now().Add(oidcEarlyRefresh), cred.expiry(), 3*time.Second, "expiry from the JWT's exp, not expires_in")
 
-	time.Sleep(2100 * time.Millisecond) // now fewer than two minutes remain
+	ahead.Store(int64(2100 * time.Millisecond)) // now fewer than two minutes remain
 	shift.Store(0)
 	refreshed := sameBearerTokenConcurrently(t, cred, 16)
 	assert.Equal(t, 2, p.TokensIssued(), "one refresh for sixteen concurrent callers")
