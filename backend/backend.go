@@ -153,6 +153,15 @@ func newBackend(conf *logical.BackendConfig) *backend {
 	return b
 }
 
+// HandleRequest normalises requests before the framework validates them
+// against the paths' schemas (see normalizeGrantMaps).
+func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	if resp := normalizeGrantMaps(req); resp != nil {
+		return resp, nil
+	}
+	return b.Backend.HandleRequest(ctx, req)
+}
+
 // initialize runs after the mount is set up, after every unseal and after a
 // plugin reload. A root rotation that an earlier process left half done is
 // settled here, before anything depends on the root credential.

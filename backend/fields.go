@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,10 +15,10 @@ import (
 
 // unknownFieldWarnings mirrors the warning Vault gives on paths without
 // TakesArbitraryInput, so typos do not pass silently.
-func unknownFieldWarnings(d *framework.FieldData, alsoKnown ...string) []string {
+func unknownFieldWarnings(d *framework.FieldData) []string {
 	var unknown []string
 	for k := range d.Raw {
-		if _, known := d.Schema[k]; !known && !slices.Contains(alsoKnown, k) {
+		if _, known := d.Schema[k]; !known {
 			unknown = append(unknown, k)
 		}
 	}

@@ -20,8 +20,8 @@ func pathRoles(b *backend) []*framework.Path {
 				OperationSuffix: "role",
 			},
 			Fields: roleFields(),
-			// teams and repositories are read raw (see rawGrantFields);
-			// the handler warns about unknown fields itself.
+			// The handler warns about unknown fields itself: the
+			// framework does so only when there is a response.
 			TakesArbitraryInput: true,
 			ExistenceCheck:      b.roleExists,
 			Operations: map[logical.Operation]framework.OperationHandler{
@@ -194,7 +194,7 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 		}
 	}
 
-	warnings := append(caseWarning("role", asked, name), unknownFieldWarnings(d, rawGrantFields...)...)
+	warnings := append(caseWarning("role", asked, name), unknownFieldWarnings(d)...)
 	if sysMax := b.System().MaxLeaseTTL(); role.MaxTTL > sysMax || role.TTL > sysMax {
 		warnings = append(warnings, "ttl or max_ttl exceeds the mount's maximum lease TTL ("+sysMax.String()+"); leases will be capped to it")
 	}

@@ -46,7 +46,7 @@ func pathStaticRoles(b *backend) []*framework.Path {
 				OperationSuffix: "static-role",
 			},
 			Fields:              fields,
-			TakesArbitraryInput: true, // teams and repositories: see pathRoles
+			TakesArbitraryInput: true, // unknown fields: see pathRoles
 			ExistenceCheck:      b.staticRoleExists,
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{Callback: b.pathStaticRoleRead, Summary: "Read a static role (never its password)."},
@@ -154,7 +154,7 @@ func (b *backend) pathStaticRoleWrite(ctx context.Context, req *logical.Request,
 		return badField("rotation_period", "must be 0 (manual rotation only) or at least %s, got %s", minRotationPeriod, role.RotationPeriod), nil
 	}
 
-	warnings := append(caseWarning("static role", asked, name), unknownFieldWarnings(d, rawGrantFields...)...)
+	warnings := append(caseWarning("static role", asked, name), unknownFieldWarnings(d)...)
 	more, resp, err := b.prepareRobotGrants(ctx, req, role.NamespaceType, role.NamespaceName, role.robotGrants)
 	if resp != nil || err != nil {
 		return resp, err

@@ -36,16 +36,56 @@ type robotGrants struct {
 	Description        string            `json:"description,omitempty"`
 }
 
-// rawGrantFields are read from the raw request: they arrive as JSON objects
-// from the API and as strings holding JSON from vault-config-operator and the
-// CLI, and no framework field type accepts both (the framework validates
-// every declared field before the handler runs). They are therefore not
-// declared in the schema; the paths set TakesArbitraryInput and warn about
-// unknown fields themselves.
-var rawGrantFields = []string{"repositories", "teams"}
+// grantMapFields arrive as JSON objects from the API and as strings holding
+// JSON from vault-config-operator and the CLI. No framework field type takes
+// both, so the backend turns the strings into objects before the framework
+// validates the request (normalizeGrantMaps), and the schema declares
+// objects.
+var grantMapFields = []string{"repositories", "teams"}
+
+// normalizeGrantMaps rewrites repositories and teams given as strings into
+// the objects they hold, on writes of roles and static roles. A string that
+// holds no JSON object of strings is a 400 naming the field.
+func normalizeGrantMaps(req *logical.Request) *logical.Response {
+	if req.Operation != logical.CreateOperation && req.Operation != logical.UpdateOperation ||
+		!strings.HasPrefix(req.Path, roleStoragePrefix) && !strings.HasPrefix(req.Path, staticRoleStoragePrefix) {
+		return nil
+	}
+	var data map[string]any
+	for _, field := range grantMapFields {
+		raw, ok := req.Data[field].(string)
+		if !ok {
+			continue
+		}
+		m, err := parseStringMap(raw)
+		if err != nil {
+			return badField(field, "%s", err)
+		}
+		if data == nil {
+			data = maps.Clone(req.Data)
+		}
+		object := make(map[string]any, len(m))
+		for k, v := range m {
+			object[k] = v
+		}
+		data[field] = object
+	}
+	if data != nil {
+		req.Data = data
+	}
+	return nil
+}
 
 func robotGrantFields() map[string]*framework.FieldSchema {
 	return map[string]*framework.FieldSchema{
+		"repositories": {
+			Type:        framework.TypeMap,
+			Description: `repository name -> read, write or admin, e.g. {"app": "write"}: a JSON object, or a string holding one (as vault-config-operator and the CLI send it). At most 64.`,
+		},
+		"teams": {
+			Type:        framework.TypeMap,
+			Description: `team name -> member, creator or admin: the robot joins each team, which is created (or its role set) when the role is written. A JSON object, or a string holding one. Organizations only; at most 16.`,
+		},
 		"default_permission": {
 			Type:          framework.TypeString,
 			Description:   "a default permission (read, write, admin) the robot gets on every repository created in the organization from now on.",
@@ -62,12 +102,10 @@ func robotGrantFields() map[string]*framework.FieldSchema {
 	}
 }
 
-// apply merges the grant fields present in the request. teams and
-// repositories are read raw: they arrive as JSON objects from the API and as
-// strings holding JSON from vault-config-operator and the CLI.
+// apply merges the grant fields present in the request.
 func (g *robotGrants) apply(d *framework.FieldData) *logical.Response {
-	for _, field := range rawGrantFields {
-		raw, ok := d.Raw[field]
+	for _, field := range grantMapFields {
+		raw, ok := d.GetOk(field)
 		if !ok {
 			continue
 		}
