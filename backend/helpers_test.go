@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/sdk/helper/testhelpers/schema"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/stretchr/testify/require"
 
@@ -169,7 +170,8 @@ func newTestBackend(t testing.TB, logs *syncBuffer, sysDefault, sysMax time.Dura
 	conf.StorageView = &logical.InmemStorage{}
 	conf.BackendUUID = testMountID
 	conf.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: logs})
-	conf.System = &logical.StaticSystemView{DefaultLeaseTTLVal: sysDefault, MaxLeaseTTLVal: sysMax}
+	conf.System = &logical.StaticSystemView{DefaultLeaseTTLVal: sysDefault, MaxLeaseTTLVal: sysMax,
+		PluginEnvironment: &logical.PluginEnvironment{VaultVersion: "1.21.0"}}
 	lb, err := Factory(context.Background(), conf)
 	require.NoError(t, err)
 	b := lb.(*backend)
@@ -220,6 +222,10 @@ func (e *testEnv) requestErr(op logical.Operation, path string, data map[string]
 	})
 	if answered := errorAnswer(resp); answered != nil {
 		return nil, answered
+	}
+	if t, ok := e.t.(*testing.T); ok && err == nil && resp != nil && !failed(resp) {
+		// Every answer matches what its operation declares (OpenAPI).
+		schema.ValidateResponse(t, schema.GetResponseSchema(t, e.b.Route(path), op), resp, true)
 	}
 	return resp, err
 }

@@ -2,7 +2,6 @@ package backend
 
 import (
 	"context"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -35,11 +34,12 @@ func pathConfig(b *backend) []*framework.Path {
 				Callback:     b.pathConfigRead,
 				Summary:      "Read the Quay connection (never a credential).",
 				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: "configuration"},
-				Responses:    map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: configResponseFields}}},
+				Responses:    okWith(configResponseFields),
 			},
 			logical.CreateOperation: &framework.PathOperation{
 				Callback:                    b.pathConfigWrite,
 				Summary:                     "Configure the connection to Quay and how the engine gets its root credential.",
+				Responses:                   okWith(configResponseFields),
 				DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "configure"},
 				ForwardPerformanceStandby:   true,
 				ForwardPerformanceSecondary: true,
@@ -47,6 +47,7 @@ func pathConfig(b *backend) []*framework.Path {
 			logical.UpdateOperation: &framework.PathOperation{
 				Callback:                    b.pathConfigWrite,
 				Summary:                     "Configure the connection to Quay and how the engine gets its root credential.",
+				Responses:                   okWith(configResponseFields),
 				DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "configure"},
 				ForwardPerformanceStandby:   true,
 				ForwardPerformanceSecondary: true,
@@ -54,6 +55,7 @@ func pathConfig(b *backend) []*framework.Path {
 			logical.DeleteOperation: &framework.PathOperation{
 				Callback:                    b.pathConfigDelete,
 				Summary:                     "Delete the configuration. Leases issued before can no longer be revoked in Quay until it is written again.",
+				Responses:                   doneOrWarnings,
 				DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "delete", OperationSuffix: "configuration"},
 				ForwardPerformanceStandby:   true,
 				ForwardPerformanceSecondary: true,
@@ -175,24 +177,37 @@ func configFields() map[string]*framework.FieldSchema {
 	}
 }
 
-// configResponseFields documents the config read (OpenAPI).
+// configResponseFields documents the config read and write answers.
 var configResponseFields = map[string]*framework.FieldSchema{
-	"url":                      {Type: framework.TypeString},
-	"ca_certificate":           {Type: framework.TypeString},
-	"disable_ssl_verification": {Type: framework.TypeBool},
-	"request_timeout":          {Type: framework.TypeDurationSecond},
+	"url":                      {Type: framework.TypeString, Description: "Quay's base URL."},
+	"ca_certificate":           {Type: framework.TypeString, Description: "PEM CA bundle trusted for Quay's certificate (empty: the system roots)."},
+	"disable_ssl_verification": {Type: framework.TypeBool, Description: "Whether Quay's TLS certificate is not checked."},
+	"request_timeout":          {Type: framework.TypeDurationSecond, Description: "Timeout of each HTTP request to Quay, in seconds."},
 	"registry_hostname":        {Type: framework.TypeString, Description: "The registry host robot credentials log in to."},
-	"tidy_interval":            {Type: framework.TypeDurationSecond, Description: "Schedule of tidy; 0 when off."},
-	"bootstrap":                {Type: framework.TypeString, Description: "How the engine got its credential."},
+	"tidy_interval":            {Type: framework.TypeDurationSecond, Description: "Schedule of tidy in seconds; 0 when off."},
+	"bootstrap":                {Type: framework.TypeString, Description: "How the engine got its credential: token, initialize, password or oidc."},
+	"username":                 {Type: framework.TypeString, Description: "bootstrap=initialize or password: the Quay user."},
+	"password_set":             {Type: framework.TypeBool, Description: "bootstrap=initialize or password: whether a password is stored (it is never shown)."},
+	"email":                    {Type: framework.TypeString, Description: "bootstrap=initialize: the first user's email."},
+	"oauth_client_id":          {Type: framework.TypeString, Description: "bootstrap=password: the whitelisted application's client ID."},
+	"oauth_redirect_uri":       {Type: framework.TypeString, Description: "bootstrap=password: the redirect URI sent to Quay."},
+	"oidc_token_url":           {Type: framework.TypeString, Description: "bootstrap=oidc: the identity provider's token endpoint."},
+	"oidc_client_id":           {Type: framework.TypeString, Description: "bootstrap=oidc: the client ID."},
+	"oidc_scopes":              {Type: framework.TypeCommaStringSlice, Description: "bootstrap=oidc: the scopes requested."},
+	"revoke_bootstrap_token":   {Type: framework.TypeBool, Description: "Whether the bootstrap credential is revoked once the engine has its own root token."},
+	"root_organization":        {Type: framework.TypeString, Description: "Organization of the engine's own root token."},
 	"root_token_owner":         {Type: framework.TypeString, Description: "The Quay user the root credential acts as."},
 	"root_token_super_user":    {Type: framework.TypeBool, Description: "Whether Quay grants the root credential superuser rights."},
 	"root_token_fingerprint":   {Type: framework.TypeString, Description: "sha256: and the first 16 hex digits of the credential's SHA-256."},
 	"root_token_id":            {Type: framework.TypeString, Description: "Quay's UUID of the engine's own root token."},
 	"root_token_scopes":        {Type: framework.TypeCommaStringSlice, Description: "The credential's scopes, where known."},
+	"root_token_ttl":           {Type: framework.TypeDurationSecond, Description: "Expiration given to the engine's own root token, in seconds."},
 	"root_token_expires_at":    {Type: framework.TypeTime, Description: "When the credential expires in Quay, where known."},
 	"root_token_verified_at":   {Type: framework.TypeTime, Description: "When Quay last confirmed the credential."},
-	"last_root_rotation":       {Type: framework.TypeTime},
-	"next_root_rotation":       {Type: framework.TypeTime},
+	"root_rotation_period":     {Type: framework.TypeDurationSecond, Description: "Rotation period of the engine's own root token in seconds; 0: only before it expires."},
+	"rotate_before":            {Type: framework.TypeDurationSecond, Description: "How long before its expiry the root token is rotated, in seconds."},
+	"last_root_rotation":       {Type: framework.TypeTime, Description: "When the engine last minted its root token."},
+	"next_root_rotation":       {Type: framework.TypeTime, Description: "When the schedule rotates the root token next."},
 	"retiring_root_tokens":     {Type: framework.TypeSlice, Description: "Root tokens the engine replaced and deletes in Quay (id, organization, delete_after); kept here until Quay no longer holds them."},
 }
 
@@ -248,8 +263,8 @@ func configResponseData(cfg *quayConfig) map[string]any {
 		data["root_rotation_period"] = int64(cfg.RootRotationPeriod.Seconds())
 		data["rotate_before"] = int64(cfg.rotateBefore().Seconds())
 		data["revoke_bootstrap_token"] = cfg.RevokeBootstrapToken
-		data["last_root_rotation"] = formatTime(cfg.LastRootRotation)
-		data["next_root_rotation"] = formatTime(cfg.nextRootRotation())
+		setTime(data, "last_root_rotation", cfg.LastRootRotation)
+		setTime(data, "next_root_rotation", cfg.nextRootRotation())
 	}
 	if len(cfg.RetiringRootTokens) > 0 {
 		retiring := make([]map[string]any, 0, len(cfg.RetiringRootTokens))
@@ -261,12 +276,8 @@ func configResponseData(cfg *quayConfig) map[string]any {
 	if len(cfg.TokenScopes) > 0 {
 		data["root_token_scopes"] = cfg.TokenScopes
 	}
-	if !cfg.TokenExpiresAt.IsZero() {
-		data["root_token_expires_at"] = formatTime(cfg.TokenExpiresAt)
-	}
-	if !cfg.VerifiedAt.IsZero() {
-		data["root_token_verified_at"] = formatTime(cfg.VerifiedAt)
-	}
+	setTime(data, "root_token_expires_at", cfg.TokenExpiresAt)
+	setTime(data, "root_token_verified_at", cfg.VerifiedAt)
 	return data
 }
 

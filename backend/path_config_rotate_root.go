@@ -18,8 +18,15 @@ func pathConfigRotateRoot(b *backend) []*framework.Path {
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.UpdateOperation: &framework.PathOperation{
-				Callback:                    b.pathRotateRootWrite,
-				Summary:                     "Replace the engine's own root token now.",
+				Callback: b.pathRotateRootWrite,
+				Summary:  "Replace the engine's own root token now.",
+				Responses: okWith(map[string]*framework.FieldSchema{
+					"root_token_id":          {Type: framework.TypeString, Description: "Quay's UUID of the new root token."},
+					"root_token_fingerprint": {Type: framework.TypeString, Description: "sha256: and the first 16 hex digits of the new token's SHA-256."},
+					"root_token_expires_at":  {Type: framework.TypeTime, Description: "When the new token expires in Quay."},
+					"last_root_rotation":     {Type: framework.TypeTime, Description: "When the engine minted it."},
+					"next_root_rotation":     {Type: framework.TypeTime, Description: "When the schedule rotates it next."},
+				}),
 				ForwardPerformanceStandby:   true,
 				ForwardPerformanceSecondary: true,
 			},

@@ -20,8 +20,9 @@ func pathCreds(b *backend) []*framework.Path {
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
-				Callback: b.pathCredsRead,
-				Summary:  "Issue a credential for a role, as a lease.",
+				Callback:  b.pathCredsRead,
+				Summary:   "Issue a credential for a role, as a lease.",
+				Responses: okWith(credsResponseFields()),
 				// Creating the credential in Quay and its write-ahead
 				// entry must happen on the active node.
 				ForwardPerformanceStandby: true,
@@ -59,4 +60,10 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 		resp, err = b.issueRobot(ctx, req, role)
 	}
 	return resp, err
+}
+
+// credsResponseFields documents a creds answer: an OAuth token's fields or
+// a robot's, as the role's credential type says.
+func credsResponseFields() map[string]*framework.FieldSchema {
+	return withFields(dockerCredentialFields(), secretOAuthTokenFields())
 }

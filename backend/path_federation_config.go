@@ -111,17 +111,17 @@ leaves Vault.`,
 }
 
 var federationConfigResponseFields = map[string]*framework.FieldSchema{
-	"federation_issuer":   {Type: framework.TypeString},
+	"federation_issuer":   {Type: framework.TypeString, Description: "The URL Quay reaches this mount at; the iss of the engine's tokens."},
 	"audience":            {Type: framework.TypeString, Description: "The aud of tokens; empty means Quay's url."},
-	"token_ttl":           {Type: framework.TypeDurationSecond},
-	"key_rotation_period": {Type: framework.TypeDurationSecond},
-	"signing_algorithm":   {Type: framework.TypeString},
+	"token_ttl":           {Type: framework.TypeDurationSecond, Description: "Lifetime of each token the engine signs, in seconds."},
+	"key_rotation_period": {Type: framework.TypeDurationSecond, Description: "How often the signing key is replaced, in seconds."},
+	"signing_algorithm":   {Type: framework.TypeString, Description: "RS256 or RS384."},
 	"discovery_url":       {Type: framework.TypeString, Description: "Where Quay reads the discovery document."},
 	"jwks_uri":            {Type: framework.TypeString, Description: "Where Quay reads the keys."},
 	"current_key_id":      {Type: framework.TypeString, Description: "The kid tokens are signed with now."},
 	"published_key_ids":   {Type: framework.TypeCommaStringSlice, Description: "The kids of the published key set."},
-	"last_key_rotation":   {Type: framework.TypeTime},
-	"next_key_rotation":   {Type: framework.TypeTime},
+	"last_key_rotation":   {Type: framework.TypeTime, Description: "When the current signing key was made."},
+	"next_key_rotation":   {Type: framework.TypeTime, Description: "When the signing key is replaced next."},
 }
 
 func (b *backend) federationConfigExists(ctx context.Context, req *logical.Request, _ *framework.FieldData) (bool, error) {

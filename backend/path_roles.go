@@ -26,24 +26,28 @@ func pathRoles(b *backend) []*framework.Path {
 			ExistenceCheck:      b.roleExists,
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
-					Callback: b.pathRoleRead,
-					Summary:  "Read a role.",
+					Callback:  b.pathRoleRead,
+					Summary:   "Read a role.",
+					Responses: okWith(roleResponseFields()),
 				},
 				logical.CreateOperation: &framework.PathOperation{
 					Callback:                    b.pathRoleWrite,
 					Summary:                     "Create a role.",
+					Responses:                   doneOrWarnings,
 					ForwardPerformanceStandby:   true,
 					ForwardPerformanceSecondary: true,
 				},
 				logical.UpdateOperation: &framework.PathOperation{
 					Callback:                    b.pathRoleWrite,
 					Summary:                     "Update a role; fields not given keep their value.",
+					Responses:                   doneOrWarnings,
 					ForwardPerformanceStandby:   true,
 					ForwardPerformanceSecondary: true,
 				},
 				logical.DeleteOperation: &framework.PathOperation{
 					Callback:                    b.pathRoleDelete,
 					Summary:                     "Delete a role. Credentials already issued keep their leases and are still deleted in Quay when those end.",
+					Responses:                   doneOrWarnings,
 					ForwardPerformanceStandby:   true,
 					ForwardPerformanceSecondary: true,
 				},
@@ -59,8 +63,9 @@ func pathRoles(b *backend) []*framework.Path {
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ListOperation: &framework.PathOperation{
-					Callback: b.pathRoleList,
-					Summary:  "List roles.",
+					Callback:  b.pathRoleList,
+					Summary:   "List roles.",
+					Responses: okWith(listKeys("The roles' names.")),
 				},
 			},
 			HelpSynopsis: "List roles.",
@@ -136,6 +141,15 @@ func (b *backend) pathRoleRead(ctx context.Context, req *logical.Request, d *fra
 		return nil, err
 	}
 	return &logical.Response{Data: roleResponseData(role)}, nil
+}
+
+// roleResponseFields documents a role read: the role's fields, without its
+// name.
+func roleResponseFields() map[string]*framework.FieldSchema {
+	fields := roleFields()
+	delete(fields, "name")
+	fields["managed_application"] = &framework.FieldSchema{Type: framework.TypeBool, Description: "oauth_token: whether the engine manages the role's application (no client_id was given)."}
+	return fields
 }
 
 func roleResponseData(role *roleEntry) map[string]any {

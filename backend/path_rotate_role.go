@@ -21,8 +21,12 @@ func pathRotateRole(b *backend) []*framework.Path {
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.UpdateOperation: &framework.PathOperation{
-				Callback:                    b.pathRotateRoleWrite,
-				Summary:                     "Rotate a static robot's token now.",
+				Callback: b.pathRotateRoleWrite,
+				Summary:  "Rotate a static robot's token now.",
+				Responses: okWith(map[string]*framework.FieldSchema{
+					"username":            {Type: framework.TypeString, Description: "The robot's registry username."},
+					"last_vault_rotation": {Type: framework.TypeTime, Description: "When Vault set the new token (read it at static-creds)."},
+				}),
 				ForwardPerformanceStandby:   true,
 				ForwardPerformanceSecondary: true,
 			},

@@ -26,6 +26,11 @@ func pathStaticCreds(b *backend) []*framework.Path {
 			logical.ReadOperation: &framework.PathOperation{
 				Callback: b.pathStaticCredsRead,
 				Summary:  "Read a static robot's current credentials.",
+				Responses: okWith(withFields(dockerCredentialFields(), map[string]*framework.FieldSchema{
+					"last_vault_rotation": {Type: framework.TypeTime, Description: "When Vault last set the token."},
+					"rotation_period":     {Type: framework.TypeDurationSecond, Description: "The rotation period in seconds (only with a schedule)."},
+					"ttl":                 {Type: framework.TypeDurationSecond, Description: "Seconds until the next scheduled rotation (only with a schedule): Vault Agent re-reads right after it."},
+				})),
 			},
 		},
 		HelpSynopsis: "Read a static robot's current credentials.",

@@ -49,17 +49,18 @@ func pathStaticRoles(b *backend) []*framework.Path {
 			TakesArbitraryInput: true, // unknown fields: see pathRoles
 			ExistenceCheck:      b.staticRoleExists,
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation: &framework.PathOperation{Callback: b.pathStaticRoleRead, Summary: "Read a static role (never its password)."},
+				logical.ReadOperation: &framework.PathOperation{Callback: b.pathStaticRoleRead, Summary: "Read a static role (never its password).",
+					Responses: okWith(staticRoleResponseFields(fields))},
 				logical.CreateOperation: &framework.PathOperation{
-					Callback: b.pathStaticRoleWrite, Summary: "Create a static role: adopt or create its robot.",
+					Callback: b.pathStaticRoleWrite, Summary: "Create a static role: adopt or create its robot.", Responses: doneOrWarnings,
 					ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true,
 				},
 				logical.UpdateOperation: &framework.PathOperation{
-					Callback: b.pathStaticRoleWrite, Summary: "Update a static role's grants or rotation period.",
+					Callback: b.pathStaticRoleWrite, Summary: "Update a static role's grants or rotation period.", Responses: doneOrWarnings,
 					ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true,
 				},
 				logical.DeleteOperation: &framework.PathOperation{
-					Callback: b.pathStaticRoleDelete, Summary: "Delete a static role, and its robot if Vault created it.",
+					Callback: b.pathStaticRoleDelete, Summary: "Delete a static role, and its robot if Vault created it.", Responses: doneOrWarnings,
 					ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true,
 				},
 			},
@@ -73,11 +74,27 @@ func pathStaticRoles(b *backend) []*framework.Path {
 				OperationSuffix: "static-roles",
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ListOperation: &framework.PathOperation{Callback: b.pathStaticRoleList, Summary: "List static roles."},
+				logical.ListOperation: &framework.PathOperation{Callback: b.pathStaticRoleList, Summary: "List static roles.",
+					Responses: okWith(listKeys("The static roles' names."))},
 			},
 			HelpSynopsis: "List static roles.",
 		},
 	}
+}
+
+// staticRoleResponseFields documents a static role read: the role's fields
+// (without its name and the create-only skip_import_rotation) and what the
+// engine knows of its robot.
+func staticRoleResponseFields(fields map[string]*framework.FieldSchema) map[string]*framework.FieldSchema {
+	out := withFields(fields, map[string]*framework.FieldSchema{
+		"username":            {Type: framework.TypeString, Description: "The robot's registry username, <namespace>+<robot_name>."},
+		"last_vault_rotation": {Type: framework.TypeTime, Description: "When Vault last set the robot's token."},
+		"next_vault_rotation": {Type: framework.TypeTime, Description: "When the schedule rotates it next (only with rotation_period)."},
+		"created_by_vault":    {Type: framework.TypeBool, Description: "Whether Vault created the robot (then deleting the role deletes it)."},
+	})
+	delete(out, "name")
+	delete(out, "skip_import_rotation")
+	return out
 }
 
 func (b *backend) staticRoleExists(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {

@@ -28,8 +28,6 @@ func pathTidy(b *backend) []*framework.Path {
 		Pattern: "tidy",
 		DisplayAttrs: &framework.DisplayAttributes{
 			OperationPrefix: operationPrefixQuay,
-			OperationVerb:   "tidy",
-			OperationSuffix: "robots",
 		},
 		Fields: map[string]*framework.FieldSchema{
 			"dry_run": {
@@ -43,15 +41,21 @@ func pathTidy(b *backend) []*framework.Path {
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.UpdateOperation: &framework.PathOperation{
-				Callback: b.pathTidyWrite,
-				Summary:  "Delete robots this mount created that no lease, write-ahead entry or static role owns.",
+				Callback:     b.pathTidyWrite,
+				Summary:      "Delete robots this mount created that no lease, write-ahead entry or static role owns.",
+				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "tidy", OperationSuffix: "robots"},
+				Responses:    okWith(tidyReportFields()),
 				// Each cluster tidies the robots it issued (their leases
 				// are local to it); tidy writes only local storage.
 				ForwardPerformanceStandby: true,
 			},
 			logical.ReadOperation: &framework.PathOperation{
-				Callback: b.pathTidyRead,
-				Summary:  "Read the result of the last tidy run.",
+				Callback:     b.pathTidyRead,
+				Summary:      "Read the result of the last tidy run.",
+				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: "tidy-report"},
+				Responses: okWith(withFields(tidyReportFields(), map[string]*framework.FieldSchema{
+					"last_run": {Type: framework.TypeTime, Description: "When the reported run ended."},
+				})),
 			},
 		},
 		HelpSynopsis:    "Find and delete orphaned robots.",
@@ -146,3 +150,26 @@ entry of a running request, or static role owns. It reports what it found and
 removed; dry_run=true only reports. Set tidy_interval on config to run it on a
 schedule. The last run's report is at "tidy" (read).
 `
+
+// tidyReportFields document a tidy report (tidyReport.data).
+func tidyReportFields() map[string]*framework.FieldSchema {
+	list := func(what string) *framework.FieldSchema {
+		return &framework.FieldSchema{Type: framework.TypeStringSlice, Description: what}
+	}
+	count := func(what string) *framework.FieldSchema {
+		return &framework.FieldSchema{Type: framework.TypeInt, Description: what}
+	}
+	return map[string]*framework.FieldSchema{
+		"dry_run":                     {Type: framework.TypeBool, Description: "Whether the run only reported."},
+		"namespaces_scanned":          list("The namespaces whose robots were listed, as <type>/<name>."),
+		"robots_scanned":              count("How many robots Quay listed."),
+		"robots_owned":                count("This mount's robots that a lease or static role owns."),
+		"robots_in_flight":            list("Robots a request still running may be creating (kept)."),
+		"robots_of_other_clusters":    list("Robots of this mount another cluster issued (never touched)."),
+		"orphans_found":               list("Robots of this mount that nothing owns."),
+		"orphans_deleted":             list("Orphans deleted in Quay."),
+		"write_ahead_entries_cleared": count("Write-ahead entries of deleted orphans removed."),
+		"stale_index_entries_removed": count("Index entries of robots long gone removed."),
+		"errors":                      list("What could not be listed or deleted (also returned as warnings)."),
+	}
+}

@@ -16,18 +16,23 @@ const secretTypeOAuthToken = "quay_oauth_token"
 
 func secretOAuthToken(b *backend) *framework.Secret {
 	return &framework.Secret{
-		Type: secretTypeOAuthToken,
-		Fields: map[string]*framework.FieldSchema{
-			"token":          {Type: framework.TypeString, Description: "The OAuth access token; send it as 'Authorization: Bearer <token>'."},
-			"token_id":       {Type: framework.TypeString, Description: "Quay's UUID of the token."},
-			"token_name":     {Type: framework.TypeString, Description: "The token's name in Quay."},
-			"scopes":         {Type: framework.TypeCommaStringSlice, Description: "The token's scopes."},
-			"expires_at":     {Type: framework.TypeTime, Description: "When Quay itself expires the token (the lease's max TTL)."},
-			"namespace_name": {Type: framework.TypeString, Description: "The organization of the application."},
-			"client_id":      {Type: framework.TypeString, Description: "The application's client ID."},
-		},
+		Type:   secretTypeOAuthToken,
+		Fields: secretOAuthTokenFields(),
 		Renew:  b.renewOAuthToken,
 		Revoke: b.revokeOAuthToken,
+	}
+}
+
+// secretOAuthTokenFields describe an issued OAuth token.
+func secretOAuthTokenFields() map[string]*framework.FieldSchema {
+	return map[string]*framework.FieldSchema{
+		"token":          {Type: framework.TypeString, Description: "The OAuth access token (a secret); send it as 'Authorization: Bearer <token>'."},
+		"token_id":       {Type: framework.TypeString, Description: "Quay's UUID of the token."},
+		"token_name":     {Type: framework.TypeString, Description: "The token's name in Quay."},
+		"scopes":         {Type: framework.TypeCommaStringSlice, Description: "The token's scopes."},
+		"expires_at":     {Type: framework.TypeTime, Description: "When Quay itself expires the token (the lease's max TTL)."},
+		"namespace_name": {Type: framework.TypeString, Description: "The organization of the application."},
+		"client_id":      {Type: framework.TypeString, Description: "The application's client ID."},
 	}
 }
 

@@ -19,16 +19,8 @@ const secretTypeRobot = "quay_robot"
 
 func secretRobot(b *backend) *framework.Secret {
 	return &framework.Secret{
-		Type: secretTypeRobot,
-		Fields: map[string]*framework.FieldSchema{
-			"username":           {Type: framework.TypeString, Description: "The robot's registry username, <namespace>+<name>."},
-			"password":           {Type: framework.TypeString, Description: "The robot's token."},
-			"registry":           {Type: framework.TypeString, Description: "The registry host to log in to."},
-			"auth":               {Type: framework.TypeString, Description: "base64(username:password), the 'auth' of a docker config.json entry."},
-			"docker_config_json": {Type: framework.TypeString, Description: "A complete ~/.docker/config.json (also DOCKER_AUTH_CONFIG and kubernetes.io/dockerconfigjson)."},
-			"namespace_type":     {Type: framework.TypeString},
-			"namespace_name":     {Type: framework.TypeString},
-		},
+		Type:   secretTypeRobot,
+		Fields: dockerCredentialFields(),
 		Renew:  b.renewRobot,
 		Revoke: b.revokeRobot,
 	}
