@@ -1,0 +1,59 @@
+package backend
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/quay-vault/vault-plugin-secrets-quay/quay/emulator"
+)
+
+// Review of issue 8, finding 8 ("revoke treats any 404 as already
+// revoked"): the fix recognises Quay's answer by the body having any of
+// Quay's JSON error fields, "message" and "error" included. But Quay answers
+// a missing token (endpoints/api/organization_application_tokens.py,
+// _lookup_application_or_raise / delete) and a missing namespace with its
+// ApiException NotFound only: error_type "not_found". The API gateways put
+// in front of registries answer a route they do not know with exactly those
+// generic fields: Kong `{"message":"no Route matched with those values"}`,
+// AWS API Gateway `{"message":"Not Found"}`, Spring Cloud Gateway
+// `{"timestamp":…,"status":404,"error":"Not Found","path":…}`. Revoke takes
+// each for Quay's "already gone", reports success, and the credential lives
+// on (a robot for ever).
+func TestReview_RevokeTakesAGatewaysJSON404ForAlreadyGone(t *testing.T) {
+	gateway404s := map[string]string{
+		"kong":                 `{"message":"no Route matched with those values"}`,
+		"aws api gateway":      `{"message":"Not Found"}`,
+		"spring cloud gateway": `{"timestamp":"2025-01-01T00:00:00.000+00:00","status":404,"error":"Not Found","path":"/api/v1/organization/acme/robots"}`,
+	}
+	for name, body := range gateway404s {
+		t.Run("oauth token, "+name, func(t *testing.T) {
+			env := newTestEnv(t)
+			env.writeOAuthRole("ci", nil)
+			resp := env.issue("ci")
+			token := resp.Data["token"].(string)
+			env.quay.Faults().Add(emulator.Fault{Route: "deleteOrganizationApplicationToken", Status: 404, Body: body})
+
+			_, err := env.revoke(resp.Secret)
+			assert.Error(t, err, "a gateway's 404 is not Quay's 'not found': revoke must fail so Vault retries")
+			assert.True(t, env.works(token), "the token is alive in Quay")
+			env.assertNoSecretLogged(token)
+		})
+		t.Run("robot, "+name, func(t *testing.T) {
+			env := newTestEnv(t)
+			env.writeRobotRole("ci", nil)
+			resp := env.issue("ci")
+			short := strings.TrimPrefix(resp.Data["username"].(string), testOrg+"+")
+			env.quay.Faults().Add(emulator.Fault{Route: "deleteOrgRobot", Status: 404, Body: body})
+
+			_, err := env.revoke(resp.Secret)
+			assert.Error(t, err, "a gateway's 404 is not Quay's 'not found': revoke must fail so Vault retries")
+			require.True(t, env.robotExists(short), "the robot is alive in Quay")
+			_, err = env.adminClient.GetRobot(context.Background(), orgNS, short)
+			require.NoError(t, err)
+		})
+	}
+}
