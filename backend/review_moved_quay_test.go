@@ -1,0 +1,68 @@
+package backend
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// bearerTap stands in front of a Quay and records every Authorization
+// header it receives.
+type bearerTap struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (tap *bearerTap) front(t *testing.T, quay http.Handler) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tap.mu.Lock()
+		tap.seen = append(tap.seen, r.Header.Get("Authorization"))
+		tap.mu.Unlock()
+		quay.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func (tap *bearerTap) headers() string {
+	tap.mu.Lock()
+	defer tap.mu.Unlock()
+	return strings.Join(tap.seen, "\n")
+}
+
+// Review of the "leases are revoked in the Quay that issued them" change
+// (backend/client.go clientFor): when config has moved to another Quay, the
+// engine revokes an old lease by sending the CURRENT root credential (the
+// new Quay's) to the address the lease recorded. That address is another
+// registry, run by other people, perhaps decommissioned and its name given
+// away, perhaps plain http: every revocation of an old lease hands the new
+// Quay's root credential to it, while it cannot even work there (the old
+// Quay answers 401 and the lease stays stuck). A credential must only ever
+// go to the Quay that issued it; a lease of another Quay needs that Quay's
+// credential, or an explicit refusal.
+func TestReview_RevokeSendsTheNewQuaysRootCredentialToTheOldQuay(t *testing.T) {
+	env := newTestEnv(t, withoutConfig())
+	oldQuay := &bearerTap{}
+	oldFront := oldQuay.front(t, env.quay)
+	env.writeConfig(map[string]any{"url": oldFront.URL, "token": env.admin})
+	env.writeOAuthRole("api", nil)
+	env.writeRobotRole("ci", nil)
+	token := env.issue("api")
+	robot := env.issue("ci")
+
+	// The operator moves the engine to a new Quay, with that Quay's token.
+	newQuay := newTestEnv(t, withoutConfig())
+	env.writeConfig(map[string]any{"url": newQuay.server.URL, "token": newQuay.admin})
+	assertNoSecretIn(t, oldQuay.headers(), "headers the old Quay received before any revoke", newQuay.admin)
+
+	// Vault revokes the old leases as they expire.
+	_, _ = env.revoke(token.Secret)
+	_, _ = env.revoke(robot.Secret)
+
+	assertNoSecretIn(t, oldQuay.headers(), "headers the old Quay received", newQuay.admin)
+	require.NotEmpty(t, oldQuay.headers())
+}
