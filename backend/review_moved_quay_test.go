@@ -7,7 +7,11 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/quay-vault/vault-plugin-secrets-quay/quay/emulator"
 )
 
 // bearerTap stands in front of a Quay and records every Authorization
@@ -65,4 +69,50 @@ func TestReview_RevokeSendsTheNewQuaysRootCredentialToTheOldQuay(t *testing.T) {
 
 	assertNoSecretIn(t, oldQuay.headers(), "headers the old Quay received", newQuay.admin)
 	require.NotEmpty(t, oldQuay.headers())
+}
+
+// Sibling of the same change: leases record their Quay, write-ahead entries
+// do not. A creds request that failed halfway in Quay A leaves its entry for
+// the rollback; if config moves to Quay B before the rollback runs (a
+// migration where B has the same organizations), the rollback asks B, gets
+// B's "Could not find robot" (or "not found" for the token's application),
+// takes it for "nothing to undo" and drops the entry. The robot created in A
+// is then tracked by nothing, and tidy, which lists the configured Quay, never
+// sees it: it lives for ever.
+func TestReview_RollbackAfterAQuayMoveDropsTheEntryOfARobotLeftInTheOldQuay(t *testing.T) {
+	env := newTestEnv(t)
+	env.writeRobotRole("ci", nil)
+	env.quay.Faults().Add(emulator.Fault{Route: "createOrgRobot", Count: 1, AfterQuay: true, Drop: true})
+	_, err := env.requestErr(logical.ReadOperation, "creds/ci", nil)
+	require.Error(t, err, "the answer was lost")
+	require.Len(t, env.engineRobots(), 1, "Quay A created the robot")
+	require.Equal(t, 1, env.walCount())
+
+	newQuay := newTestEnv(t, withoutConfig()) // has organization acme too
+	env.writeConfig(map[string]any{"url": newQuay.server.URL, "token": newQuay.admin})
+	env.rollback()
+
+	if len(env.engineRobots()) == 1 {
+		assert.Equal(t, 1, env.walCount(), "the robot lives in Quay A, so its write-ahead entry must not be dropped")
+	}
+}
+
+// The same for an OAuth token: it lives in Quay A until its max TTL.
+func TestReview_RollbackAfterAQuayMoveDropsTheEntryOfATokenLeftInTheOldQuay(t *testing.T) {
+	env := newTestEnv(t)
+	env.writeOAuthRole("api", nil)
+	clientID := env.mustOK(logical.ReadOperation, "roles/api", nil).Data["client_id"].(string)
+	env.quay.Faults().Add(emulator.Fault{Route: "createOrganizationApplicationToken", Count: 1, AfterQuay: true, Drop: true})
+	_, err := env.requestErr(logical.ReadOperation, "creds/api", nil)
+	require.Error(t, err, "the answer was lost")
+	require.Len(t, env.appTokens(clientID), 1, "Quay A minted the token")
+	require.Equal(t, 1, env.walCount())
+
+	newQuay := newTestEnv(t, withoutConfig())
+	env.writeConfig(map[string]any{"url": newQuay.server.URL, "token": newQuay.admin})
+	env.rollback()
+
+	if len(env.appTokens(clientID)) == 1 {
+		assert.Equal(t, 1, env.walCount(), "the token lives in Quay A, so its write-ahead entry must not be dropped")
+	}
 }
