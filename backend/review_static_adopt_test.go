@@ -3,8 +3,10 @@ package backend
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/quay-vault/vault-plugin-secrets-quay/quay"
@@ -35,4 +37,32 @@ func TestReview_FailedStaticRoleWriteRotatesTheAdoptedRobotAndLosesItsToken(t *t
 	env.rollback()
 
 	assertSameSecret(t, before.Token, env.robotToken("pull"), "a failed static role write must not have replaced the adopted robot's token")
+}
+
+// Sibling of issue 8, finding 10: creds, revoke, rotate, delete and rollback
+// now refuse a user-namespace robot when the root credential acts as
+// another user, asking Quay when config was saved unverified. A static role
+// WRITE does not: with verify_connection=false it never asks, creates the
+// robot through /api/v1/user/robots, which lands in the credential's own
+// namespace ("other+pull"), and stores a role serving that robot's token
+// under the username "quayadmin+pull". The served credential does not work,
+// and the robot Vault created can be neither rotated nor deleted through
+// Vault (both now refuse): it is stranded.
+func TestReview_StaticRoleWriteCreatesAUserRobotInTheWrongUsersNamespace(t *testing.T) {
+	env := newTestEnv(t)
+	require.NoError(t, env.quay.CreateUser("other", testPassword, "other@example.com"))
+	otherToken, err := env.quay.IssueToken("other", "user:read user:admin org:admin repo:admin", time.Hour)
+	require.NoError(t, err)
+	env.writeConfig(map[string]any{"token": otherToken, "verify_connection": false})
+
+	resp := env.request(logical.CreateOperation, "static-roles/pull", map[string]any{"namespace_type": "user", "namespace_name": testAdmin})
+
+	otherRobots, err := env.quayClient(otherToken).ListRobots(context.Background(), quay.Namespace{Kind: quay.NamespaceUser, Name: "other"}, quay.ListRobotsOptions{})
+	require.NoError(t, err)
+	var names []string
+	for _, r := range otherRobots {
+		names = append(names, r.Name)
+	}
+	assert.Empty(t, names, "no robot may be created in another user's namespace than the role names")
+	assert.True(t, resp.IsError(), "the write must be refused like creds: the root credential acts as \"other\", not %q", testAdmin)
 }
