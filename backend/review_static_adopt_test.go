@@ -66,3 +66,22 @@ func TestReview_StaticRoleWriteCreatesAUserRobotInTheWrongUsersNamespace(t *test
 	assert.Empty(t, names, "no robot may be created in another user's namespace than the role names")
 	assert.True(t, resp.IsError(), "the write must be refused like creds: the root credential acts as \"other\", not %q", testAdmin)
 }
+
+// Sibling of issue 8, finding 4 ("never delete what carries no marker of
+// this mount"): the rollback now checks the robot's marker, but deleting a
+// static role deletes its robot on the strength of a flag stored when the
+// role was created (created_by_vault), without looking at the robot Quay
+// holds now. If that robot was deleted and someone made their own robot of
+// the same name since, deleting the static role deletes theirs.
+func TestReview_StaticRoleDeleteDeletesARobotItDidNotCreate(t *testing.T) {
+	env := newTestEnv(t)
+	ctx := context.Background()
+	env.mustOK(logical.CreateOperation, "static-roles/pull", map[string]any{"namespace_name": testOrg})
+	require.NoError(t, env.adminClient.DeleteRobot(ctx, orgNS, "pull"))
+	_, err := env.adminClient.CreateRobot(ctx, orgNS, "pull", quay.RobotSpec{Description: "the release team's own pull robot"})
+	require.NoError(t, err)
+
+	env.request(logical.DeleteOperation, "static-roles/pull", nil)
+
+	assert.True(t, env.robotExists("pull"), "a robot without this mount's marker must never be deleted")
+}
