@@ -57,3 +57,25 @@ func TestReview_RevokeTakesAGatewaysJSON404ForAlreadyGone(t *testing.T) {
 		})
 	}
 }
+
+// The same lax "not found" retires the engine's own root token: a retiring
+// root token whose delete is answered by a gateway's JSON 404 leaves the
+// config's retiring list as if Quay no longer held it. After a
+// root_organization change (the sweep of stray root tokens only looks at
+// the new organization's application) it stays valid in Quay
+// (root_token_ttl: 30 days by default, up to ten years) with nothing
+// tracking it.
+func TestReview_AGatewaysJSON404DropsARetiringRootTokenStillValidInQuay(t *testing.T) {
+	env := ownRoot(t, nil)
+	old := env.storedConfig()
+	require.NoError(t, env.adminClient.CreateOrganization(context.Background(), "vault-root-2", ""))
+	env.quay.Faults().Add(emulator.Fault{Route: "deleteOrganizationApplicationToken", Count: 1, Status: 404, Body: `{"message":"Not Found"}`})
+
+	env.writeConfig(map[string]any{"root_organization": "vault-root-2"})
+	env.periodic()
+
+	if env.works(old.Token) {
+		assert.True(t, env.storedConfig().isRetiring(old.RootTokenID),
+			"the replaced root token is still valid in Quay, so it must stay on the retiring list")
+	}
+}
