@@ -3,8 +3,12 @@ package backend
 import (
 	"testing"
 
+	"github.com/hashicorp/vault/sdk/logical"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/quay-vault/vault-plugin-secrets-quay/quay/emulator"
 )
 
 // Sibling of issue 8, findings 2 and 12 (config rewrites must not orphan a
@@ -62,4 +66,27 @@ DIRECT_OAUTH_CLIENTID_WHITELIST: [`+directOAuthClientID+`, VAULTCLIENT000000001]
 	assertDifferentSecret(t, first, env.storedConfig().Token, "and acts with the new token")
 
 	assert.False(t, env.quay.TokenValid(first), "the replaced direct-OAuth token the engine obtained must not stay valid, untracked")
+}
+
+// A refused config write leaves behind the credential it obtained: with
+// bootstrap=password the engine logs in (a new ten-year direct-OAuth token
+// with the root scopes), then verifies it with GET /api/v1/user/; when that
+// check fails (here Quay answers 500 once), the write is answered 400 and
+// stores nothing, but the token it just obtained is neither revoked nor
+// recorded. mintFailed revokes such a token; this earlier refusal does not.
+func TestReview_ARefusedPasswordConfigWriteLeavesTheObtainedTokenValid(t *testing.T) {
+	env := passwordQuay(t)
+	tap := newTokenTap(t, env.server.URL)
+	env.quay.Faults().Add(emulator.Fault{Route: "getLoggedInUser", Count: 1, Status: 500})
+
+	resp := env.request(logical.UpdateOperation, "config", map[string]any{
+		"url": tap.srv.URL, "bootstrap": "password", "username": "svc-vault", "password": "service-account-pw",
+		"oauth_client_id": directOAuthClientID,
+	})
+	require.True(t, resp.IsError(), "the write is refused")
+	require.False(t, env.configSaved(), "and stores nothing")
+	issued := tap.issued()
+	require.Len(t, issued, 1, "but the engine had logged in")
+
+	assert.False(t, env.quay.TokenValid(issued[0]), "the token a refused write obtained must not stay valid, untracked")
 }
