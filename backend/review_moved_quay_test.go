@@ -1,16 +1,19 @@
 package backend
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/quay-vault/vault-plugin-secrets-quay/quay"
 	"github.com/quay-vault/vault-plugin-secrets-quay/quay/emulator"
 )
 
@@ -114,5 +117,38 @@ func TestReview_RollbackAfterAQuayMoveDropsTheEntryOfATokenLeftInTheOldQuay(t *t
 
 	if len(env.appTokens(clientID)) == 1 {
 		assert.Equal(t, 1, env.walCount(), "the token lives in Quay A, so its write-ahead entry must not be dropped")
+	}
+}
+
+// The same for the engine's own root token: a config write that moves the
+// engine to Quay B mints B's root token under a write-ahead entry that names
+// only organization, application and token name. If the process dies before
+// the config is persisted, the next start settles the entry against the
+// config it finds (still Quay A): A has no such application, answers
+// "not found", and the entry is dropped, while the root token minted in B
+// (30 days by default, up to ten years, the root scopes) stays valid with
+// nothing tracking it.
+func TestReview_RootMintCrashDuringAQuayMoveOrphansTheNewQuaysRootToken(t *testing.T) {
+	env := ownRoot(t, nil)
+	old := env.storedConfig()
+	ctx := context.Background()
+
+	newQuay := newTestEnv(t, withoutConfig())
+	require.NoError(t, newQuay.adminClient.CreateOrganization(ctx, "vault-root", ""))
+	app, err := newQuay.adminClient.CreateApplication(ctx, "vault-root", quay.NewApplication{Name: env.b.managedRootApplicationName()})
+	require.NoError(t, err)
+	name := env.b.rootTokenName()
+	// What the config write did before the crash: the entry, then the mint in B.
+	_, err = framework.PutWAL(ctx, env.storage, walKindRootRotation, &rootRotationWAL{
+		Organization: "vault-root", ClientID: app.ClientID, OldTokenID: old.RootTokenID, NewTokenName: name, InstanceID: "crashed-process",
+	})
+	require.NoError(t, err)
+	minted, err := newQuay.adminClient.CreateApplicationToken(ctx, "vault-root", app.ClientID, quay.NewApplicationToken{Name: name, Scopes: []string{"user:read", "org:admin"}})
+	require.NoError(t, err)
+
+	env.restart()
+
+	if newQuay.works(minted.Token) {
+		assert.Equal(t, 1, env.walCount(), "the root token minted in Quay B is valid, so its write-ahead entry must not be dropped")
 	}
 }
