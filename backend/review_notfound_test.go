@@ -79,3 +79,36 @@ func TestReview_AGatewaysJSON404DropsARetiringRootTokenStillValidInQuay(t *testi
 			"the replaced root token is still valid in Quay, so it must stay on the retiring list")
 	}
 }
+
+// The other half of "only Quay's own answer": revoke takes ANY 2xx to a
+// DELETE for "deleted". Quay answers both deletes with 204 and an empty body
+// (endpoints/api/robot.py, organization_application_tokens.py). A web
+// application firewall in front of Quay that blocks the call answers with
+// its own page, and F5 BIG-IP ASM's default blocking page comes with status
+// 200 ("The requested URL was rejected"). Revoke reports success, Vault
+// forgets the lease, and the credential lives on (a robot for ever).
+func TestReview_RevokeTakesAFirewallsBlockingPageForADeletion(t *testing.T) {
+	const blocked = `<html><head><title>Request Rejected</title></head><body>The requested URL was rejected. Please consult with your administrator.<br><br>Your support ID is: 1234567890</body></html>`
+	t.Run("oauth token", func(t *testing.T) {
+		env := newTestEnv(t)
+		env.writeOAuthRole("ci", nil)
+		resp := env.issue("ci")
+		token := resp.Data["token"].(string)
+		env.quay.Faults().Add(emulator.Fault{Route: "deleteOrganizationApplicationToken", Status: 200, Body: blocked})
+
+		_, err := env.revoke(resp.Secret)
+		assert.Error(t, err, "a firewall's page is not Quay's 204: revoke must fail so Vault retries")
+		assert.True(t, env.works(token), "the token is alive in Quay")
+	})
+	t.Run("robot", func(t *testing.T) {
+		env := newTestEnv(t)
+		env.writeRobotRole("ci", nil)
+		resp := env.issue("ci")
+		short := strings.TrimPrefix(resp.Data["username"].(string), testOrg+"+")
+		env.quay.Faults().Add(emulator.Fault{Route: "deleteOrgRobot", Status: 200, Body: blocked})
+
+		_, err := env.revoke(resp.Secret)
+		assert.Error(t, err, "a firewall's page is not Quay's 204: revoke must fail so Vault retries")
+		assert.True(t, env.robotExists(short), "the robot is alive in Quay")
+	})
+}
