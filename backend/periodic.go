@@ -2,8 +2,8 @@ package backend
 
 import (
 	"context"
+	"errors"
 
-	"github.com/hashicorp/go-multierror"
 	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -12,8 +12,9 @@ import (
 // Community Edition too (Vault's rotation manager is Enterprise-only). Vault's
 // rollback manager calls it about once a minute on the active node of each
 // cluster. Tidy runs on every cluster (each tidies the robots it issued and
-// writes only local storage); the rotations write replicated state, so they
-// run only where that is writable: the primary's active node.
+// writes only local storage); the rotations (root token, static robots, the
+// federation signing key) write replicated state, so they run only where
+// that is writable: the primary's active node.
 func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 	if b.System().ReplicationState().HasState(consts.ReplicationPerformanceStandby | consts.ReplicationDRSecondary) {
 		return nil
@@ -22,23 +23,14 @@ func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 	if err != nil || cfg == nil {
 		return err
 	}
-	var errs *multierror.Error
+	var errs []error
 	if b.WriteSafeReplicationState() {
-		if err := b.recoverRootRotations(ctx, req.Storage); err != nil {
-			errs = multierror.Append(errs, err)
-		}
-		if err := b.rotateRootIfDue(ctx, req.Storage, cfg); err != nil {
-			errs = multierror.Append(errs, err)
-		}
-		if err := b.rotateDueStaticRoles(ctx, req.Storage); err != nil {
-			errs = multierror.Append(errs, err)
-		}
+		errs = append(errs,
+			b.recoverRootRotations(ctx, req.Storage),
+			b.rotateRootIfDue(ctx, req.Storage, cfg),
+			b.rotateDueStaticRoles(ctx, req.Storage),
+			b.rotateFederationKeyIfDue(ctx, req.Storage))
 	}
-	if err := b.autoTidy(ctx, req.Storage, cfg); err != nil {
-		errs = multierror.Append(errs, err)
-	}
-	if err := b.rotateFederationKeyIfDue(ctx, req.Storage); err != nil {
-		errs = multierror.Append(errs, err)
-	}
-	return errs.ErrorOrNil()
+	errs = append(errs, b.autoTidy(ctx, req.Storage, cfg))
+	return errors.Join(errs...)
 }

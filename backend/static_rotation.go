@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/hashicorp/go-multierror"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -125,7 +124,7 @@ func (b *backend) rotateDueStaticRoles(ctx context.Context, s logical.Storage) e
 	if err != nil {
 		return err
 	}
-	var errs *multierror.Error
+	var errs []error
 	now := b.now()
 	for _, role := range roles {
 		next := role.nextRotation()
@@ -133,10 +132,10 @@ func (b *backend) rotateDueStaticRoles(ctx context.Context, s logical.Storage) e
 			continue
 		}
 		if _, err := b.rotateStaticRole(ctx, s, role.Name); err != nil {
-			errs = multierror.Append(errs, fmt.Errorf("rotating static role %q: %w", role.Name, err))
+			errs = append(errs, fmt.Errorf("rotating static role %q: %w", role.Name, err))
 			continue
 		}
 		b.logger.Info("rotated static role on schedule", "role", role.Name, "robot", role.username())
 	}
-	return errs.ErrorOrNil()
+	return errors.Join(errs...)
 }
