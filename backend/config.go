@@ -363,6 +363,9 @@ func (c *quayConfig) validate() *logical.Response {
 		}
 	case bootstrap.MethodOIDC:
 		switch {
+		case hasUserinfo(c.OIDCTokenURL):
+			// Never echoed: it may hold a password.
+			return badField("oidc_token_url", "must not carry credentials (user:password@); the client authenticates with oidc_client_id and oidc_client_secret")
 		case c.OIDCTokenURL == "" || !(strings.HasPrefix(c.OIDCTokenURL, "https://") || strings.HasPrefix(c.OIDCTokenURL, "http://")):
 			return badField("oidc_token_url", "must be the identity provider's token endpoint URL, got %q", c.OIDCTokenURL)
 		case c.OIDCClientID == "":
@@ -395,4 +398,13 @@ func (c *quayConfig) validate() *logical.Response {
 		}
 	}
 	return nil
+}
+
+// hasUserinfo reports a URL that carries credentials (user:password@host).
+func hasUserinfo(raw string) bool {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return strings.Contains(raw, "@")
+	}
+	return u.User != nil
 }
