@@ -694,3 +694,14 @@ func TestRenewBootstrapToken_PostsTheTokenWithoutBody(t *testing.T) {
 	assert.Equal(t, "Bearer "+secretToken, got.Auth)
 	assert.Empty(t, got.Body)
 }
+
+func TestRenewBootstrapToken_OnlyQuaysAnswerIsARenewal(t *testing.T) {
+	for name, answer := range map[string]http.HandlerFunc{
+		"firewall page": reply(200, "text/html", "<html>Request blocked</html>"),
+		"other JSON":    jsonReply(200, `{"ok": true}`),
+		"204":           reply(204, "", ""),
+	} {
+		srv := newFakeQuay(t, answer)
+		assert.Error(t, newTestClient(t, srv.URL).RenewBootstrapToken(bg), name)
+	}
+}
