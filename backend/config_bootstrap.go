@@ -37,7 +37,9 @@ func (b *backend) bootstrap(ctx context.Context, cfg *quayConfig, anon *quay.Cli
 	switch cfg.method() {
 	case bootstrap.MethodInitialize:
 		switch {
-		case quay.IsNotFound(err):
+		case quay.StatusOf(err) == http.StatusNotFound:
+			// Quay hides the route when FEATURE_USER_INITIALIZE is off
+			// (route_show_if: {"error": "Not Found"}).
 			return nil, badField("bootstrap", "Quay does not offer user initialization (404): set FEATURE_USER_INITIALIZE: true in its config.yaml")
 		case quay.StatusOf(err) == http.StatusBadRequest:
 			return nil, badField("bootstrap", "Quay refused to initialize %q: %s (initialize only works on an empty Quay with database authentication)", cfg.Username, quayReason(err))

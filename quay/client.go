@@ -335,6 +335,12 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return newErrorFromResponse(&r, resp)
 	}
+	if r.method == http.MethodDelete && resp.StatusCode != http.StatusNoContent {
+		// Every delete Quay serves answers "", 204 (endpoints/api/*.py).
+		// Another 2xx is someone else's page (a firewall's block page is a
+		// 200), and nothing says Quay deleted anything: not a deletion.
+		return r.fail(&Error{StatusCode: resp.StatusCode, Message: "a delete answered with something other than Quay's 204 No Content; something in front of Quay answered"})
+	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		return nil
 	}

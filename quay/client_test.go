@@ -29,7 +29,13 @@ import (
 )
 
 func TestAuth_BearerOnAPICalls(t *testing.T) {
-	srv := newFakeQuay(t, jsonReply(200, `{"username":"quayadmin"}`))
+	srv := newFakeQuay(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodDelete {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		jsonReply(200, `{"username":"quayadmin"}`)(w, r)
+	})
 	c := newTestClient(t, srv.URL)
 
 	u, err := c.GetUser(bg)

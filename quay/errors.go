@@ -37,9 +37,6 @@ type Error struct {
 	RetryAfter time.Duration
 
 	transient bool
-	// fromQuay says the body was one of Quay's own JSON error shapes, so
-	// the status is Quay's answer rather than a proxy's or a router's.
-	fromQuay bool
 	// unsent says the call never reached Quay: it could not be built or
 	// authenticated, or its connection was never established.
 	unsent bool
@@ -100,14 +97,16 @@ func StatusOf(err error) int {
 	return 0
 }
 
-// IsNotFound reports Quay's own 404: a JSON error body of Quay's
-// (endpoints/exception.py NotFound, util/http.py abort). A 404 without one
-// (a proxy's HTML page, a wrong path prefix in front of Quay) says nothing
-// about the resource, so it is not "not found": callers that treat "not
-// found" as "already gone" must never take a misrouted call for a deletion.
+// IsNotFound reports Quay's own "not found": a 404 with the body of its
+// ApiException NotFound (endpoints/exception.py, error_type "not_found"),
+// which is how Quay answers for a missing organization, application,
+// token, repository or prototype. Any other 404 (a proxy's page, an API
+// gateway's {"message": "Not Found"}, a wrong path prefix, a route Quay does
+// not have) says nothing about the resource: callers that treat "not found"
+// as "already gone" must never take a misrouted call for a deletion.
 func IsNotFound(err error) bool {
 	var qe *Error
-	return errors.As(err, &qe) && qe.StatusCode == http.StatusNotFound && qe.fromQuay
+	return errors.As(err, &qe) && qe.StatusCode == http.StatusNotFound && qe.Type == "not_found"
 }
 
 // Refused reports that Quay certainly did not act on the call: it answered
@@ -214,7 +213,6 @@ func newErrorFromResponse(r *request, resp *http.Response) *Error {
 			e.Type = parsed.Errors[0].Code
 			e.Message = parsed.Errors[0].Message
 		}
-		e.fromQuay = e.Type != "" || e.Message != ""
 	}
 	if e.Message == "" && len(body) > 0 && !looksLikeHTML(body) && resp.StatusCode >= 300 {
 		e.Message = string(body)

@@ -129,7 +129,9 @@ func TestRefused_NotFoundOnlyFromQuaysOwnAnswer(t *testing.T) {
 		robotGone bool
 	}{
 		{"Quay's ApiException 404", jsonReply(404, apiException(404, "not_found", "Not Found")), true, true},
-		{"Quay's abort 404", jsonReply(404, `{"error": "Not Found"}`), true, true},
+		{"Quay's hidden route (abort 404)", jsonReply(404, `{"error": "Not Found"}`), false, false},
+		{"AWS API Gateway", jsonReply(404, `{"message": "Not Found"}`), false, false},
+		{"Kong", jsonReply(404, `{"message": "no Route matched with those values"}`), false, false},
 		{"Quay's missing robot", jsonReply(400, `{"message": "Could not find robot with specified username"}`), false, true},
 		{"nginx 404 page", reply(404, "text/html", nginxPage(404)), false, false},
 		{"Flask's unrouted path", reply(404, "text/html; charset=utf-8", "<!doctype html>\n<title>404 Not Found</title>"), false, false},
@@ -167,4 +169,25 @@ func TestIsTokenRejected_OnlyQuaysAnswersAboutTheToken(t *testing.T) {
 		err := newTestClient(t, srv.URL, noRetries).DeleteApplicationToken(bg, "acme", "CLIENT", "uuid")
 		assert.Equal(t, tc.want, IsTokenRejected(err), name)
 	}
+}
+
+// Quay answers every delete with 204 (endpoints/api/*.py). A firewall's
+// block page is a 200: it must not pass for a deletion.
+func TestDeletes_OnlyQuaysNoContentIsADeletion(t *testing.T) {
+	for name, answer := range map[string]http.HandlerFunc{
+		"firewall block page": reply(200, "text/html", "<html><body>The requested URL was rejected.</body></html>"),
+		"200 JSON":            jsonReply(200, `{}`),
+		"202":                 reply(202, "", ""),
+	} {
+		srv := newFakeQuay(t, answer)
+		c := newTestClient(t, srv.URL, noRetries)
+		err := c.DeleteRobot(bg, testOrg, "ci")
+		require.Error(t, err, name)
+		assert.False(t, IsRobotNotFound(err) || Refused(err), name)
+		err = c.DeleteApplicationToken(bg, "acme", "CLIENT", "uuid")
+		require.Error(t, err, name)
+		assert.False(t, IsNotFound(err) || Refused(err), name)
+	}
+	srv := newFakeQuay(t, reply(204, "", ""))
+	require.NoError(t, newTestClient(t, srv.URL).DeleteRobot(bg, testOrg, "ci"))
 }
