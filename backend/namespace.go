@@ -37,13 +37,9 @@ func reachUserRobot(ctx context.Context, client *quay.Client, cfg *quayConfig, n
 	if ns.Kind != quay.NamespaceUser {
 		return nil
 	}
-	caller := cfg.TokenOwner
-	if caller == "" {
-		user, err := client.GetUser(ctx)
-		if err != nil {
-			return upstreamError("asking Quay whose credential the engine holds", err)
-		}
-		caller = user.Username
+	caller, err := credentialOwner(ctx, client, cfg)
+	if err != nil {
+		return err
 	}
 	if caller != ns.Name {
 		return &userNamespaceError{robot: ns.RobotUsername(short), owner: ns.Name, caller: caller}
@@ -85,4 +81,17 @@ func organizationMustExist(ctx context.Context, client *quay.Client, org string)
 	default:
 		return nil, upstreamError("looking up organization "+org, err)
 	}
+}
+
+// credentialOwner is the Quay user the root credential acts as: known from
+// config, or asked of Quay when config was saved unverified.
+func credentialOwner(ctx context.Context, client *quay.Client, cfg *quayConfig) (string, error) {
+	if cfg.TokenOwner != "" {
+		return cfg.TokenOwner, nil
+	}
+	user, err := client.GetUser(ctx)
+	if err != nil {
+		return "", upstreamError("asking Quay whose credential the engine holds", err)
+	}
+	return user.Username, nil
 }

@@ -88,7 +88,7 @@ func (b *backend) tidyRobots(ctx context.Context, s logical.Storage, dryRun bool
 	}
 	report := &tidyReport{DryRun: dryRun}
 
-	namespaces, err := b.tidyNamespaces(ctx, s, cfg, extraOrgs)
+	namespaces, err := b.tidyNamespaces(ctx, s, client, cfg, extraOrgs)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +198,7 @@ func (b *backend) tidyRobots(ctx context.Context, s logical.Storage, dryRun bool
 // tidyNamespaces is every namespace the mount may have robots in: those of
 // its roles, static roles, issued robots and write-ahead entries, plus any
 // organization the caller names (for robots of roles deleted long ago).
-func (b *backend) tidyNamespaces(ctx context.Context, s logical.Storage, cfg *quayConfig, extraOrgs []string) ([]quay.Namespace, error) {
+func (b *backend) tidyNamespaces(ctx context.Context, s logical.Storage, client *quay.Client, cfg *quayConfig, extraOrgs []string) ([]quay.Namespace, error) {
 	seen := map[quay.Namespace]bool{}
 	add := func(nsType, name string) {
 		if nsType == "" {
@@ -247,11 +247,20 @@ func (b *backend) tidyNamespaces(ctx context.Context, s logical.Storage, cfg *qu
 		add(w.entry.NamespaceType, w.entry.NamespaceName)
 	}
 	out := make([]quay.Namespace, 0, len(seen))
+	owner := ""
 	for ns := range seen {
 		// The user-robot API only reaches the root credential's own
-		// namespace.
-		if ns.Kind == quay.NamespaceUser && cfg.TokenOwner != "" && ns.Name != cfg.TokenOwner {
-			continue
+		// namespace: listing another user's through it would list the
+		// caller's robots under the other user's name, and delete them.
+		if ns.Kind == quay.NamespaceUser {
+			if owner == "" {
+				if owner, err = credentialOwner(ctx, client, cfg); err != nil {
+					return nil, err
+				}
+			}
+			if ns.Name != owner {
+				continue
+			}
 		}
 		out = append(out, ns)
 	}
