@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -177,12 +178,20 @@ func (b *backend) pathStaticRoleWrite(ctx context.Context, req *logical.Request,
 		return resp, err
 	}
 	warnings = append(warnings, more...)
-	client, _, err := b.client(ctx, req.Storage)
+	client, cfg, err := b.client(ctx, req.Storage)
 	if err != nil {
+		return nil, err
+	}
+	if err := reachUserRobot(ctx, client, cfg, role.namespace(), role.RobotName); err != nil {
+		var moved *userNamespaceError
+		if errors.As(err, &moved) {
+			return logical.ErrorResponse(err.Error()), nil
+		}
 		return nil, err
 	}
 
 	var commitWAL string
+	rotateAdopted := false
 	if stored == nil {
 		skipRotation := false
 		if v, ok := d.GetOk("skip_import_rotation"); ok {
@@ -193,6 +202,7 @@ func (b *backend) pathStaticRoleWrite(ctx context.Context, req *logical.Request,
 			return resp, err
 		}
 		commitWAL = walID
+		rotateAdopted = !role.CreatedByVault && !skipRotation
 	}
 	grantWarnings, err := grantRobot(ctx, client, role.NamespaceName, role.robotGrants, role.username(), stored == nil && role.CreatedByVault)
 	if err != nil {
@@ -216,6 +226,16 @@ func (b *backend) pathStaticRoleWrite(ctx context.Context, req *logical.Request,
 		// The stored role owns the robot now (the rollback checks that),
 		// so a failed delete only leaves the rollback nothing to do.
 		b.deleteWAL(ctx, req.Storage, commitWAL)
+	}
+	if rotateAdopted {
+		// An adopted robot's token is replaced only now that the role is
+		// stored, so a failure before this point leaves its users' token
+		// alone, and a failure of the rotation itself leaves the role with
+		// the token that still works (and a rotation entry that rolls
+		// forward).
+		if err := b.rotateStoredStaticRole(ctx, req.Storage, client, role); err != nil {
+			warnings = append(warnings, fmt.Sprintf("robot %s was adopted with its current token, which was not rotated yet (%s); run rotate-role/%s", role.username(), reasonOf(err), role.Name))
+		}
 	}
 	if len(warnings) == 0 {
 		return nil, nil
@@ -289,14 +309,11 @@ func (b *backend) setUpStaticRobot(ctx context.Context, s logical.Storage, clien
 		}
 		role.Password = existing.Token
 		role.LastVaultRotation = b.now().UTC()
-		if skipRotation {
-			if existing.Token == "" {
-				return badField("skip_import_rotation", "Quay did not return the robot's token to the root credential; the token must be rotated to be known"), "", nil
-			}
-			return nil, "", nil
+		if skipRotation && existing.Token == "" {
+			return badField("skip_import_rotation", "Quay did not return the robot's token to the root credential; the token must be rotated to be known"), "", nil
 		}
-		walID, err := b.regenerateStaticRobot(ctx, s, client, role)
-		return nil, walID, err
+		// The caller rotates an adopted robot once the role is stored.
+		return nil, "", nil
 	case quay.IsRobotNotFound(err):
 	case quay.IsForbidden(err):
 		return badField("namespace_name", "the root credential may not manage robots of %q (%s)", role.NamespaceName, quayReason(err)), "", nil
@@ -328,6 +345,13 @@ func (b *backend) setUpStaticRobot(ctx context.Context, s logical.Storage, clien
 		}
 		return nil, "", upstreamError("creating robot "+role.username(), err)
 	}
+	if robot.Name != role.username() {
+		// Quay created it in another namespace than the role names.
+		if delErr := deleteRobot(ctx, client, ns, role.RobotName); delErr == nil {
+			b.deleteWAL(ctx, s, walID)
+		}
+		return nil, "", fmt.Errorf("Quay created robot %s, not %s; the root credential acts as another user than the role's namespace", robot.Name, role.username())
+	}
 	role.CreatedByVault = true
 	role.Password = robot.Token
 	role.LastVaultRotation = b.now().UTC()
@@ -352,8 +376,12 @@ func (b *backend) pathStaticRoleDelete(ctx context.Context, req *logical.Request
 		if err := reachUserRobot(ctx, client, cfg, role.namespace(), role.RobotName); err != nil {
 			return logical.ErrorResponse(err.Error()), nil
 		}
-		if err := deleteRobot(ctx, client, role.namespace(), role.RobotName); err != nil {
-			return nil, upstreamError("deleting robot "+role.username(), err)
+		kept, err := b.deleteStaticRobot(ctx, req.Storage, client, role)
+		if err != nil {
+			return nil, err
+		}
+		if kept != "" {
+			resp = &logical.Response{Warnings: []string{kept}}
 		}
 	} else {
 		resp = &logical.Response{Warnings: []string{fmt.Sprintf("robot %s existed before the role and was kept in Quay; its token is the one Vault last set", role.username())}}
@@ -362,6 +390,34 @@ func (b *backend) pathStaticRoleDelete(ctx context.Context, req *logical.Request
 		return nil, err
 	}
 	return resp, nil
+}
+
+// deleteStaticRobot deletes the robot Vault created for a static role, but
+// only if the robot Quay holds under that name still carries this mount's
+// marker for this role: the flag stored with the role says what Vault
+// created then, not what is there now (the robot may have been deleted and a
+// person's robot made under its name since). A robot kept is returned as a
+// warning.
+func (b *backend) deleteStaticRobot(ctx context.Context, s logical.Storage, client *quay.Client, role *staticRole) (string, error) {
+	robot, err := client.GetRobot(ctx, role.namespace(), role.RobotName)
+	if quay.IsRobotNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", upstreamError("looking up robot "+role.username(), err)
+	}
+	cluster, err := b.clusterID(ctx, s)
+	if err != nil {
+		return "", err
+	}
+	kind, name, _ := describedRole(robot.Description)
+	if b.ownerOf(cluster, robot.Description, true) != ownerThisCluster || kind != robotKindStatic || name != role.Name {
+		return fmt.Sprintf("robot %s no longer carries this mount's marker for static role %q (someone replaced it); it was kept in Quay", role.username(), role.Name), nil
+	}
+	if err := deleteRobot(ctx, client, role.namespace(), role.RobotName); err != nil {
+		return "", upstreamError("deleting robot "+role.username(), err)
+	}
+	return "", nil
 }
 
 func formatTime(t time.Time) string {

@@ -48,16 +48,25 @@ func (b *backend) rotateStaticRole(ctx context.Context, s logical.Storage, name 
 	if err := reachUserRobot(ctx, client, cfg, role.namespace(), role.RobotName); err != nil {
 		return nil, err
 	}
+	if err := b.rotateStoredStaticRole(ctx, s, client, role); err != nil {
+		return nil, err
+	}
+	return role, nil
+}
+
+// rotateStoredStaticRole gives a stored role's robot a new token and stores
+// it. The caller holds the role's lock.
+func (b *backend) rotateStoredStaticRole(ctx context.Context, s logical.Storage, client *quay.Client, role *staticRole) error {
 	walID, err := b.regenerateStaticRobot(ctx, s, client, role)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := putStaticRole(ctx, s, role); err != nil {
 		// The entry stays: its rollback stores the token Quay now holds.
-		return nil, err
+		return err
 	}
 	b.deleteWAL(ctx, s, walID)
-	return role, nil
+	return nil
 }
 
 // regenerateStaticRobot rotates the robot's token in Quay and updates role
