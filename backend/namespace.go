@@ -67,19 +67,20 @@ func validQuayName(s string) bool {
 	return len(s) >= 2 && len(s) <= 255 && quayNameRule.MatchString(s)
 }
 
-// organizationMustExist answers a role naming an organization Quay does not
-// have with a 400 that says so. Without it a typo passes: Quay answers the
-// later calls for a missing organization with 403 insufficient_scope
-// (its permission checks run first), which reads as a rights problem.
-func organizationMustExist(ctx context.Context, client *quay.Client, org string) (*logical.Response, error) {
-	_, err := client.GetOrganization(ctx, org)
+// lookupOrganization returns an organization a role names, or answers with
+// a 400 that says Quay does not have it. Without the lookup a typo passes:
+// Quay answers the later calls for a missing organization with 403
+// insufficient_scope (its permission checks run first), which reads as a
+// rights problem.
+func lookupOrganization(ctx context.Context, client *quay.Client, org string) (*quay.Organization, *logical.Response, error) {
+	o, err := client.GetOrganization(ctx, org)
 	switch {
 	case err == nil:
-		return nil, nil
+		return o, nil, nil
 	case quay.IsNotFound(err):
-		return badField("namespace_name", "Quay has no organization %q: create it first (the engine does not)", org), nil
+		return nil, badField("namespace_name", "Quay has no organization %q: create it first (the engine does not)", org), nil
 	default:
-		return nil, upstreamError("looking up organization "+org, err)
+		return nil, nil, upstreamError("looking up organization "+org, err)
 	}
 }
 

@@ -43,7 +43,7 @@ func (b *backend) prepareOAuthRole(ctx context.Context, req *logical.Request, ro
 		}
 	}
 	org := role.NamespaceName
-	if resp, err := organizationMustExist(ctx, client, org); resp != nil || err != nil {
+	if _, resp, err := lookupOrganization(ctx, client, org); resp != nil || err != nil {
 		return resp, err
 	}
 

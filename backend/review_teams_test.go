@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -33,7 +34,10 @@ func TestReview_RoleWriteRewritesTheRoleOfAnExistingHumanTeam(t *testing.T) {
 	_, err = dev.ListApplications(ctx, testOrg)
 	require.True(t, quay.IsForbidden(err), "dev is a plain member of the organization: %v", err)
 
-	env.writeRobotRole("deployer", map[string]any{"teams": `{"developers": "admin"}`})
+	resp := env.request(logical.CreateOperation, "roles/deployer", map[string]any{"namespace_name": testOrg, "teams": `{"developers": "admin"}`})
+	require.True(t, resp.IsError(), "the engine never changes a team it did not create")
+	assert.Contains(t, errorMessage(resp), `teams: team "developers" exists in Quay with role "member"`)
+	env.writeRobotRole("deployer", map[string]any{"teams": `{"developers": "member"}`})
 
 	_, err = dev.ListApplications(ctx, testOrg)
 	assert.True(t, quay.IsForbidden(err), "a role write must not make the members of an existing team organization admins")

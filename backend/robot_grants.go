@@ -246,16 +246,38 @@ func (b *backend) prepareRobotGrants(ctx context.Context, req *logical.Request, 
 	if err != nil {
 		return nil, nil, err
 	}
-	if nsType == string(quay.NamespaceUser) && cfg.TokenOwner != "" && nsName != cfg.TokenOwner {
-		return nil, badField("namespace_name", "user robots live in the namespace of the user the root credential acts as (%q), not %q", cfg.TokenOwner, nsName), nil
-	}
-	if nsType == string(quay.NamespaceOrganization) {
-		if resp, err := organizationMustExist(ctx, client, nsName); resp != nil || err != nil {
-			return nil, resp, err
+	if nsType == string(quay.NamespaceUser) {
+		owner, err := credentialOwner(ctx, client, cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		if nsName != owner {
+			return nil, badField("namespace_name", "user robots live in the namespace of the user the root credential acts as (%q), not %q", owner, nsName), nil
 		}
 	}
+	var existing map[string]quay.Team
+	if nsType == string(quay.NamespaceOrganization) {
+		org, resp, err := lookupOrganization(ctx, client, nsName)
+		if resp != nil || err != nil {
+			return nil, resp, err
+		}
+		existing = org.Teams
+	}
 	for _, team := range g.teams() {
-		if _, err := client.UpdateTeam(ctx, nsName, team, g.teamRole(team), teamDescription); err != nil {
+		role := g.teamRole(team)
+		if t, ok := existing[team]; ok {
+			if t.Role == role {
+				continue // robots may join any team; its role already fits
+			}
+			if t.Description != teamDescription {
+				// A team of people: changing its role would change
+				// theirs (an admin team makes every member an
+				// organization admin). The engine changes only teams
+				// it created.
+				return nil, badField("teams", "team %q exists in Quay with role %q and was not created by the engine, which never changes it: ask for role %q, or name another team", team, t.Role, t.Role), nil
+			}
+		}
+		if _, err := client.UpdateTeam(ctx, nsName, team, role, teamDescription); err != nil {
 			switch {
 			case quay.IsNotFound(err):
 				return nil, badField("namespace_name", "Quay has no organization %q", nsName), nil

@@ -11,6 +11,9 @@ type Organization struct {
 	Email    string `json:"email"`
 	IsAdmin  bool   `json:"is_admin"`
 	IsMember bool   `json:"is_member"`
+	// Teams are the organization's teams by name, listed to its members
+	// only (endpoints/api/organization.py org_view).
+	Teams map[string]Team `json:"teams,omitempty"`
 }
 
 // GetOrganization returns an organization, or a 404 *Error.
