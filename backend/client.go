@@ -3,7 +3,6 @@ package backend
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -61,31 +60,29 @@ func (b *backend) client(ctx context.Context, s logical.Storage) (*quay.Client, 
 	return client, cfg, nil
 }
 
-// clientFor returns a client for the Quay at url, where a lease's credential
-// was issued: the cached client when config still points there (always, on
-// the hot path), else a short-lived client for that address with the
-// current credential and TLS settings, which the caller closes with done.
-// Revoking through the configured Quay after config moved to another one
-// would find nothing, take Quay's "not found" for "already revoked" and
-// leave the credential alive where it was issued.
-func (b *backend) clientFor(ctx context.Context, s logical.Storage, url string) (client *quay.Client, cfg *quayConfig, done func(), err error) {
-	client, cfg, err = b.client(ctx, s)
+// clientFor returns the cached client for work on a credential issued by
+// the Quay at url (recorded in its lease or write-ahead entry): only while
+// config points at that Quay (url, or one of url_aliases). Otherwise it
+// refuses: revoking through whichever Quay config points at now would find
+// nothing there and take that for "already revoked", and sending the current
+// root credential to the old address would hand it to another registry.
+func (b *backend) clientFor(ctx context.Context, s logical.Storage, url string) (*quay.Client, *quayConfig, error) {
+	client, cfg, err := b.client(ctx, s)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	if url == "" || sameQuay(url, cfg.URL) {
-		return client, cfg, func() {}, nil
+	if !cfg.isQuay(url) {
+		return nil, nil, &quayMovedError{issuedBy: url, configured: cfg.URL}
 	}
-	moved := *cfg
-	moved.URL = url
-	other, err := moved.newClient(b.logger)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("the credential was issued by Quay at %s: %w", url, err)
-	}
-	return other, cfg, other.Close, nil
+	return client, cfg, nil
 }
 
-// sameQuay compares two configured Quay addresses, ignoring a trailing slash.
-func sameQuay(a, b string) bool {
-	return strings.TrimRight(a, "/") == strings.TrimRight(b, "/")
+// quayMovedError says a credential lives in another Quay than config names.
+type quayMovedError struct{ issuedBy, configured string }
+
+func (e *quayMovedError) Error() string {
+	return fmt.Sprintf("the credential was issued by the Quay at %s, but config now points at %s; the engine sends a Quay's "+
+		"credential only to that Quay: if both are the same Quay, add %s to config's url_aliases; otherwise write config "+
+		"url=%s (with its credential) to clean up, or delete the credential there yourself and force-revoke its lease",
+		e.issuedBy, e.configured, e.issuedBy, e.issuedBy)
 }

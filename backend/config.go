@@ -31,6 +31,9 @@ const defaultQuayURL = "https://quay.io"
 // and never leaves storage except as a Bearer header to Quay.
 type quayConfig struct {
 	URL string `json:"url"`
+	// URLAliases are other addresses of the same Quay (an old hostname):
+	// credentials recorded under them are managed through URL.
+	URLAliases []string `json:"url_aliases,omitempty"`
 	// Token is the root credential in use: the engine's own root token,
 	// or the token the operator wrote when the engine mints none. Empty with
 	// bootstrap=oidc.
@@ -246,6 +249,19 @@ func applyConfigFields(cfg *quayConfig, d *framework.FieldData) *logical.Respons
 		}
 	}
 	str("url", &cfg.URL)
+	if v, ok := d.GetOk("url_aliases"); ok {
+		cfg.URLAliases = nil
+		for _, alias := range v.([]string) {
+			alias = strings.TrimSpace(alias)
+			if alias == "" {
+				continue
+			}
+			if hasUserinfo(alias) || !(strings.HasPrefix(alias, "https://") || strings.HasPrefix(alias, "http://")) {
+				return badField("url_aliases", "each must be an http(s) URL without credentials, like url")
+			}
+			cfg.URLAliases = append(cfg.URLAliases, alias)
+		}
+	}
 	str("ca_certificate", &cfg.CACertificate)
 	if v, ok := d.GetOk("disable_ssl_verification"); ok {
 		cfg.DisableSSLVerification = v.(bool)
@@ -407,4 +423,18 @@ func hasUserinfo(raw string) bool {
 		return strings.Contains(raw, "@")
 	}
 	return u.User != nil
+}
+
+// isQuay says whether url (recorded with a credential; empty for records
+// older than that) is the Quay config points at: its url or an alias.
+func (c *quayConfig) isQuay(url string) bool {
+	if url == "" {
+		return true
+	}
+	for _, known := range append([]string{c.URL}, c.URLAliases...) {
+		if strings.TrimRight(url, "/") == strings.TrimRight(known, "/") {
+			return true
+		}
+	}
+	return false
 }

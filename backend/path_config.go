@@ -74,6 +74,10 @@ func configFields() map[string]*framework.FieldSchema {
 			Description: "Quay's base URL, e.g. https://quay.example.com.",
 			Default:     defaultQuayURL,
 		},
+		"url_aliases": {
+			Type:        framework.TypeCommaStringSlice,
+			Description: "Other addresses of the same Quay (e.g. its old hostname after a rename). Leases record the Quay that issued them; those recorded under an alias are revoked through url. A lease of any other Quay is never revoked with this config's credential.",
+		},
 		"ca_certificate": {
 			Type:        framework.TypeString,
 			Description: "PEM-encoded CA bundle to trust for Quay's TLS certificate instead of the system roots.",
@@ -180,6 +184,7 @@ func configFields() map[string]*framework.FieldSchema {
 // configResponseFields documents the config read and write answers.
 var configResponseFields = map[string]*framework.FieldSchema{
 	"url":                      {Type: framework.TypeString, Description: "Quay's base URL."},
+	"url_aliases":              {Type: framework.TypeCommaStringSlice, Description: "Other addresses of the same Quay."},
 	"ca_certificate":           {Type: framework.TypeString, Description: "PEM CA bundle trusted for Quay's certificate (empty: the system roots)."},
 	"disable_ssl_verification": {Type: framework.TypeBool, Description: "Whether Quay's TLS certificate is not checked."},
 	"request_timeout":          {Type: framework.TypeDurationSecond, Description: "Timeout of each HTTP request to Quay, in seconds."},
@@ -228,6 +233,7 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 func configResponseData(cfg *quayConfig) map[string]any {
 	data := map[string]any{
 		"url":                      cfg.URL,
+		"url_aliases":              nonNilSlice(cfg.URLAliases),
 		"ca_certificate":           cfg.CACertificate,
 		"disable_ssl_verification": cfg.DisableSSLVerification,
 		"request_timeout":          int64(effectiveRequestTimeout(cfg.RequestTimeout).Seconds()),

@@ -322,7 +322,7 @@ func (b *backend) setUpStaticRobot(ctx context.Context, s logical.Storage, clien
 	}
 
 	walID, err := framework.PutWAL(ctx, s, walKindRobot, &robotWAL{
-		NamespaceType: role.NamespaceType, NamespaceName: role.NamespaceName, ShortName: role.RobotName, InstanceID: b.instanceID,
+		QuayURL: client.BaseURL(), NamespaceType: role.NamespaceType, NamespaceName: role.NamespaceName, ShortName: role.RobotName, InstanceID: b.instanceID,
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("writing the write-ahead entry: %w", err)

@@ -14,7 +14,8 @@ import (
 // A lease is revoked in the Quay that issued it. After config was pointed at
 // another Quay, revoke used to ask the new one, get its "not found", report
 // the credential revoked and leave it alive where it was issued (robots for
-// ever). Leases now record the issuing Quay's address.
+// ever). Leases now record the issuing Quay's address, and a lease of
+// another Quay is refused (retryably) with what to do.
 func TestRevoke_InTheQuayThatIssuedTheCredential(t *testing.T) {
 	env := newTestEnv(t)
 	env.writeOAuthRole("api", nil)
@@ -33,9 +34,15 @@ func TestRevoke_InTheQuayThatIssuedTheCredential(t *testing.T) {
 	require.Error(t, err)
 	assert.True(t, env.works(token.Data["token"].(string)))
 
-	// The same Quay under another address: the lease's address still works.
+	// The same Quay under another address: refused until the operator says
+	// the old address is the same Quay (url_aliases); the credential never
+	// goes to an address config does not name.
 	sameQuay := strings.Replace(env.server.URL, "127.0.0.1", "localhost", 1)
 	env.writeConfig(map[string]any{"url": sameQuay, "token": env.admin})
+	_, err = env.revoke(robot.Secret)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "add "+env.server.URL+" to config's url_aliases")
+	env.writeConfig(map[string]any{"url_aliases": env.server.URL})
 	_, err = env.revoke(robot.Secret)
 	require.NoError(t, err)
 	assert.False(t, env.robotExists(short))

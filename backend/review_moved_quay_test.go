@@ -140,7 +140,7 @@ func TestReview_RootMintCrashDuringAQuayMoveOrphansTheNewQuaysRootToken(t *testi
 	name := env.b.rootTokenName()
 	// What the config write did before the crash: the entry, then the mint in B.
 	_, err = framework.PutWAL(ctx, env.storage, walKindRootRotation, &rootRotationWAL{
-		Organization: "vault-root", ClientID: app.ClientID, OldTokenID: old.RootTokenID, NewTokenName: name, InstanceID: "crashed-process",
+		QuayURL: newQuay.server.URL, Organization: "vault-root", ClientID: app.ClientID, OldTokenID: old.RootTokenID, NewTokenName: name, InstanceID: "crashed-process",
 	})
 	require.NoError(t, err)
 	minted, err := newQuay.adminClient.CreateApplicationToken(ctx, "vault-root", app.ClientID, quay.NewApplicationToken{Name: name, Scopes: []string{"user:read", "org:admin"}})

@@ -45,6 +45,9 @@ func defaultRootTokenScopes() []string {
 // Quay is called, so a crash at any point leaves a findable trace) and the ID
 // of the token it replaces.
 type rootRotationWAL struct {
+	// QuayURL is the Quay the token is minted in (a config write may be
+	// moving the engine to another one).
+	QuayURL      string `json:"quay_url" mapstructure:"quay_url"`
 	Organization string `json:"organization" mapstructure:"organization"`
 	ClientID     string `json:"client_id" mapstructure:"client_id"`
 	OldTokenID   string `json:"old_token_id" mapstructure:"old_token_id"`
@@ -96,7 +99,7 @@ func (b *backend) mintRootToken(ctx context.Context, s logical.Storage, client *
 	}
 	name := b.rootTokenName()
 	walID, err := framework.PutWAL(ctx, s, walKindRootRotation, &rootRotationWAL{
-		Organization: cfg.RootOrganization, ClientID: cfg.RootClientID, OldTokenID: oldTokenID,
+		QuayURL: cfg.URL, Organization: cfg.RootOrganization, ClientID: cfg.RootClientID, OldTokenID: oldTokenID,
 		NewTokenName: name, InstanceID: b.instanceID,
 	})
 	if err != nil {
@@ -227,12 +230,13 @@ func (b *backend) sweepRootApplication(ctx context.Context, cfg *quayConfig) []s
 
 var errRootNotRotatable = errors.New("the engine rotates only a root token it minted: set root_organization in config (bootstrap=oidc needs no rotation)")
 
-// rollbackRootRotation settles an interrupted mint: if the config still
-// names the token the mint was to replace, the new one was never persisted
-// and is deleted (found by its name); otherwise the new one is in use and
-// the old one is in the config's retiring list, which deletes it. Entries
-// written before that list existed get the old token deleted here. Never
-// re-creates anything.
+// rollbackRootRotation settles an interrupted mint. The token minted under
+// the entry (found by its name) is deleted unless it became the root token;
+// the token the mint was to replace is deleted unless it still is the root
+// token or is on the retiring list (which deletes it), a case only entries
+// written before that list existed leave. Nothing is ever re-created. An
+// entry minted in another Quay than config names is kept until config points
+// there again (its credential never goes elsewhere).
 func (b *backend) rollbackRootRotation(ctx context.Context, s logical.Storage, entry rootRotationWAL) error {
 	cfg, err := getConfig(ctx, s)
 	if err != nil {
@@ -243,35 +247,34 @@ func (b *backend) rollbackRootRotation(ctx context.Context, s logical.Storage, e
 		// deletes the token once a config exists.
 		return nil
 	}
+	if !cfg.isQuay(entry.QuayURL) {
+		return &quayMovedError{issuedBy: entry.QuayURL, configured: cfg.URL}
+	}
 	client, err := cfg.newClient(b.logger)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	if cfg.RootTokenID != entry.OldTokenID {
-		if entry.OldTokenID == "" || cfg.isRetiring(entry.OldTokenID) {
-			return nil
+	tokens, err := client.ListApplicationTokens(ctx, entry.Organization, entry.ClientID)
+	switch {
+	case quay.IsNotFound(err):
+		// The application is gone, and every token of it.
+	case err != nil:
+		return err
+	}
+	for _, t := range tokens {
+		if t.Name == entry.NewTokenName && t.UUID != cfg.RootTokenID && !cfg.isRetiring(t.UUID) {
+			if err := deleteOAuthToken(ctx, client, entry.Organization, entry.ClientID, t.UUID); err != nil {
+				return err
+			}
+			b.logger.Info("rolled back an interrupted root rotation: deleted the token it minted", "root_token_id", t.UUID)
 		}
+	}
+	if entry.OldTokenID != "" && entry.OldTokenID != cfg.RootTokenID && !cfg.isRetiring(entry.OldTokenID) {
 		if err := deleteOAuthToken(ctx, client, entry.Organization, entry.ClientID, entry.OldTokenID); err != nil {
 			return err
 		}
 		b.logger.Info("finished an interrupted root rotation: deleted the old root token", "root_token_id", entry.OldTokenID)
-		return nil
-	}
-	tokens, err := client.ListApplicationTokens(ctx, entry.Organization, entry.ClientID)
-	if quay.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	for _, t := range tokens {
-		if t.Name == entry.NewTokenName && t.UUID != cfg.RootTokenID {
-			if err := deleteOAuthToken(ctx, client, entry.Organization, entry.ClientID, t.UUID); err != nil {
-				return err
-			}
-			b.logger.Info("rolled back an interrupted root rotation: deleted the unpersisted token", "root_token_id", t.UUID)
-		}
 	}
 	return nil
 }

@@ -81,6 +81,8 @@ func oauthTokenLeaseFrom(internal map[string]any) (oauthTokenLease, error) {
 // answer and the lease leaves nothing behind: the rollback deletes the token
 // by its (unique) name.
 type oauthTokenWAL struct {
+	// QuayURL is the Quay the token is minted in.
+	QuayURL      string `json:"quay_url" mapstructure:"quay_url"`
 	Organization string `json:"organization" mapstructure:"organization"`
 	ClientID     string `json:"client_id" mapstructure:"client_id"`
 	TokenName    string `json:"token_name" mapstructure:"token_name"`
@@ -102,7 +104,7 @@ func (b *backend) issueOAuthToken(ctx context.Context, req *logical.Request, rol
 	name := oauthTokenName(role.Name)
 
 	walID, err := framework.PutWAL(ctx, req.Storage, walKindOAuthToken, &oauthTokenWAL{
-		Organization: role.NamespaceName, ClientID: clientID, TokenName: name, InstanceID: b.instanceID,
+		QuayURL: cfg.URL, Organization: role.NamespaceName, ClientID: clientID, TokenName: name, InstanceID: b.instanceID,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("writing the write-ahead entry: %w", err)
@@ -167,11 +169,10 @@ func (b *backend) revokeOAuthToken(ctx context.Context, req *logical.Request, _ 
 	if err != nil {
 		return nil, err
 	}
-	client, _, done, err := b.clientFor(ctx, req.Storage, lease.QuayURL)
+	client, _, err := b.clientFor(ctx, req.Storage, lease.QuayURL)
 	if err != nil {
 		return nil, err
 	}
-	defer done()
 	if err := deleteOAuthToken(ctx, client, lease.Organization, lease.ClientID, lease.TokenID); err != nil {
 		return nil, upstreamError("revoking OAuth token "+lease.TokenID, err)
 	}
@@ -189,7 +190,7 @@ func deleteOAuthToken(ctx context.Context, client *quay.Client, org, clientID, t
 
 // rollbackOAuthToken deletes a token a failed creds request may have minted.
 func (b *backend) rollbackOAuthToken(ctx context.Context, req *logical.Request, entry oauthTokenWAL) error {
-	client, _, err := b.client(ctx, req.Storage)
+	client, _, err := b.clientFor(ctx, req.Storage, entry.QuayURL)
 	if err != nil {
 		return err
 	}

@@ -70,6 +70,8 @@ func robotLeaseFrom(internal map[string]any) (robotLease, error) {
 // robotWAL records a robot being created, so a request that dies before its
 // lease exists leaves no robot behind.
 type robotWAL struct {
+	// QuayURL is the Quay the robot is created in.
+	QuayURL       string `json:"quay_url" mapstructure:"quay_url"`
 	NamespaceType string `json:"namespace_type" mapstructure:"namespace_type"`
 	NamespaceName string `json:"namespace_name" mapstructure:"namespace_name"`
 	ShortName     string `json:"short_name" mapstructure:"short_name"`
@@ -103,7 +105,7 @@ func (b *backend) issueRobot(ctx context.Context, req *logical.Request, role *ro
 	}
 	mark := robotMark{mount: b.mountID, cluster: cluster}
 
-	entry := robotWAL{NamespaceType: role.NamespaceType, NamespaceName: role.NamespaceName, ShortName: short, InstanceID: b.instanceID}
+	entry := robotWAL{QuayURL: cfg.URL, NamespaceType: role.NamespaceType, NamespaceName: role.NamespaceName, ShortName: short, InstanceID: b.instanceID}
 	walID, err := framework.PutWAL(ctx, req.Storage, walKindRobot, &entry)
 	if err != nil {
 		return nil, fmt.Errorf("writing the write-ahead entry: %w", err)
@@ -181,11 +183,10 @@ func (b *backend) revokeRobot(ctx context.Context, req *logical.Request, _ *fram
 	if err != nil {
 		return nil, err
 	}
-	client, cfg, done, err := b.clientFor(ctx, req.Storage, lease.QuayURL)
+	client, cfg, err := b.clientFor(ctx, req.Storage, lease.QuayURL)
 	if err != nil {
 		return nil, err
 	}
-	defer done()
 	nsName, short, _ := strings.Cut(lease.Username, "+")
 	if lease.NamespaceName == "" {
 		lease.NamespaceName = nsName
@@ -224,7 +225,7 @@ func deleteRobot(ctx context.Context, client *quay.Client, ns quay.Namespace, sh
 
 // rollbackRobot deletes a robot a failed creds request may have created.
 func (b *backend) rollbackRobot(ctx context.Context, req *logical.Request, entry robotWAL) error {
-	client, cfg, err := b.client(ctx, req.Storage)
+	client, cfg, err := b.clientFor(ctx, req.Storage, entry.QuayURL)
 	if err != nil {
 		return err
 	}

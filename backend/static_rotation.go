@@ -17,6 +17,8 @@ import (
 // before storing it, the rollback rolls forward by reading the robot's
 // current token from Quay (admins may read it) instead of rotating again.
 type staticRotationWAL struct {
+	// QuayURL is the Quay the robot lives in.
+	QuayURL    string `json:"quay_url" mapstructure:"quay_url"`
 	Role       string `json:"role" mapstructure:"role"`
 	InstanceID string `json:"instance_id" mapstructure:"instance_id"`
 }
@@ -73,7 +75,7 @@ func (b *backend) rotateStoredStaticRole(ctx context.Context, s logical.Storage,
 // (not stored yet). It returns the write-ahead entry guarding the rotation:
 // the caller deletes it once role is stored. The caller holds the role's lock.
 func (b *backend) regenerateStaticRobot(ctx context.Context, s logical.Storage, client *quay.Client, role *staticRole) (string, error) {
-	walID, err := framework.PutWAL(ctx, s, walKindStaticRotation, &staticRotationWAL{Role: role.Name, InstanceID: b.instanceID})
+	walID, err := framework.PutWAL(ctx, s, walKindStaticRotation, &staticRotationWAL{QuayURL: client.BaseURL(), Role: role.Name, InstanceID: b.instanceID})
 	if err != nil {
 		return "", fmt.Errorf("writing the write-ahead entry: %w", err)
 	}
@@ -102,7 +104,7 @@ func (b *backend) rollbackStaticRotation(ctx context.Context, req *logical.Reque
 	if role == nil {
 		return nil
 	}
-	client, cfg, err := b.client(ctx, req.Storage)
+	client, cfg, err := b.clientFor(ctx, req.Storage, entry.QuayURL)
 	if err != nil {
 		return err
 	}
