@@ -65,7 +65,12 @@ type quayConfig struct {
 	OIDCScopes       []string `json:"oidc_scopes,omitempty"`
 	// BootstrapInput fingerprints the token bootstrap=token started from,
 	// to tell a rewrite of the same token from a new one (needsBootstrap).
-	BootstrapInput       string `json:"bootstrap_input,omitempty"`
+	BootstrapInput string `json:"bootstrap_input,omitempty"`
+	// BootstrapTokenID is Quay's UUID, among the user's authorizations, of
+	// the token Token holds when the engine obtained it by logging in
+	// (bootstrap=password or initialize), so that the engine can delete
+	// it once it is replaced. Empty when Quay did not let it tell.
+	BootstrapTokenID     string `json:"bootstrap_token_id,omitempty"`
 	RevokeBootstrapToken bool   `json:"revoke_bootstrap_token"`
 
 	// The engine's own root token (see root_token.go), when

@@ -197,3 +197,40 @@ func (b *backend) revokePastedBootstrapToken(ctx context.Context, root, given *q
 	}
 	return warnings
 }
+
+// identifyObtainedToken finds, among the user's authorizations, the token a
+// login just obtained (bootstrap=password's direct-OAuth token, the
+// initialization token), so that the engine can delete it once it is
+// replaced: the one token of its application that is not the one the
+// engine held before. Quay lists authorizations by application name and
+// organization only (endpoints/api/user.py authorization_view); when that
+// does not single one out, the token cannot be deleted later, and the
+// warning says so.
+func (b *backend) identifyObtainedToken(ctx context.Context, client *quay.Client, cfg, stored *quayConfig) (string, string) {
+	appName, appOrg := "automation", cfg.Username
+	if cfg.method() == bootstrap.MethodPassword {
+		app, err := client.GetPublicApplication(ctx, cfg.OAuthClientID)
+		if err != nil {
+			return "", "could not look up the application of the token the login obtained (" + reasonOf(err) + "); the engine cannot delete that token when it replaces it"
+		}
+		appName, appOrg = app.Name, app.Organization.Name
+	}
+	auths, err := client.ListAuthorizations(ctx)
+	if err != nil {
+		return "", "could not list the user's tokens (" + reasonOf(err) + "); the engine cannot delete the token the login obtained when it replaces it"
+	}
+	var candidates []string
+	for _, a := range auths {
+		if a.Application.Name != appName || a.Application.Organization.Name != appOrg {
+			continue
+		}
+		if stored != nil && a.UUID == stored.BootstrapTokenID {
+			continue
+		}
+		candidates = append(candidates, a.UUID)
+	}
+	if len(candidates) != 1 {
+		return "", fmt.Sprintf("%d tokens of application %q belong to the user, so the engine cannot tell which one the login obtained; revoke it in Quay yourself when it is replaced", len(candidates), appName)
+	}
+	return candidates[0], ""
+}

@@ -342,6 +342,14 @@ func assertDifferentSecret(t testing.TB, old, got any, what string) {
 	}
 }
 
+// assertNoKey fails when data has key, naming the keys only (never a value).
+func assertNoKey(t testing.TB, data map[string]any, key string) {
+	t.Helper()
+	if _, ok := data[key]; ok {
+		t.Errorf("the answer has a %q field", key)
+	}
+}
+
 // assertNoSecretIn fails when any secret appears in text.
 func assertNoSecretIn(t testing.TB, text string, what string, secrets ...string) {
 	t.Helper()

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -353,7 +354,22 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		}
 	}
 
-	cfg.retire(plan.replaced, b.now())
+	// What the engine created and no longer acts with is recorded for
+	// deletion in the same write that stops using it: its own root token
+	// or a token it obtained by logging in, and the token this write
+	// obtained when the engine minted its own instead.
+	now := b.now()
+	if stored != nil && stored.Token != cfg.Token {
+		cfg.retire(stored, now)
+	}
+	revokeGrant := grant != nil && plan.mint && cfg.RevokeBootstrapToken
+	if revokeGrant && cfg.BootstrapTokenID != "" {
+		cfg.retireGrant(cfg.BootstrapTokenID, grant.Token, now)
+		revokeGrant = false
+	}
+	if plan.mint {
+		cfg.BootstrapTokenID = ""
+	}
 	if err := putConfig(ctx, req.Storage, cfg); err != nil {
 		// A minted token's entry stays: the rollback deletes it.
 		return nil, err
@@ -363,7 +379,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	}
 	b.clients.reset()
 	warnings = append(warnings, b.finishRootSwitch(ctx, req.Storage, cfg)...)
-	if grant != nil && plan.mint && cfg.RevokeBootstrapToken {
+	if revokeGrant {
 		warnings = append(warnings, b.revokeBootstrapToken(ctx, current.WithCredential(cfg.credential()), cfg, grant)...)
 	}
 	b.logger.Info("config written", "url", cfg.URL, "bootstrap", cfg.method(), "root_token_owner", cfg.TokenOwner,
@@ -462,6 +478,16 @@ func (b *backend) obtainCredential(ctx context.Context, s logical.Storage, store
 		cfg.BootstrapInput = fingerprint(cfg.bootstrapToken)
 	}
 	current := anon.WithCredential(grant.Credential)
+	var warnings []string
+	cfg.BootstrapTokenID = ""
+	if cfg.method() == bootstrap.MethodPassword || cfg.method() == bootstrap.MethodInitialize {
+		id, warning := b.identifyObtainedToken(ctx, current, cfg, stored)
+		cfg.BootstrapTokenID = id
+		if warning != "" && !plan.mint {
+			// With a mint, revoking the obtained token says it instead.
+			warnings = append(warnings, warning)
+		}
+	}
 	if cfg.method() == bootstrap.MethodInitialize {
 		saved := *cfg
 		saved.retire(plan.replaced, b.now())
@@ -470,13 +496,16 @@ func (b *backend) obtainCredential(ctx context.Context, s logical.Storage, store
 		}
 		b.clients.reset()
 	}
-	var warnings []string
 	// A pasted token may be saved unverified (Quay not reachable yet);
 	// every other method talks to Quay anyway.
 	if cfg.method() != bootstrap.MethodToken || verify || plan.mint {
 		user, err := current.GetUser(ctx)
 		if err != nil {
-			return nil, nil, nil, credentialRejected(cfg.method(), err), nil
+			resp := credentialRejected(cfg.method(), err)
+			for _, w := range b.dropGrant(ctx, current, cfg, grant) {
+				resp.AddWarning(w)
+			}
+			return nil, nil, nil, resp, nil
 		}
 		cfg.TokenOwner, cfg.TokenSuperUser, cfg.VerifiedAt = user.Username, user.SuperUser, b.now().UTC()
 	} else {
@@ -491,21 +520,67 @@ func (b *backend) obtainCredential(ctx context.Context, s logical.Storage, store
 // login obtained for this write is revoked again.
 func (b *backend) mintFailed(ctx context.Context, cfg *quayConfig, grant *bootstrap.Grant, current *quay.Client, err error) *logical.Response {
 	resp := rootMintFailed(cfg, err)
-	if grant != nil && cfg.method() == bootstrap.MethodPassword {
-		for _, w := range b.revokeBootstrapToken(ctx, current, cfg, grant) {
-			resp.AddWarning(w)
-		}
+	for _, w := range b.dropGrant(ctx, current, cfg, grant) {
+		resp.AddWarning(w)
 	}
 	return resp
 }
 
+// dropGrant revokes the token a refused write obtained by logging in with
+// bootstrap=password: nothing will record it. (bootstrap=initialize keeps its
+// result: Quay's first user exists either way.)
+func (b *backend) dropGrant(ctx context.Context, client *quay.Client, cfg *quayConfig, grant *bootstrap.Grant) []string {
+	if grant == nil || cfg.method() != bootstrap.MethodPassword {
+		return nil
+	}
+	if cfg.BootstrapTokenID != "" {
+		if err := client.DeleteAuthorization(ctx, cfg.BootstrapTokenID); err != nil && !quay.IsNotFound(err) {
+			return []string{"could not revoke the token the login obtained: " + reasonOf(err)}
+		}
+		return nil
+	}
+	return b.revokeBootstrapToken(ctx, client, cfg, grant)
+}
+
+// pathConfigDelete deletes in Quay what the engine created and still
+// holds (root tokens retiring, then the credential it acts with, when it
+// created it), then the config. Anything Quay still holds refuses the
+// delete and keeps the config, which is all that tracks it.
 func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
 	b.rootLock.Lock()
 	defer b.rootLock.Unlock()
+	cfg, err := getConfig(ctx, req.Storage)
+	if err != nil || cfg == nil {
+		return nil, err
+	}
+	now := b.now()
+	for i := range cfg.RetiringRootTokens {
+		cfg.RetiringRootTokens[i].DeleteAfter = now
+	}
+	changed, warnings := b.deleteRetiredRootTokens(ctx, cfg)
+	if len(cfg.RetiringRootTokens) > 0 {
+		if changed {
+			if err := putConfig(ctx, req.Storage, cfg); err != nil {
+				return nil, err
+			}
+		}
+		return nil, logical.CodedError(http.StatusBadGateway, "config kept: "+strings.Join(warnings, "; "))
+	}
+	own := &quayConfig{}
+	own.retire(cfg, now)
+	if _, warnings := b.deleteRetiredRootTokens(ctx, own); len(own.RetiringRootTokens) > 0 {
+		if changed {
+			if err := putConfig(ctx, req.Storage, cfg); err != nil {
+				return nil, err
+			}
+		}
+		return nil, logical.CodedError(http.StatusBadGateway, "config kept: could not delete the engine's own credential in Quay: "+strings.Join(warnings, "; "))
+	}
 	if err := req.Storage.Delete(ctx, configStoragePath); err != nil {
 		return nil, err
 	}
 	b.clients.reset()
+	b.logger.Info("config deleted, and the credentials the engine created for itself with it")
 	return nil, nil
 }
 

@@ -40,7 +40,7 @@ func TestConfig_WriteVerifiesTokenAndReadNeverShowsIt(t *testing.T) {
 	assert.Equal(t, true, read.Data["root_token_super_user"])
 	assert.Equal(t, fingerprint(env.admin), read.Data["root_token_fingerprint"])
 	assert.Regexp(t, `^sha256:[0-9a-f]{16}$`, read.Data["root_token_fingerprint"])
-	assert.NotContains(t, read.Data, "token")
+	assertNoKey(t, read.Data, "token")
 
 	raw, err := json.Marshal(read.Data)
 	require.NoError(t, err)

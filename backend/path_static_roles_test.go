@@ -32,7 +32,7 @@ func TestStaticRoles_CreatesTheRobotAndServesItsToken(t *testing.T) {
 	assert.Equal(t, "pull", read.Data["robot_name"])
 	assert.Equal(t, testOrg+"+pull", read.Data["username"])
 	assert.Equal(t, true, read.Data["created_by_vault"])
-	assert.NotContains(t, read.Data, "password")
+	assertNoKey(t, read.Data, "password")
 
 	env.quay.ResetCalls()
 	creds := env.mustOK(logical.ReadOperation, "static-creds/pull", nil)
@@ -152,10 +152,10 @@ func TestStaticRoles_RotateRoleReplacesTheToken(t *testing.T) {
 	old := env.mustOK(logical.ReadOperation, "static-creds/pull", nil).Data["password"].(string)
 
 	resp := env.mustOK(logical.UpdateOperation, "rotate-role/pull", nil)
-	assert.NotContains(t, resp.Data, "password", "rotation answers never carry the token")
+	assertNoKey(t, resp.Data, "password")
 
 	current := env.mustOK(logical.ReadOperation, "static-creds/pull", nil).Data["password"].(string)
-	assert.NotEqual(t, old, current)
+	assertDifferentSecret(t, old, current, "rotate-role rotated")
 	assertSameSecret(t, env.robotToken("pull"), current, "the rotated token is served")
 	env.assertNoSecretLogged(old, current)
 

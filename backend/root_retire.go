@@ -25,6 +25,11 @@ const scheduledRetireGrace = 5 * time.Minute
 // record only once Quay no longer holds it. It keeps its own connection
 // settings because the config may now point at another Quay.
 type retiringRootToken struct {
+	// Kind says how Quay holds the token: an application token the engine
+	// minted (root tokens; the default), or a user authorization the
+	// engine obtained by logging in (a bootstrap=password or initialize
+	// token), deleted through the user's authorizations.
+	Kind         string `json:"kind,omitempty"`
 	ID           string `json:"id"`
 	Organization string `json:"organization"`
 	ClientID     string `json:"client_id"`
@@ -37,22 +42,38 @@ type retiringRootToken struct {
 	DeleteAfter            time.Time `json:"delete_after"`
 }
 
-// retire records the engine's current root token (in stored) as replaced;
+// Kinds of retiring tokens.
+const (
+	retiringAppToken      = ""
+	retiringAuthorization = "authorization"
+)
+
+// retire records the credential the engine created and acts with in stored
+// (its own root token, or a token it obtained by logging in) as replaced;
 // it is deleted in Quay from deleteAfter on.
 func (c *quayConfig) retire(stored *quayConfig, deleteAfter time.Time) {
-	if stored == nil || !stored.ownsRootToken() {
+	switch {
+	case stored == nil:
+	case stored.ownsRootToken():
+		c.addRetiring(retiringRootToken{Kind: retiringAppToken, ID: stored.RootTokenID, Organization: stored.RootOrganization,
+			ClientID: stored.RootClientID, Token: stored.Token}, stored, deleteAfter)
+	case stored.BootstrapTokenID != "":
+		c.addRetiring(retiringRootToken{Kind: retiringAuthorization, ID: stored.BootstrapTokenID, Token: stored.Token}, stored, deleteAfter)
+	}
+}
+
+// retireGrant records a token this write obtained by logging in, which the
+// engine no longer acts with (it minted its own).
+func (c *quayConfig) retireGrant(id, token string, deleteAfter time.Time) {
+	c.addRetiring(retiringRootToken{Kind: retiringAuthorization, ID: id, Token: token}, c, deleteAfter)
+}
+
+func (c *quayConfig) addRetiring(r retiringRootToken, at *quayConfig, deleteAfter time.Time) {
+	if r.ID == "" || c.isRetiring(r.ID) {
 		return
 	}
-	for _, r := range c.RetiringRootTokens {
-		if r.ID == stored.RootTokenID {
-			return
-		}
-	}
-	c.RetiringRootTokens = append(c.RetiringRootTokens, retiringRootToken{
-		ID: stored.RootTokenID, Organization: stored.RootOrganization, ClientID: stored.RootClientID,
-		Token: stored.Token, URL: stored.URL, CACertificate: stored.CACertificate,
-		DisableSSLVerification: stored.DisableSSLVerification, DeleteAfter: deleteAfter,
-	})
+	r.URL, r.CACertificate, r.DisableSSLVerification, r.DeleteAfter = at.URL, at.CACertificate, at.DisableSSLVerification, deleteAfter
+	c.RetiringRootTokens = append(c.RetiringRootTokens, r)
 }
 
 // isRetiring says the token id is recorded for deletion.
@@ -101,7 +122,11 @@ func (b *backend) deleteRetiredRootToken(ctx context.Context, r retiringRootToke
 		return err
 	}
 	defer client.Close()
-	err = client.DeleteApplicationToken(ctx, r.Organization, r.ClientID, r.ID)
+	if r.Kind == retiringAuthorization {
+		err = client.DeleteAuthorization(ctx, r.ID)
+	} else {
+		err = client.DeleteApplicationToken(ctx, r.Organization, r.ClientID, r.ID)
+	}
 	if err == nil || quay.IsNotFound(err) || quay.IsTokenRejected(err) {
 		return nil
 	}

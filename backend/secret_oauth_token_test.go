@@ -56,7 +56,7 @@ func TestCredsOAuth_IssuesAWorkingTokenInOneQuayCall(t *testing.T) {
 
 	assert.Equal(t, 1, env.quay.Calls("createOrganizationApplicationToken"), "creds makes exactly one Quay call")
 	token := resp.Data["token"].(string)
-	require.Len(t, token, 40)
+	require.Equal(t, 40, len(token), "Quay's tokens have 40 characters")
 	assert.NotEmpty(t, resp.Data["token_id"])
 	assert.Regexp(t, `^vault-ci-[a-z0-9]{10}$`, resp.Data["token_name"])
 	assert.Equal(t, []string{"repo:read", "user:read"}, resp.Data["scopes"])

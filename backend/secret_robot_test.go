@@ -60,14 +60,14 @@ func TestCredsRobot_DockerReadyRobotWithItsGrants(t *testing.T) {
 	username := resp.Data["username"].(string)
 	password := resp.Data["password"].(string)
 	assert.Regexp(t, `^acme\+vault_ci_[a-z0-9]{10}$`, username)
-	assert.Len(t, password, 64)
+	assert.Equal(t, 64, len(password), "robot tokens have 64 characters")
 	registry := strings.TrimPrefix(env.server.URL, "http://")
 	assert.Equal(t, registry, resp.Data["registry"])
 	assert.Equal(t, "organization", resp.Data["namespace_type"])
 	assert.Equal(t, testOrg, resp.Data["namespace_name"])
 
 	auth := base64.StdEncoding.EncodeToString([]byte(username + ":" + password))
-	assert.Equal(t, auth, resp.Data["auth"])
+	assertSameSecret(t, auth, resp.Data["auth"], "auth is base64(username:password)")
 	var dockerConfig struct {
 		Auths map[string]struct {
 			Auth string `json:"auth"`

@@ -341,7 +341,11 @@ func (s cliSecret) str(t testing.TB, key string) string {
 	t.Helper()
 	v, ok := s.Data[key].(string)
 	if !ok || v == "" {
-		t.Fatalf("secret data has no string %q: %v", key, s.Data)
+		keys := make([]string, 0, len(s.Data))
+		for k := range s.Data {
+			keys = append(keys, k)
+		}
+		t.Fatalf("secret data has no string %q (keys: %v)", key, keys)
 	}
 	return v
 }
