@@ -457,7 +457,7 @@ func TestOtherResources_Decode(t *testing.T) {
 
 	org, err := c.GetOrganization(bg, "acme")
 	require.NoError(t, err)
-	assert.Equal(t, &Organization{Name: "acme", Email: "ops@example.com", IsAdmin: true, IsMember: true}, org)
+	assert.Equal(t, &Organization{Name: "acme", Email: "ops@example.com", IsAdmin: true, IsMember: true, Teams: map[string]Team{}}, org)
 
 	apps, err := c.ListApplications(bg, "acme")
 	require.NoError(t, err)
