@@ -1,7 +1,8 @@
 # vault-plugin-secrets-quay
 #
 #   make build      plugin -> bin/plugins/vault-plugin-secrets-quay, emulator -> bin/quay-emulator
-#   make vault      real Vault v1.21.0 -> bin/vault (built once from scripts/tools; ~10-15 min cold)
+#   make vault      bin/vault: VAULT_BINARY or a `vault` >= 1.15 on PATH, else Vault v1.21.0 built
+#                   once from scripts/tools (cold: 15-40 min on 2 cores)
 #   make test       test-unit, then test-e2e (real Vault + Quay emulator processes)
 #   make bench      Go benchmarks (quay/, backend/) and the e2e creds-vs-kv benchmark
 #   make demo       end-to-end walk-through with the real vault CLI (scripts/demo.sh)
@@ -46,16 +47,11 @@ emulator:
 	@mkdir -p $(BIN)
 	$(GO) build -trimpath -o $(EMULATOR) ./cmd/quay-emulator
 
-# Vault is built only when bin/vault is missing: a cold build downloads about
-# 3.8 GB of modules. Written under a temporary name so an interrupted build
-# never leaves a truncated bin/vault behind.
-vault: $(VAULT)
-
-$(VAULT):
-	@mkdir -p $(BIN)
-	@echo "building Vault v1.21.0 from scripts/tools (cold: ~10-15 min)"
-	cd scripts/tools && CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(VAULT).tmp github.com/hashicorp/vault
-	mv -f $(VAULT).tmp $(VAULT)
+# bin/vault is VAULT_BINARY, or itself, or a `vault` >= 1.15 on PATH, linked;
+# Vault is built from scripts/tools only when none of them is usable (a cold
+# build downloads about 3.8 GB of modules). See scripts/ensure-vault.sh.
+vault:
+	@VAULT_BINARY="$(VAULT_BINARY)" GO="$(GO)" scripts/ensure-vault.sh $(VAULT)
 
 test: test-unit test-e2e
 
