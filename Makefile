@@ -6,6 +6,7 @@
 #   make test       test-unit, then test-e2e (real Vault + Quay emulator processes)
 #   make bench      Go benchmarks (quay/, backend/) and the e2e creds-vs-kv benchmark
 #   make demo       end-to-end walk-through with the real vault CLI (scripts/demo.sh)
+#   make sandbox    leave an emulator and a dev Vault with the plugin running (sandbox-stop stops them)
 #   make fmt vet clean distclean
 
 SHELL := /usr/bin/env bash
@@ -35,6 +36,7 @@ DEMO_BOOTSTRAP ?= token
 UNIT_PKGS = $$($(GO) list ./... | grep -v '/e2e$$')
 
 .PHONY: build plugin emulator vault test test-unit test-e2e bench demo fmt vet clean distclean
+.PHONY: sandbox sandbox-stop
 
 build: plugin emulator
 
@@ -67,6 +69,14 @@ test-e2e: vault build
 bench: vault build
 	$(GO) test -run '^$$' -bench . -benchmem ./quay/... ./backend/...
 	VAULT_BINARY=$(VAULT) $(GO) test -tags e2e -run '^$$' -bench BenchmarkCredsReadVsKV -benchmem -timeout $(E2E_TIMEOUT) ./e2e/...
+
+# A Quay emulator and a dev Vault with the plugin at quay/ that keep running
+# (in .sandbox/), for trying the docs' examples; it prints the export lines.
+sandbox: vault build
+	@VAULT_BINARY=$(VAULT) PLUGIN_BINARY=$(PLUGIN) EMULATOR_BINARY=$(EMULATOR) scripts/sandbox.sh start
+
+sandbox-stop:
+	@scripts/sandbox.sh stop
 
 # DEMO_BOOTSTRAP=initialize runs the zero-touch path (Vault creates Quay's first user).
 demo: vault build
