@@ -3,10 +3,11 @@
 #   make build      plugin -> bin/plugins/vault-plugin-secrets-quay, emulator -> bin/quay-emulator
 #   make vault      bin/vault: VAULT_BINARY or a `vault` >= 1.15 on PATH, else Vault v1.21.0 built
 #                   once from scripts/tools (cold: 15-40 min on 2 cores)
-#   make test       test-unit, then test-e2e (real Vault + Quay emulator processes)
+#   make test       test-unit, test-e2e (real Vault + Quay emulator processes), docs-check
 #   make bench      Go benchmarks (quay/, backend/) and the e2e creds-vs-kv benchmark
 #   make demo       end-to-end walk-through with the real vault CLI (scripts/demo.sh)
 #   make sandbox    leave an emulator and a dev Vault with the plugin running (sandbox-stop stops them)
+#   make docs-check run every example in docs/ against a sandbox of its own
 #   make fmt vet clean distclean
 
 SHELL := /usr/bin/env bash
@@ -36,7 +37,7 @@ DEMO_BOOTSTRAP ?= token
 UNIT_PKGS = $$($(GO) list ./... | grep -v '/e2e$$')
 
 .PHONY: build plugin emulator vault test test-unit test-e2e bench demo fmt vet clean distclean
-.PHONY: sandbox sandbox-stop
+.PHONY: sandbox sandbox-stop docs-check
 
 build: plugin emulator
 
@@ -55,7 +56,7 @@ emulator:
 vault:
 	@VAULT_BINARY="$(VAULT_BINARY)" GO="$(GO)" scripts/ensure-vault.sh $(VAULT)
 
-test: test-unit test-e2e
+test: test-unit test-e2e docs-check
 
 test-unit:
 	$(GO) test -race -count=1 $(UNIT_PKGS)
@@ -77,6 +78,10 @@ sandbox: vault build
 
 sandbox-stop:
 	@scripts/sandbox.sh stop
+
+# Every ```shell example in docs/, run as written against a sandbox of its own.
+docs-check: vault build
+	@VAULT_BINARY=$(VAULT) PLUGIN_BINARY=$(PLUGIN) EMULATOR_BINARY=$(EMULATOR) GO=$(GO) scripts/docs-check.sh
 
 # DEMO_BOOTSTRAP=initialize runs the zero-touch path (Vault creates Quay's first user).
 demo: vault build
