@@ -311,13 +311,13 @@ field() { printf '%s\n' "$1" | sed -n 's/^ *"'"$2"'": "\([^"]*\)".*/\1/p'; }
 # --- Static robot ----------------------------------------------------------------
 step "A static robot: one long-lived robot whose token Vault holds and rotates (pull secrets)"
 run vault write quay/static-roles/puller namespace_name="$org" repositories='{"app": "read"}' rotation_period=24h
+say "\$ vault read -format=json quay/static-creds/puller"
 static=$(vault read -format=json quay/static-creds/puller)
 static_user=$(field "$static" username)
 old_pass=$(field "$static" password)
 [ -n "$static_user" ] && [ -n "$old_pass" ] || fail "no static robot in: $(mask "$static")"
 secrets+=("$old_pass" "$(field "$static" auth)")
-say "\$ vault read quay/static-creds/puller"
-mask "$(vault read quay/static-creds/puller)"
+mask "$static"
 
 step "Rotate it now (also done every rotation_period): the old token stops working at once"
 run vault write -f quay/rotate-role/puller
