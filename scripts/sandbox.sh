@@ -56,10 +56,17 @@ wait_for() {
 }
 random_hex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
 
+# alive: process $1 exists and is not a zombie (a killed server whose parent,
+# the shell that started it, is gone may linger as one).
+alive() {
+	local state
+	state=$(ps -o stat= -p "$1" 2>/dev/null) && [ -n "$state" ] && [[ $state != Z* ]]
+}
+
 running() {
 	[ -f "$dir/pids" ] || return 1
 	local pid
-	while read -r pid; do kill -0 "$pid" 2>/dev/null || return 1; done <"$dir/pids"
+	while read -r pid; do alive "$pid" || return 1; done <"$dir/pids"
 }
 
 stop() {
@@ -73,7 +80,7 @@ stop() {
 		# processes are in Vault's group.
 		for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
 		for pid in "${pids[@]}"; do
-			for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+			for _ in $(seq 1 50); do alive "$pid" || break; sleep 0.1; done
 			kill -KILL -- "-$pid" 2>/dev/null || true
 		done
 	fi
