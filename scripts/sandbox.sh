@@ -60,7 +60,13 @@ random_hex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
 # the shell that started it, is gone may linger as one).
 alive() {
 	local state
-	state=$(ps -o stat= -p "$1" 2>/dev/null) && [ -n "$state" ] && [[ $state != Z* ]]
+	if [ -d /proc/self ]; then # Linux, where ps may not be installed
+		state=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+		state=${state##*) } # the field after the command's name
+		[ "${state%% *}" != Z ]
+	else
+		state=$(ps -o stat= -p "$1" 2>/dev/null) && [ -n "$state" ] && [[ $state != Z* ]]
+	fi
 }
 
 running() {
