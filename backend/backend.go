@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -160,6 +161,16 @@ func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*log
 		return resp, nil
 	}
 	return b.Backend.HandleRequest(ctx, req)
+}
+
+// HandleExistenceCheck normalises too: Vault runs the existence check of a
+// create-or-update path before HandleRequest, and it validates the fields.
+func (b *backend) HandleExistenceCheck(ctx context.Context, req *logical.Request) (bool, bool, error) {
+	if resp := normalizeGrantMaps(req); resp != nil {
+		err, _ := resp.Data["error"].(string)
+		return false, false, errors.New(err)
+	}
+	return b.Backend.HandleExistenceCheck(ctx, req)
 }
 
 // initialize runs after the mount is set up, after every unseal and after a

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Demo: issue a Quay OAuth token from Vault, use it, revoke it.
+# Demo: the engine takes over Quay's bootstrap credential and mints its own
+# root token, issues an OAuth token and a docker-ready robot, rotates a static
+# robot, and tidies what a force-revoked lease left behind.
 #
 # Starts the Quay emulator and a Vault dev server on free loopback ports,
 # enables and configures the plugin, and walks through what a user does with
@@ -153,9 +155,12 @@ if [ "$mode" = token ]; then
 	printf '%s' "$bootstrap" >"$work/bootstrap-token"
 	chmod 600 "$work/bootstrap-token"
 
-	step "Create the organization whose tokens Vault will issue (Quay API, bootstrap token)"
+	step "Create the organization whose credentials Vault will issue, and a repository (Quay API, bootstrap token)"
 	run curl -sS -X POST -H "Authorization: Bearer $bootstrap" -H 'Content-Type: application/json' \
 		-d "{\"name\": \"$org\", \"email\": \"$org@example.com\"}" "$quay_url/api/v1/organization/"
+	run curl -sS -X POST -H "Authorization: Bearer $bootstrap" -H 'Content-Type: application/json' \
+		-d "{\"namespace\": \"$org\", \"repository\": \"app\", \"visibility\": \"private\", \"description\": \"\"}" \
+		"$quay_url/api/v1/repository"
 fi
 
 # --- Vault --------------------------------------------------------------------
@@ -182,12 +187,19 @@ if [ "$mode" = initialize ]; then
 	say "Zero-touch: Vault creates Quay's first user with a password it generates and never shows,"
 	say "then mints its own root token in organization vault-root and revokes the 9000-second one."
 	run vault write quay/config url="$quay_url" bootstrap=initialize username=quayadmin root_organization=vault-root
-	step "Create the organization whose tokens Vault will issue (a Quay admin would use the UI)"
+	step "Create the organization whose credentials Vault will issue, and a repository (a Quay admin would use the UI)"
 	seed organizations "{\"name\": \"$org\", \"admin\": \"quayadmin\"}"
+	seed repositories "{\"namespace\": \"$org\", \"name\": \"app\"}"
 else
-	run vault write quay/config url="$quay_url" token=@"$work/bootstrap-token"
+	say "The recommended way: the engine trades Quay's bootstrap token for a root token of its own in"
+	say "organization vault-root (created if missing; only the scopes it needs; rotated by the engine),"
+	say "and revokes the bootstrap token once Quay has confirmed that it is one."
+	run vault write quay/config url="$quay_url" token=@"$work/bootstrap-token" root_organization=vault-root
+	code=$(curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $bootstrap" "$quay_url/api/v1/user/")
+	say "=> the bootstrap token is refused now: HTTP $code"
+	[ "$code" = 401 ] || fail "Quay answered $code to the bootstrap token, want 401"
 fi
-run vault read quay/config
+say "(vault read quay/config shows the same: never a credential, but its owner, fingerprint, expiry and schedule.)"
 
 step "Write a role that issues OAuth tokens of organization '$org'"
 run vault write quay/roles/ci credential_type=oauth_token namespace_name="$org" \
@@ -220,14 +232,7 @@ say "=> HTTP $code"
 # --- Robots --------------------------------------------------------------------
 registry="127.0.0.1:$quay_port"
 
-step "Create a repository, and a role that issues docker-ready robots allowed to push to it"
-if [ "$mode" = token ]; then
-	run curl -sS -X POST -H "Authorization: Bearer $bootstrap" -H 'Content-Type: application/json' \
-		-d "{\"namespace\": \"$org\", \"repository\": \"app\", \"visibility\": \"private\", \"description\": \"\"}" \
-		"$quay_url/api/v1/repository"
-else
-	seed repositories "{\"namespace\": \"$org\", \"name\": \"app\"}"
-fi
+step "A role that issues docker-ready robots allowed to push to $org/app"
 run vault write quay/roles/pusher namespace_name="$org" repositories='{"app": "write"}' ttl=15m max_ttl=1h
 
 step "Read robot credentials: username, password, and a ready ~/.docker/config.json"
@@ -294,5 +299,53 @@ else
 	say "=> HTTP $code after revocation"
 	[ "$code" = 401 ] || fail "the registry still accepts the revoked robot"
 fi
+
+# registry_code prints the status of a registry login (Docker's token flow)
+# as user $1 with password $2.
+registry_code() {
+	curl -sS -o /dev/null -w '%{http_code}' -u "$1:$2" "$quay_url/v2/auth?service=$registry&scope=repository:$org/app:pull"
+}
+# field prints a string field of Vault's JSON answer $1.
+field() { printf '%s\n' "$1" | sed -n 's/^ *"'"$2"'": "\([^"]*\)".*/\1/p'; }
+
+# --- Static robot ----------------------------------------------------------------
+step "A static robot: one long-lived robot whose token Vault holds and rotates (pull secrets)"
+run vault write quay/static-roles/puller namespace_name="$org" repositories='{"app": "read"}' rotation_period=24h
+say "\$ vault read -format=json quay/static-creds/puller"
+static=$(vault read -format=json quay/static-creds/puller)
+static_user=$(field "$static" username)
+old_pass=$(field "$static" password)
+[ -n "$static_user" ] && [ -n "$old_pass" ] || fail "no static robot in: $(mask "$static")"
+secrets+=("$old_pass" "$(field "$static" auth)")
+mask "$static"
+
+step "Rotate it now (also done every rotation_period): the old token stops working at once"
+run vault write -f quay/rotate-role/puller
+static=$(vault read -format=json quay/static-creds/puller)
+new_pass=$(field "$static" password)
+secrets+=("$new_pass" "$(field "$static" auth)")
+[ -n "$new_pass" ] && [ "$new_pass" != "$old_pass" ] || fail "the static robot's password did not change"
+old_code=$(registry_code "$static_user" "$old_pass")
+new_code=$(registry_code "$static_user" "$new_pass")
+say "=> registry login of $static_user with the old token: HTTP $old_code; with the new one: HTTP $new_code"
+[ "$old_code" = 401 ] && [ "$new_code" = 200 ] || fail "want 401 for the old token and 200 for the new one"
+
+# --- Tidy ------------------------------------------------------------------------
+step "Tidy: a robot whose lease Vault forgot"
+say "Quay fails every robot deletion for a while (the emulator's control API injects a 500), and an"
+say "operator force-revokes the lease anyway: Vault forgets the lease, the robot stays in Quay."
+lost=$(vault read -format=json quay/creds/pusher)
+lost_user=$(field "$lost" username)
+secrets+=("$(field "$lost" password)" "$(field "$lost" auth)")
+[ -n "$lost_user" ] || fail "no robot in: $(mask "$lost")"
+say "\$ vault read quay/creds/pusher    # username $lost_user"
+seed faults '{"route": "deleteOrgRobot", "status": 500}'
+run vault lease revoke -force -prefix quay/creds/pusher
+run curl -sS -X DELETE "$control_url/faults"
+run curl -sS "$control_url/robots/exists?username=${lost_user/+/%2B}"
+run vault write quay/tidy dry_run=true
+say "Tidy keeps $lost_user for now (robots_owned): the engine's index of issued robots vouches for it"
+say "until its lease's max TTL (1h) plus 5 minutes have passed, in case Vault still holds the lease."
+say "After that, 'vault write -f quay/tidy' (or config tidy_interval) deletes it; see docs/troubleshooting.md."
 
 step "Done: stopping Vault and the emulator"

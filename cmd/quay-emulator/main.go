@@ -24,6 +24,10 @@
 //	-oidc-client id:secret:subject   a client-credentials client (repeatable)
 //	-oidc-token-ttl 1h               access-token lifetime
 //
+// The provider's token endpoint is <oidc>/<tenant>/oauth2/v2.0/token (the
+// tenant of -oidc-issuer), as at Entra, or <oidc>/oauth2/v2.0/token; v1.0's
+// is <oidc>/<tenant>/oauth2/token. docs/emulator.md lists every URL.
+//
 // -ca-bundle names a PEM file of the only certificate authorities trusted
 // for the HTTPS the emulator makes itself (OIDC discovery and key sets,
 // robot federation issuers), as REQUESTS_CA_BUNDLE does for real Quay; it

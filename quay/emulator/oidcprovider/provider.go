@@ -21,6 +21,12 @@
 //	POST /oauth2/v2.0/token                      client credentials, scope=<resource>/.default
 //	POST /oauth2/token                           client credentials, resource=<resource> (v1.0 style)
 //
+// The key set and both token endpoints are also served under the tenant,
+// as Entra serves them (https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token):
+// /<tenant>/discovery/v2.0/keys, /<tenant>/oauth2/v2.0/token and
+// /<tenant>/oauth2/token. Another tenant gets Entra's 400 AADSTS90002.
+// Discovery fetched under /<tenant>/ names the tenant's endpoints.
+//
 // Clients authenticate with client_id/client_secret form fields or HTTP
 // Basic (form-urlencoded id and secret, RFC 6749 §2.3.1, as
 // golang.org/x/oauth2 sends them).
@@ -253,14 +259,51 @@ func (p *Provider) DiscoveryFetches() int {
 
 func (p *Provider) base() string { return strings.TrimRight(p.BaseURL, "/") }
 
+// The provider's routes, without a tenant.
+const (
+	tokenPath   = "/oauth2/v2.0/token"
+	tokenPathV1 = "/oauth2/token"
+	keysPath    = "/discovery/v2.0/keys"
+)
+
 // TokenURL is the (v2.0) token endpoint.
-func (p *Provider) TokenURL() string { return p.base() + "/oauth2/v2.0/token" }
+func (p *Provider) TokenURL() string { return p.base() + tokenPath }
 
 // TokenURLV1 is the v1.0-style token endpoint (resource instead of scope).
-func (p *Provider) TokenURLV1() string { return p.base() + "/oauth2/token" }
+func (p *Provider) TokenURLV1() string { return p.base() + tokenPathV1 }
 
 // KeysURL is the key set's URL (the discovery's jwks_uri).
-func (p *Provider) KeysURL() string { return p.base() + "/discovery/v2.0/keys" }
+func (p *Provider) KeysURL() string { return p.base() + keysPath }
+
+// TenantTokenURL is the v2.0 token endpoint under the tenant, the URL Entra
+// documents: <base>/<tenant>/oauth2/v2.0/token.
+func (p *Provider) TenantTokenURL() string { return p.base() + "/" + p.cfg.Tenant + tokenPath }
+
+// TenantTokenURLV1 is the v1.0 token endpoint under the tenant.
+func (p *Provider) TenantTokenURLV1() string { return p.base() + "/" + p.cfg.Tenant + tokenPathV1 }
+
+// Tenant is the provider's tenant ("" when its issuer is not Entra's).
+func (p *Provider) Tenant() string { return p.cfg.Tenant }
+
+// tenantRoute splits a tenant-scoped path such as
+// /<tenant>/oauth2/v2.0/token into the tenant and the route it names.
+func tenantRoute(path string) (tenant, route string, ok bool) {
+	tenant, rest, ok := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	if !ok || tenant == "" {
+		return "", "", false
+	}
+	switch route = "/" + rest; route {
+	case tokenPath, tokenPathV1, keysPath:
+		return tenant, route, true
+	}
+	return "", "", false
+}
+
+// isTenant reports whether name is this provider's tenant (Entra compares
+// tenant IDs without regard to case).
+func (p *Provider) isTenant(name string) bool {
+	return p.cfg.Tenant != "" && strings.EqualFold(name, p.cfg.Tenant)
+}
 
 // Issuer is the iss of tokens of the given version (0: the provider's).
 func (p *Provider) Issuer(version int) string {
@@ -290,12 +333,29 @@ func (p *Provider) discoveryIssuer() (string, bool) {
 }
 
 func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Path
+	if tenant, route, ok := tenantRoute(path); ok {
+		if !p.isTenant(tenant) {
+			if route != keysPath {
+				p.count(&p.tokenRequests)
+			}
+			oauthError(w, http.StatusBadRequest, "invalid_request", 90002,
+				"AADSTS90002: Tenant '"+tenant+"' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.")
+			return
+		}
+		path = route
+	}
 	switch {
-	case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/.well-known/openid-configuration"):
+	case r.Method == http.MethodGet && strings.HasSuffix(path, "/.well-known/openid-configuration"):
 		p.count(&p.discoveryFetches)
+		// Under /<tenant>/ Entra names the tenant's own endpoints.
+		base := p.base()
+		if tenant, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/"); p.isTenant(tenant) {
+			base += "/" + tenant
+		}
 		doc := map[string]any{
-			"jwks_uri": p.KeysURL(), "token_endpoint": p.TokenURL(),
-			"authorization_endpoint":                p.base() + "/oauth2/v2.0/authorize",
+			"jwks_uri": base + keysPath, "token_endpoint": base + tokenPath,
+			"authorization_endpoint":                base + "/oauth2/v2.0/authorize",
 			"response_types_supported":              []string{"code", "id_token", "code id_token", "id_token token"},
 			"subject_types_supported":               []string{"pairwise"},
 			"id_token_signing_alg_values_supported": []string{"RS256"},
@@ -307,12 +367,12 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			doc["issuer"] = iss
 		}
 		writeJSON(w, http.StatusOK, doc)
-	case r.Method == http.MethodGet && r.URL.Path == "/discovery/v2.0/keys":
+	case r.Method == http.MethodGet && path == keysPath:
 		p.count(&p.keySetFetches)
 		writeJSON(w, http.StatusOK, map[string]any{"keys": p.jwks()})
-	case r.Method == http.MethodPost && r.URL.Path == "/oauth2/v2.0/token":
+	case r.Method == http.MethodPost && path == tokenPath:
 		p.token(w, r, false)
-	case r.Method == http.MethodPost && r.URL.Path == "/oauth2/token":
+	case r.Method == http.MethodPost && path == tokenPathV1:
 		p.token(w, r, true)
 	default:
 		http.NotFound(w, r)

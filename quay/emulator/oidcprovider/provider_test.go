@@ -339,3 +339,85 @@ func parseUnverified(t *testing.T, raw string) (jwt.MapClaims, map[string]any) {
 	require.NoError(t, err)
 	return claims, tok.Header
 }
+
+// Entra documents its endpoints under the tenant
+// (https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token); a
+// token_url copied from Entra's portal works against the provider with only
+// the host changed.
+func TestTenantScopedEndpoints(t *testing.T) {
+	p, srv := serve(t, Config{Issuer: IssuerV2(tenant), Clients: []Client{vault}})
+	assert.Equal(t, srv.URL+"/"+tenant+"/oauth2/v2.0/token", p.TenantTokenURL())
+	assert.Equal(t, srv.URL+"/"+tenant+"/oauth2/token", p.TenantTokenURLV1())
+
+	// Discovery under the tenant names the tenant's endpoints, as Entra's does.
+	var doc map[string]any
+	require.Equal(t, 200, getJSON(t, srv.URL+"/"+tenant+"/v2.0/.well-known/openid-configuration", &doc))
+	assert.Equal(t, p.TenantTokenURL(), doc["token_endpoint"])
+	assert.Equal(t, srv.URL+"/"+tenant+"/discovery/v2.0/keys", doc["jwks_uri"])
+	assert.Equal(t, IssuerV2(tenant), doc["issuer"])
+
+	post := func(u string, form url.Values) (int, map[string]any) {
+		t.Helper()
+		resp, err := http.PostForm(u, form)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var body map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+		return resp.StatusCode, body
+	}
+	creds := url.Values{"grant_type": {"client_credentials"}, "client_id": {"vault"}, "client_secret": {"s3cret"}}
+
+	v2 := url.Values{"scope": {"api://quay-api/.default"}}
+	for k, v := range creds {
+		v2[k] = v
+	}
+	code, body := post(p.TenantTokenURL(), v2)
+	require.Equal(t, 200, code, body)
+	claims := verify(t, p, body["access_token"].(string))
+	assert.Equal(t, "api://quay-api", claims["aud"])
+	assert.Equal(t, "vault", claims["azp"])
+	assert.Equal(t, tenant, claims["tid"])
+	// The tenant-scoped key set is the provider's key set.
+	var set map[string][]map[string]any
+	require.Equal(t, 200, getJSON(t, doc["jwks_uri"].(string), &set))
+	require.Len(t, set["keys"], 1)
+	assert.Equal(t, p.KeyID(), set["keys"][0]["kid"])
+
+	// Tenant IDs are compared without regard to case.
+	code, body = post(srv.URL+"/"+strings.ToUpper(tenant)+"/oauth2/v2.0/token", v2)
+	assert.Equal(t, 200, code, body)
+
+	v1 := url.Values{"resource": {"api://quay-api"}}
+	for k, v := range creds {
+		v1[k] = v
+	}
+	code, body = post(p.TenantTokenURLV1(), v1)
+	require.Equal(t, 200, code, body)
+	assert.Equal(t, "api://quay-api", verify(t, p, body["access_token"].(string))["aud"])
+
+	// Another tenant is Entra's AADSTS90002, for tokens and keys alike.
+	requests, issued := p.TokenRequests(), p.TokensIssued()
+	const other = "99999999-8888-7777-6666-555555555555"
+	code, body = post(srv.URL+"/"+other+"/oauth2/v2.0/token", v2)
+	assert.Equal(t, 400, code)
+	assert.Equal(t, "invalid_request", body["error"])
+	assert.Equal(t, []any{float64(90002)}, body["error_codes"])
+	assert.Contains(t, body["error_description"], "Tenant '"+other+"' not found")
+	assert.Equal(t, requests+1, p.TokenRequests(), "a refused token request is still a token request")
+	assert.Equal(t, issued, p.TokensIssued())
+	assert.Equal(t, 400, getJSON(t, srv.URL+"/"+other+"/discovery/v2.0/keys", nil))
+
+	// Only the token routes and the key set live under the tenant.
+	assert.Equal(t, 404, getJSON(t, srv.URL+"/"+tenant+"/oauth2/v2.0/authorize", nil))
+	assert.Equal(t, 404, getJSON(t, p.TenantTokenURL(), nil), "the token endpoint takes POST only")
+}
+
+// A provider whose issuer is not Entra's has no tenant to serve.
+func TestTenantScopedEndpoints_NoTenant(t *testing.T) {
+	_, srv := serve(t, Config{Issuer: "https://idp.example.com", Clients: []Client{vault}})
+	resp, err := http.PostForm(srv.URL+"/"+tenant+"/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"},
+		"client_id": {"vault"}, "client_secret": {"s3cret"}, "scope": {"api://quay-api/.default"}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 400, resp.StatusCode)
+}
