@@ -147,6 +147,9 @@ func (b *backend) issueOAuthToken(ctx context.Context, req *logical.Request, rol
 	}, lease.internalData())
 	resp.Secret.TTL = ttl
 	resp.Secret.MaxTTL = maxTTL
+	// Vault's audit log pairs the request ID with the lease ID.
+	b.logger.Info("issued an OAuth token", "role", role.Name, "token_id", token.UUID, "token_name", name,
+		"organization", role.NamespaceName, "client_id", clientID, "request_id", req.ID, "expires_at", expiresAt.UTC())
 	return resp, nil
 }
 
@@ -176,6 +179,7 @@ func (b *backend) revokeOAuthToken(ctx context.Context, req *logical.Request, _ 
 	if err := deleteOAuthToken(ctx, client, lease.Organization, lease.ClientID, lease.TokenID); err != nil {
 		return nil, upstreamError("revoking OAuth token "+lease.TokenID, err)
 	}
+	b.logger.Info("revoked an OAuth token", "lease_id", req.Secret.LeaseID, "token_id", lease.TokenID, "organization", lease.Organization)
 	return nil, nil
 }
 

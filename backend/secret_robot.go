@@ -162,6 +162,8 @@ func (b *backend) issueRobot(ctx context.Context, req *logical.Request, role *ro
 	resp.Secret.TTL = ttl
 	resp.Secret.MaxTTL = maxTTL
 	resp.Warnings = warnings
+	// Vault's audit log pairs the request ID with the lease ID.
+	b.logger.Info("issued a robot", "role", role.Name, "robot", username, "request_id", req.ID, "max_ttl", maxTTL)
 	return resp, nil
 }
 
@@ -210,6 +212,7 @@ func (b *backend) revokeRobot(ctx context.Context, req *logical.Request, _ *fram
 		// The robot is gone; a stale index entry only costs tidy a look.
 		b.logger.Warn("could not remove the index entry of a revoked robot", "robot", lease.Username, "error", err)
 	}
+	b.logger.Info("revoked a robot", "lease_id", req.Secret.LeaseID, "robot", lease.Username)
 	return nil, nil
 }
 

@@ -228,3 +228,38 @@ func TestCredsRobot_UserNamespace(t *testing.T) {
 	require.True(t, bad.IsError())
 	assert.Contains(t, errorMessage(bad), "namespace_name:")
 }
+
+// At info the engine logs one line per credential issued, revoked or
+// rotated, with the IDs that tie it to Vault (the request ID, which Vault's
+// audit log pairs with the lease ID; the lease ID on revoke) and to Quay
+// (the robot's name, the token's UUID), never a secret.
+func TestLogs_OneInfoLinePerCredential(t *testing.T) {
+	env := newTestEnv(t)
+	env.writeRobotRole("ci", nil)
+	env.writeOAuthRole("api", nil)
+	env.mustOK(logical.CreateOperation, "static-roles/pull", map[string]any{"namespace_name": testOrg})
+	robot := env.issue("ci")
+	token := env.issue("api")
+	robot.Secret.LeaseID = "quay/creds/ci/LEASE1"
+	token.Secret.LeaseID = "quay/creds/api/LEASE2"
+	_, err := env.revoke(robot.Secret)
+	require.NoError(t, err)
+	_, err = env.revoke(token.Secret)
+	require.NoError(t, err)
+	env.mustOK(logical.UpdateOperation, "rotate-role/pull", nil)
+
+	logs := env.logs.String()
+	username := robot.Data["username"].(string)
+	tokenID := token.Data["token_id"].(string)
+	for _, want := range []string{
+		`[INFO]  issued a robot: role=ci robot="` + username + `"`,
+		"[INFO]  issued an OAuth token: role=api token_id=" + tokenID,
+		`[INFO]  revoked a robot: lease_id=quay/creds/ci/LEASE1 robot="` + username + `"`,
+		"[INFO]  revoked an OAuth token: lease_id=quay/creds/api/LEASE2 token_id=" + tokenID,
+		`[INFO]  rotated a static robot: role=pull robot="acme+pull"`,
+		"[DEBUG] quay: quay call: route=createOrgRobot",
+	} {
+		assert.True(t, strings.Contains(logs, want), "no log line %q", want)
+	}
+	env.assertNoSecretLogged(robot.Data["password"].(string), token.Data["token"].(string), env.admin)
+}

@@ -68,6 +68,7 @@ func (b *backend) rotateStoredStaticRole(ctx context.Context, s logical.Storage,
 		return err
 	}
 	b.deleteWAL(ctx, s, walID)
+	b.logger.Info("rotated a static robot", "role", role.Name, "robot", role.username())
 	return nil
 }
 
@@ -146,7 +147,6 @@ func (b *backend) rotateDueStaticRoles(ctx context.Context, s logical.Storage) e
 			errs = append(errs, fmt.Errorf("rotating static role %q: %w", role.Name, err))
 			continue
 		}
-		b.logger.Info("rotated static role on schedule", "role", role.Name, "robot", role.username())
 	}
 	return errors.Join(errs...)
 }

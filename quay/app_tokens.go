@@ -56,7 +56,7 @@ func (c *Client) CreateApplicationToken(ctx context.Context, org, clientID strin
 		body["expiration"] = int64(math.Ceil(min(in.Expiration, MaxTokenExpiration).Seconds()))
 	}
 	var tok ApplicationToken
-	r := request{method: http.MethodPost, path: appTokensPath(org, clientID), body: body}
+	r := request{route: "createOrganizationApplicationToken", method: http.MethodPost, path: appTokensPath(org, clientID), body: body}
 	if err := c.do(ctx, r, &tok); err != nil {
 		return nil, err
 	}
@@ -75,7 +75,7 @@ func (c *Client) ListApplicationTokens(ctx context.Context, org, clientID string
 			Tokens   []ApplicationToken `json:"tokens"`
 			NextPage string             `json:"next_page"`
 		}
-		r := request{method: http.MethodGet, path: appTokensPath(org, clientID), idempotent: true}
+		r := request{route: "listOrganizationApplicationTokens", method: http.MethodGet, path: appTokensPath(org, clientID), idempotent: true}
 		if cursor != "" {
 			r.query = url.Values{"next_page": {cursor}}
 		}
@@ -94,6 +94,6 @@ func (c *Client) ListApplicationTokens(ctx context.Context, org, clientID string
 // DeleteApplicationToken revokes a token. Quay answers 404 when it does not
 // exist (any more); callers that treat "gone" as success check IsNotFound.
 func (c *Client) DeleteApplicationToken(ctx context.Context, org, clientID, tokenUUID string) error {
-	r := request{method: http.MethodDelete, path: appTokensPath(org, clientID) + "/" + escape(tokenUUID), idempotent: true}
+	r := request{route: "deleteOrganizationApplicationToken", method: http.MethodDelete, path: appTokensPath(org, clientID) + "/" + escape(tokenUUID), idempotent: true}
 	return c.do(ctx, r, nil)
 }

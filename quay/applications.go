@@ -34,7 +34,7 @@ func (c *Client) ListApplications(ctx context.Context, org string) ([]Applicatio
 	var out struct {
 		Applications []Application `json:"applications"`
 	}
-	if err := c.do(ctx, request{method: http.MethodGet, path: applicationsPath(org), idempotent: true}, &out); err != nil {
+	if err := c.do(ctx, request{route: "getOrganizationApplications", method: http.MethodGet, path: applicationsPath(org), idempotent: true}, &out); err != nil {
 		return nil, err
 	}
 	return out.Applications, nil
@@ -43,7 +43,7 @@ func (c *Client) ListApplications(ctx context.Context, org string) ([]Applicatio
 // CreateApplication creates an OAuth application in the organization.
 func (c *Client) CreateApplication(ctx context.Context, org string, in NewApplication) (*Application, error) {
 	var app Application
-	if err := c.do(ctx, request{method: http.MethodPost, path: applicationsPath(org), body: in}, &app); err != nil {
+	if err := c.do(ctx, request{route: "createOrganizationApplication", method: http.MethodPost, path: applicationsPath(org), body: in}, &app); err != nil {
 		return nil, err
 	}
 	return &app, nil
@@ -52,7 +52,7 @@ func (c *Client) CreateApplication(ctx context.Context, org string, in NewApplic
 // GetApplication returns one application, or a 404 *Error.
 func (c *Client) GetApplication(ctx context.Context, org, clientID string) (*Application, error) {
 	var app Application
-	r := request{method: http.MethodGet, path: applicationsPath(org) + "/" + escape(clientID), idempotent: true}
+	r := request{route: "getOrganizationApplication", method: http.MethodGet, path: applicationsPath(org) + "/" + escape(clientID), idempotent: true}
 	if err := c.do(ctx, r, &app); err != nil {
 		return nil, err
 	}
@@ -61,6 +61,6 @@ func (c *Client) GetApplication(ctx context.Context, org, clientID string) (*App
 
 // DeleteApplication deletes an application and, in Quay, all its tokens.
 func (c *Client) DeleteApplication(ctx context.Context, org, clientID string) error {
-	r := request{method: http.MethodDelete, path: applicationsPath(org) + "/" + escape(clientID), idempotent: true}
+	r := request{route: "deleteOrganizationApplication", method: http.MethodDelete, path: applicationsPath(org) + "/" + escape(clientID), idempotent: true}
 	return c.do(ctx, r, nil)
 }

@@ -29,7 +29,7 @@ func (c *Client) ListAuthorizations(ctx context.Context) ([]Authorization, error
 	var out struct {
 		Authorizations []Authorization `json:"authorizations"`
 	}
-	r := request{method: http.MethodGet, path: "/api/v1/user/authorizations", idempotent: true}
+	r := request{route: "listUserAuthorizations", method: http.MethodGet, path: "/api/v1/user/authorizations", idempotent: true}
 	if err := c.do(ctx, r, &out); err != nil {
 		return nil, err
 	}
@@ -38,7 +38,7 @@ func (c *Client) ListAuthorizations(ctx context.Context) ([]Authorization, error
 
 // DeleteAuthorization revokes one of the calling user's OAuth tokens.
 func (c *Client) DeleteAuthorization(ctx context.Context, uuid string) error {
-	r := request{method: http.MethodDelete, path: "/api/v1/user/authorizations/" + escape(uuid), idempotent: true}
+	r := request{route: "deleteUserAuthorization", method: http.MethodDelete, path: "/api/v1/user/authorizations/" + escape(uuid), idempotent: true}
 	return c.do(ctx, r, nil)
 }
 
@@ -55,7 +55,7 @@ type PublicApplication struct {
 // client ID.
 func (c *Client) GetPublicApplication(ctx context.Context, clientID string) (*PublicApplication, error) {
 	var app PublicApplication
-	r := request{method: http.MethodGet, path: "/api/v1/app/" + escape(clientID), idempotent: true}
+	r := request{route: "getApplicationInformation", method: http.MethodGet, path: "/api/v1/app/" + escape(clientID), idempotent: true}
 	if err := c.do(ctx, r, &app); err != nil {
 		return nil, err
 	}

@@ -19,7 +19,7 @@ import (
 func (c *Client) RenewBootstrapToken(ctx context.Context) error {
 	// Not idempotent: a retry after Quay acted would present a token it
 	// had just invalidated.
-	r := request{method: http.MethodPost, path: "/api/v1/bootstrap/renew"}
+	r := request{route: "renewBootstrapToken", method: http.MethodPost, path: "/api/v1/bootstrap/renew"}
 	var answer struct {
 		Status string `json:"status"`
 	}

@@ -105,6 +105,8 @@ type Client struct {
 	policy     retryPolicy
 	// transport is the shared connection pool (also behind http).
 	transport http.RoundTripper
+	// logger gets one debug line per call and per retry, never a secret.
+	logger hclog.Logger
 }
 
 // New returns a Client for cfg. It fails on a malformed URL or CA bundle.
@@ -159,21 +161,36 @@ func New(cfg Config) (*Client, error) {
 	if rc.RetryWaitMax <= 0 {
 		rc.RetryWaitMax = defaultRetryWaitMax
 	}
-	rc.CheckRetry = policy.checkRetry
+	logger := cfg.Logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	rc.CheckRetry = func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+		retry, stop := policy.checkRetry(ctx, resp, err)
+		if retry && attemptOf(ctx) <= rc.RetryMax {
+			logRetry(logger, ctx, resp, err)
+		}
+		return retry, stop
+	}
+	// The attempt number, for the one log line per call (see send).
+	rc.RequestLogHook = func(_ retryablehttp.Logger, req *http.Request, attempt int) {
+		if r, ok := req.Context().Value(requestKey{}).(*request); ok {
+			r.attempts = attempt + 1
+		}
+	}
 	rc.Backoff = policy.backoff
 	// Hand the last response back after the final attempt so its body
 	// becomes a typed *Error rather than a generic "giving up" message.
 	rc.ErrorHandler = retryablehttp.PassthroughErrorHandler
+	// The client logs each call and each retry itself (send, logRetry):
+	// retryablehttp's own lines would repeat them with less to say.
 	rc.Logger = nil
-	if cfg.Logger != nil {
-		rc.Logger = retryLogger{cfg.Logger}
-	}
 
 	ua := cfg.UserAgent
 	if ua == "" {
 		ua = "vault-plugin-secrets-quay"
 	}
-	return &Client{base: base, credential: cfg.Credential, userAgent: ua, http: rc, policy: policy, transport: transport}, nil
+	return &Client{base: base, credential: cfg.Credential, userAgent: ua, http: rc, policy: policy, transport: transport, logger: logger}, nil
 }
 
 // keepPool is the RoundTripper of the retry loop: the shared transport
@@ -296,6 +313,9 @@ func newTransport(caPEM string, insecure bool) (*http.Transport, error) {
 
 // request describes one API call.
 type request struct {
+	// route is Quay's nickname of the operation (its @nickname in
+	// endpoints/, as in Quay's logs and discovery document), for logs.
+	route  string
 	method string
 	// path is the escaped path below the base URL, e.g. /api/v1/user/.
 	path  string
@@ -315,6 +335,8 @@ type request struct {
 	// error, whatever Quay echoes: passwords in the body here, and the
 	// Bearer token or Basic credentials, which send adds.
 	secrets []string
+	// attempts counts the attempts made so far (for the log).
+	attempts int
 	// needBody says the caller decodes a 2xx body: a connection dropped
 	// while it is read fails the attempt (and idempotent calls retry it).
 	// Calls that need only the status take a 2xx as Quay's answer.
@@ -429,6 +451,7 @@ func (c *Client) send(ctx context.Context, r *request) (*http.Response, error) {
 	// connection dropped mid-answer is a failed attempt like any other.
 	req.SetResponseHandler(func(resp *http.Response) error { return bufferBody(resp, r.needBody) })
 
+	start := time.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {
 		// The final response may come with the error (the caller's
@@ -436,8 +459,13 @@ func (c *Client) send(ctx context.Context, r *request) (*http.Response, error) {
 		if resp != nil {
 			drain(resp.Body)
 		}
-		return nil, newTransportError(r, err)
+		failed := newTransportError(r, err)
+		c.logger.Debug("quay call", "route", r.route, "method", r.method, "path", r.path, "error", failed.Message,
+			"attempts", r.attempts, "duration", time.Since(start))
+		return nil, failed
 	}
+	c.logger.Debug("quay call", "route", r.route, "method", r.method, "path", r.path, "status", resp.StatusCode,
+		"attempts", r.attempts, "duration", time.Since(start))
 	return resp, nil
 }
 

@@ -40,7 +40,7 @@ func (c *Client) SetRobotFederation(ctx context.Context, ns Namespace, short str
 	}
 	var stored []FederationEntry
 	// Replacing with the same list twice is harmless: safe to retry.
-	r := request{method: http.MethodPost, path: ns.federationPath(short), body: entries, idempotent: true}
+	r := request{route: ns.route("create", "RobotFederation"), method: http.MethodPost, path: ns.federationPath(short), body: entries, idempotent: true}
 	if err := c.do(ctx, r, &stored); err != nil {
 		return nil, err
 	}
@@ -50,7 +50,7 @@ func (c *Client) SetRobotFederation(ctx context.Context, ns Namespace, short str
 // GetRobotFederation returns the robot's federation list (empty when none).
 func (c *Client) GetRobotFederation(ctx context.Context, ns Namespace, short string) ([]FederationEntry, error) {
 	var stored []FederationEntry
-	r := request{method: http.MethodGet, path: ns.federationPath(short), idempotent: true}
+	r := request{route: ns.route("get", "RobotFederation"), method: http.MethodGet, path: ns.federationPath(short), idempotent: true}
 	if err := c.do(ctx, r, &stored); err != nil {
 		return nil, err
 	}
@@ -60,7 +60,7 @@ func (c *Client) GetRobotFederation(ctx context.Context, ns Namespace, short str
 // DeleteRobotFederation empties the robot's federation list. Robot tokens
 // already exchanged stay valid until they expire: Quay does not revoke them.
 func (c *Client) DeleteRobotFederation(ctx context.Context, ns Namespace, short string) error {
-	r := request{method: http.MethodDelete, path: ns.federationPath(short), idempotent: true}
+	r := request{route: ns.route("delete", "RobotFederation"), method: http.MethodDelete, path: ns.federationPath(short), idempotent: true}
 	return c.do(ctx, r, nil)
 }
 
@@ -86,7 +86,7 @@ func (c *Client) ExchangeFederatedRobotToken(ctx context.Context, robotUsername,
 		Token string `json:"token"`
 	}
 	// A retry mints another token, which is harmless.
-	r := request{method: http.MethodGet, path: "/oauth2/federation/robot/token", idempotent: true,
+	r := request{route: "authFederatedRobotIdentity", method: http.MethodGet, path: "/oauth2/federation/robot/token", idempotent: true,
 		basicAuth: &basicAuth{username: robotUsername, password: jwt}}
 	if err := c.do(ctx, r, &out); err != nil {
 		return nil, err

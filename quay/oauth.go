@@ -39,7 +39,7 @@ func (c *Client) AuthorizeApp(ctx context.Context, in DirectOAuthRequest) (*Dire
 		"scope":         {strings.Join(in.Scopes, " ")},
 		"response_type": {"token"},
 	}
-	r := request{method: http.MethodPost, path: "/oauth/authorizeapp", body: form,
+	r := request{route: "authorizeApplication", method: http.MethodPost, path: "/oauth/authorizeapp", body: form,
 		basicAuth: &basicAuth{username: in.Username, password: in.Password}}
 	resp, err := c.send(ctx, &r)
 	if err != nil {

@@ -19,7 +19,7 @@ type Organization struct {
 // GetOrganization returns an organization, or a 404 *Error.
 func (c *Client) GetOrganization(ctx context.Context, name string) (*Organization, error) {
 	var o Organization
-	r := request{method: http.MethodGet, path: "/api/v1/organization/" + escape(name), idempotent: true}
+	r := request{route: "getOrganization", method: http.MethodGet, path: "/api/v1/organization/" + escape(name), idempotent: true}
 	if err := c.do(ctx, r, &o); err != nil {
 		return nil, err
 	}
@@ -34,5 +34,5 @@ func (c *Client) CreateOrganization(ctx context.Context, name, email string) err
 	if email != "" {
 		body["email"] = email
 	}
-	return c.do(ctx, request{method: http.MethodPost, path: "/api/v1/organization/", body: body}, nil)
+	return c.do(ctx, request{route: "createOrganization", method: http.MethodPost, path: "/api/v1/organization/", body: body}, nil)
 }

@@ -22,14 +22,14 @@ func repoPermissionPath(namespace, repo, kind, name string) string {
 // repo:admin). It is an upsert. Robots can only be granted repositories of
 // their own namespace; Quay answers 400 "Cannot add robot …" otherwise.
 func (c *Client) SetUserPermission(ctx context.Context, namespace, repo, username, role string) error {
-	r := request{method: http.MethodPut, path: repoPermissionPath(namespace, repo, "user", username),
+	r := request{route: "changeUserPermissions", method: http.MethodPut, path: repoPermissionPath(namespace, repo, "user", username),
 		body: map[string]string{"role": role}, idempotent: true}
 	return c.do(ctx, r, nil)
 }
 
 // DeleteUserPermission removes a user's or robot's role on a repository.
 func (c *Client) DeleteUserPermission(ctx context.Context, namespace, repo, username string) error {
-	r := request{method: http.MethodDelete, path: repoPermissionPath(namespace, repo, "user", username), idempotent: true}
+	r := request{route: "deleteUserPermissions", method: http.MethodDelete, path: repoPermissionPath(namespace, repo, "user", username), idempotent: true}
 	return c.do(ctx, r, nil)
 }
 
@@ -42,7 +42,7 @@ func IsNoPermission(err error) bool {
 
 // SetTeamPermission grants a team a role on a repository.
 func (c *Client) SetTeamPermission(ctx context.Context, namespace, repo, team, role string) error {
-	r := request{method: http.MethodPut, path: repoPermissionPath(namespace, repo, "team", team),
+	r := request{route: "changeTeamPermissions", method: http.MethodPut, path: repoPermissionPath(namespace, repo, "team", team),
 		body: map[string]string{"role": role}, idempotent: true}
 	return c.do(ctx, r, nil)
 }

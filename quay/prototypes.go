@@ -29,7 +29,7 @@ func (c *Client) ListPrototypes(ctx context.Context, org string) ([]Prototype, e
 	var out struct {
 		Prototypes []Prototype `json:"prototypes"`
 	}
-	if err := c.do(ctx, request{method: http.MethodGet, path: prototypesPath(org), idempotent: true}, &out); err != nil {
+	if err := c.do(ctx, request{route: "getOrganizationPrototypePermissions", method: http.MethodGet, path: prototypesPath(org), idempotent: true}, &out); err != nil {
 		return nil, err
 	}
 	return out.Prototypes, nil
@@ -40,7 +40,7 @@ func (c *Client) ListPrototypes(ctx context.Context, org string) ([]Prototype, e
 func (c *Client) CreatePrototype(ctx context.Context, org, role string, delegate PrototypeUser) (*Prototype, error) {
 	body := map[string]any{"role": role, "delegate": map[string]string{"name": delegate.Name, "kind": delegate.Kind}}
 	var p Prototype
-	if err := c.do(ctx, request{method: http.MethodPost, path: prototypesPath(org), body: body}, &p); err != nil {
+	if err := c.do(ctx, request{route: "createOrganizationPrototypePermission", method: http.MethodPost, path: prototypesPath(org), body: body}, &p); err != nil {
 		return nil, err
 	}
 	return &p, nil
@@ -48,6 +48,6 @@ func (c *Client) CreatePrototype(ctx context.Context, org, role string, delegate
 
 // DeletePrototype removes a default permission.
 func (c *Client) DeletePrototype(ctx context.Context, org, id string) error {
-	r := request{method: http.MethodDelete, path: prototypesPath(org) + "/" + escape(id), idempotent: true}
+	r := request{route: "deleteOrganizationPrototypePermission", method: http.MethodDelete, path: prototypesPath(org) + "/" + escape(id), idempotent: true}
 	return c.do(ctx, r, nil)
 }

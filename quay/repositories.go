@@ -30,13 +30,13 @@ func (c *Client) CreateRepository(ctx context.Context, in NewRepository) error {
 	if in.Visibility == "" {
 		in.Visibility = "private"
 	}
-	return c.do(ctx, request{method: http.MethodPost, path: "/api/v1/repository", body: in}, nil)
+	return c.do(ctx, request{route: "createRepo", method: http.MethodPost, path: "/api/v1/repository", body: in}, nil)
 }
 
 // GetRepository returns a repository, or a 404 *Error.
 func (c *Client) GetRepository(ctx context.Context, namespace, name string) (*Repository, error) {
 	var repo Repository
-	r := request{method: http.MethodGet, path: "/api/v1/repository/" + escape(namespace) + "/" + escape(name), idempotent: true}
+	r := request{route: "getRepo", method: http.MethodGet, path: "/api/v1/repository/" + escape(namespace) + "/" + escape(name), idempotent: true}
 	if err := c.do(ctx, r, &repo); err != nil {
 		return nil, err
 	}
@@ -56,7 +56,7 @@ func (c *Client) ListRepositories(ctx context.Context, namespace string) ([]Repo
 			Repositories []Repository `json:"repositories"`
 			NextPage     string       `json:"next_page"`
 		}
-		if err := c.do(ctx, request{method: http.MethodGet, path: "/api/v1/repository", query: q, idempotent: true}, &page); err != nil {
+		if err := c.do(ctx, request{route: "listRepos", method: http.MethodGet, path: "/api/v1/repository", query: q, idempotent: true}, &page); err != nil {
 			return "", err
 		}
 		all = append(all, page.Repositories...)

@@ -105,12 +105,25 @@ func retryableTransportError(err error, idempotent bool) bool {
 	return idempotent
 }
 
-// retryLogger adapts hclog to retryablehttp's LeveledLogger. A failed attempt
-// that will be retried is not an error of the plugin, so everything goes to
-// debug. retryablehttp logs only method and redacted URL, never headers.
-type retryLogger struct{ l hclog.Logger }
+// logRetry is the debug line of an attempt that will be retried: what
+// failed and how (a status, or a redacted transport error), never a secret.
+func logRetry(logger hclog.Logger, ctx context.Context, resp *http.Response, err error) {
+	r, _ := ctx.Value(requestKey{}).(*request)
+	if r == nil {
+		return
+	}
+	if err != nil {
+		logger.Debug("quay call will be retried", "route", r.route, "attempt", r.attempts, "error", r.redact(rootCause(err).Error()))
+		return
+	}
+	logger.Debug("quay call will be retried", "route", r.route, "attempt", r.attempts, "status", resp.StatusCode,
+		"retry_after", resp.Header.Get("Retry-After"))
+}
 
-func (r retryLogger) Error(msg string, kv ...any) { r.l.Debug(msg, kv...) }
-func (r retryLogger) Info(msg string, kv ...any)  { r.l.Debug(msg, kv...) }
-func (r retryLogger) Debug(msg string, kv ...any) { r.l.Trace(msg, kv...) }
-func (r retryLogger) Warn(msg string, kv ...any)  { r.l.Debug(msg, kv...) }
+// attemptOf is the number of the attempt a retry decision is about.
+func attemptOf(ctx context.Context) int {
+	if r, ok := ctx.Value(requestKey{}).(*request); ok {
+		return r.attempts
+	}
+	return 0
+}

@@ -495,32 +495,44 @@ func TestRetry_ResponseBodyClosedWhenTheCallerCancels(t *testing.T) {
 // A retried attempt is not an error of the plugin: the retry loop's lines go
 // to Debug and Trace, so a logger at Vault's default Info level stays quiet
 // however a call fails.
+// At debug the client logs one line per call (Quay's operation nickname,
+// status or error, attempts, duration) and one per retry; nothing at info,
+// and never at warn or error: a retried attempt is not the engine's failure.
 func TestRetry_LogsBelowInfo(t *testing.T) {
-	for _, tc := range []struct {
-		level hclog.Level
-		want  []string
-	}{
-		{hclog.Info, nil},
-		{hclog.Debug, []string{"[DEBUG]", "request failed"}},
-		{hclog.Trace, []string{"[DEBUG]", "request failed", "[TRACE]", "performing request", "retrying request"}},
-	} {
-		t.Run(tc.level.String(), func(t *testing.T) {
+	for _, level := range []hclog.Level{hclog.Info, hclog.Debug, hclog.Trace} {
+		t.Run(level.String(), func(t *testing.T) {
 			var logs bytes.Buffer
 			srv := newFakeQuay(t, hijack(func(*bufio.ReadWriter) {}))
 			c := newTestClient(t, srv.URL, func(c *Config) {
-				c.Logger = hclog.New(&hclog.LoggerOptions{Level: tc.level, Output: &logs})
+				c.Logger = hclog.New(&hclog.LoggerOptions{Level: level, Output: &logs})
 			})
 			_, err := c.GetUser(bg)
 			require.Error(t, err)
 			assert.Equal(t, 3, srv.Calls())
-			if tc.want == nil {
+			if level == hclog.Info {
 				assert.Empty(t, logs.String())
+				return
 			}
-			for _, w := range tc.want {
-				assert.Contains(t, logs.String(), w)
-			}
-			assert.NotContains(t, logs.String(), "[ERROR]")
-			assert.NotContains(t, logs.String(), "[WARN]")
+			lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+			require.Len(t, lines, 3, "two retries and the call: %s", logs.String())
+			assert.Contains(t, lines[0], "[DEBUG] quay call will be retried: route=getLoggedInUser attempt=1 error=EOF")
+			assert.Contains(t, lines[1], "attempt=2")
+			assert.Contains(t, lines[2], `[DEBUG] quay call: route=getLoggedInUser method=GET path=/api/v1/user/ error="Quay unreachable: EOF" attempts=3 duration=`)
 		})
 	}
+}
+
+// A successful call is one debug line with its status.
+func TestLogs_OneLinePerCall(t *testing.T) {
+	var logs bytes.Buffer
+	srv := newFakeQuay(t, sequence(jsonReply(503, `{"message":"read-only"}`), reply(204, "", "")))
+	c := newTestClient(t, srv.URL, func(c *Config) {
+		c.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: &logs})
+	})
+	require.NoError(t, c.DeleteRobot(bg, acme, "ci"))
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	require.Len(t, lines, 2, logs.String())
+	assert.Contains(t, lines[0], "quay call will be retried: route=deleteOrgRobot attempt=1 status=503")
+	assert.Contains(t, lines[1], "quay call: route=deleteOrgRobot method=DELETE path=/api/v1/organization/acme/robots/ci status=204 attempts=2")
+	assertNoSecretIn(t, logs.String(), secretToken)
 }

@@ -31,6 +31,15 @@ type Namespace struct {
 // also its registry username.
 func (n Namespace) RobotUsername(short string) string { return n.Name + "+" + short }
 
+// route is the Quay operation nickname (endpoints/api/robot.py) of a robot
+// call in this namespace, e.g. route("create", "Robot") is createOrgRobot.
+func (n Namespace) route(verb, object string) string {
+	if n.Kind == NamespaceUser {
+		return verb + "User" + object
+	}
+	return verb + "Org" + object
+}
+
 func (n Namespace) robotsPath() string {
 	if n.Kind == NamespaceUser {
 		return "/api/v1/user/robots"
@@ -75,7 +84,7 @@ type RobotSpec struct {
 // idempotent: an existing name is a 400 "Existing robot with name".
 func (c *Client) CreateRobot(ctx context.Context, ns Namespace, short string, spec RobotSpec) (*Robot, error) {
 	var robot Robot
-	r := request{method: http.MethodPut, path: ns.robotsPath() + "/" + escape(short), body: spec}
+	r := request{route: ns.route("create", "Robot"), method: http.MethodPut, path: ns.robotsPath() + "/" + escape(short), body: spec}
 	if err := c.do(ctx, r, &robot); err != nil {
 		return nil, err
 	}
@@ -89,7 +98,7 @@ func (c *Client) CreateRobot(ctx context.Context, ns Namespace, short string, sp
 // 400 "Could not find robot"; see IsRobotNotFound.
 func (c *Client) GetRobot(ctx context.Context, ns Namespace, short string) (*Robot, error) {
 	var robot Robot
-	r := request{method: http.MethodGet, path: ns.robotsPath() + "/" + escape(short), idempotent: true}
+	r := request{route: ns.route("get", "Robot"), method: http.MethodGet, path: ns.robotsPath() + "/" + escape(short), idempotent: true}
 	if err := c.do(ctx, r, &robot); err != nil {
 		return nil, err
 	}
@@ -99,7 +108,7 @@ func (c *Client) GetRobot(ctx context.Context, ns Namespace, short string) (*Rob
 // DeleteRobot deletes a robot. A missing robot is a 400 "Could not find
 // robot"; see IsRobotNotFound.
 func (c *Client) DeleteRobot(ctx context.Context, ns Namespace, short string) error {
-	r := request{method: http.MethodDelete, path: ns.robotsPath() + "/" + escape(short), idempotent: true}
+	r := request{route: ns.route("delete", "Robot"), method: http.MethodDelete, path: ns.robotsPath() + "/" + escape(short), idempotent: true}
 	return c.do(ctx, r, nil)
 }
 
@@ -110,7 +119,7 @@ func (c *Client) RegenerateRobotToken(ctx context.Context, ns Namespace, short s
 	// Not idempotent: a retry after Quay acted would rotate twice, which is
 	// harmless for the result but wasteful, so only 429s and refused
 	// connections are retried.
-	r := request{method: http.MethodPost, path: ns.robotsPath() + "/" + escape(short) + "/regenerate"}
+	r := request{route: ns.route("regenerate", "RobotToken"), method: http.MethodPost, path: ns.robotsPath() + "/" + escape(short) + "/regenerate"}
 	if err := c.do(ctx, r, &robot); err != nil {
 		return nil, err
 	}
@@ -143,7 +152,7 @@ func (c *Client) ListRobots(ctx context.Context, ns Namespace, opts ListRobotsOp
 	var out struct {
 		Robots []Robot `json:"robots"`
 	}
-	if err := c.do(ctx, request{method: http.MethodGet, path: ns.robotsPath(), query: q, idempotent: true}, &out); err != nil {
+	if err := c.do(ctx, request{route: ns.route("get", "Robots"), method: http.MethodGet, path: ns.robotsPath(), query: q, idempotent: true}, &out); err != nil {
 		return nil, err
 	}
 	return out.Robots, nil

@@ -186,7 +186,7 @@ func TestSecrets_NotInTransportFailures(t *testing.T) {
 					}
 				}
 			}
-			assert.Contains(t, logs.String(), "request failed", "transport failures are logged")
+			assert.Contains(t, logs.String(), "quay call", "transport failures are logged")
 			for _, s := range secrets {
 				assert.NotContains(t, logs.String(), s)
 			}

@@ -32,7 +32,7 @@ func (c *Client) UpdateTeam(ctx context.Context, org, team, role, description st
 		body["description"] = description
 	}
 	var t Team
-	if err := c.do(ctx, request{method: http.MethodPut, path: teamPath(org, team), body: body, idempotent: true}, &t); err != nil {
+	if err := c.do(ctx, request{route: "updateOrganizationTeam", method: http.MethodPut, path: teamPath(org, team), body: body, idempotent: true}, &t); err != nil {
 		return nil, err
 	}
 	return &t, nil
@@ -41,13 +41,13 @@ func (c *Client) UpdateTeam(ctx context.Context, org, team, role, description st
 // AddTeamMember adds a user or robot to a team. Quay answers 400 when the
 // member already belongs to it; see IsAlreadyTeamMember.
 func (c *Client) AddTeamMember(ctx context.Context, org, team, member string) error {
-	r := request{method: http.MethodPut, path: teamPath(org, team) + "/members/" + escape(member), idempotent: true}
+	r := request{route: "updateOrganizationTeamMember", method: http.MethodPut, path: teamPath(org, team) + "/members/" + escape(member), idempotent: true}
 	return c.do(ctx, r, nil)
 }
 
 // RemoveTeamMember removes a user or robot from a team.
 func (c *Client) RemoveTeamMember(ctx context.Context, org, team, member string) error {
-	r := request{method: http.MethodDelete, path: teamPath(org, team) + "/members/" + escape(member), idempotent: true}
+	r := request{route: "deleteOrganizationTeamMember", method: http.MethodDelete, path: teamPath(org, team) + "/members/" + escape(member), idempotent: true}
 	return c.do(ctx, r, nil)
 }
 

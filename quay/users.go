@@ -26,7 +26,7 @@ type UserOrganization struct {
 // scope and is the cheapest way to check that a credential works.
 func (c *Client) GetUser(ctx context.Context) (*User, error) {
 	var u User
-	if err := c.do(ctx, request{method: http.MethodGet, path: "/api/v1/user/", idempotent: true}, &u); err != nil {
+	if err := c.do(ctx, request{route: "getLoggedInUser", method: http.MethodGet, path: "/api/v1/user/", idempotent: true}, &u); err != nil {
 		return nil, err
 	}
 	return &u, nil
@@ -56,7 +56,7 @@ type InitializeUserResponse struct {
 // not idempotent: a second call fails with "non-empty database".
 func (c *Client) InitializeUser(ctx context.Context, in InitializeUserRequest) (*InitializeUserResponse, error) {
 	var out InitializeUserResponse
-	r := request{method: http.MethodPost, path: "/api/v1/user/initialize", body: in, anonymous: true, secrets: []string{in.Password}}
+	r := request{route: "initializeUser", method: http.MethodPost, path: "/api/v1/user/initialize", body: in, anonymous: true, secrets: []string{in.Password}}
 	if err := c.do(ctx, r, &out); err != nil {
 		return nil, err
 	}
@@ -68,6 +68,6 @@ func (c *Client) InitializeUser(ctx context.Context, in InitializeUserRequest) (
 // OAuth tokens of the user stay valid.
 func (c *Client) ChangePassword(ctx context.Context, password string) error {
 	body := map[string]string{"password": password}
-	r := request{method: http.MethodPut, path: "/api/v1/user/", body: body, idempotent: true, secrets: []string{password}}
+	r := request{route: "changeUserDetails", method: http.MethodPut, path: "/api/v1/user/", body: body, idempotent: true, secrets: []string{password}}
 	return c.do(ctx, r, nil)
 }
