@@ -75,7 +75,9 @@ type backend struct {
 	// staticLocks serialise work on one static role at a time (see
 	// staticRoleLock); there is no lock across roles.
 	staticLocks []*locksutil.LockEntry
-	tidy        tidyGuard
+	// roleLocks serialise writes and deletes of one role (see roleLock).
+	roleLocks []*locksutil.LockEntry
+	tidy      tidyGuard
 	// rootLock serialises changes of the root credential (config writes,
 	// rotations, recovery). The hot paths never take it.
 	rootLock sync.Mutex
@@ -103,6 +105,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		mountID:      conf.BackendUUID,
 		instanceID:   randomHex(8),
 		staticLocks:  locksutil.CreateLocks(),
+		roleLocks:    locksutil.CreateLocks(),
 		now:          time.Now,
 		createBudget: createBudget,
 	}
@@ -142,6 +145,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		Secrets: []*framework.Secret{
 			secretOAuthToken(b),
 			secretRobot(b),
+			secretFederatedRobot(b),
 		},
 		InitializeFunc:    b.initialize,
 		PeriodicFunc:      b.periodic,
