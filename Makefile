@@ -3,7 +3,7 @@
 #   make build      plugin -> bin/plugins/vault-plugin-secrets-quay, emulator -> bin/quay-emulator
 #   make vault      real Vault v1.21.0 -> bin/vault (built once from scripts/tools; ~10-15 min cold)
 #   make test       test-unit, then test-e2e (real Vault + Quay emulator processes)
-#   make bench      Go benchmarks (quay/, backend/) and the e2e creds-vs-kv benchmark
+#   make bench      Go benchmarks (quay/, backend/) and the e2e creds benchmarks (vs kv, federated vs dynamic robot)
 #   make demo       end-to-end walk-through with the real vault CLI (scripts/demo.sh)
 #   make fmt vet clean distclean
 
@@ -70,7 +70,7 @@ test-e2e: vault build
 
 bench: vault build
 	$(GO) test -run '^$$' -bench . -benchmem ./quay/... ./backend/...
-	VAULT_BINARY=$(VAULT) $(GO) test -tags e2e -run '^$$' -bench BenchmarkCredsReadVsKV -benchmem -timeout $(E2E_TIMEOUT) ./e2e/...
+	VAULT_BINARY=$(VAULT) $(GO) test -tags e2e -run '^$$' -bench 'BenchmarkCredsReadVsKV|BenchmarkCredsFederatedVsDynamicRobot' -benchmem -timeout $(E2E_TIMEOUT) ./e2e/...
 
 # DEMO_BOOTSTRAP=initialize runs the zero-touch path (Vault creates Quay's first user).
 demo: vault build
