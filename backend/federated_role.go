@@ -142,18 +142,25 @@ func (b *backend) writeFederatedRole(ctx context.Context, req *logical.Request, 
 	if role.MaxTTL > quay.FederatedTokenLifetime {
 		warnings = append(warnings, fmt.Sprintf("leases end with Quay's token, at most %s after each read, whatever max_ttl says", quay.FederatedTokenLifetime))
 	}
+	exists, resp, err := b.findFederatedRobot(ctx, req.Storage, client, role, stored == nil)
+	if resp != nil || err != nil {
+		return resp, err
+	}
 	more, resp, err := b.prepareRobotGrants(ctx, req, role.NamespaceType, role.NamespaceName, role.robotGrants)
 	if resp != nil || err != nil {
 		return resp, err
 	}
 	warnings = append(warnings, more...)
 
-	created, walID, resp, err := b.setUpFederatedRobot(ctx, req.Storage, client, role, stored == nil)
-	if resp != nil || err != nil {
-		return resp, err
-	}
-	if created && stored != nil {
-		warnings = append(warnings, fmt.Sprintf("robot %s was missing in Quay and was created again", username))
+	created, walID := false, ""
+	if !exists {
+		if walID, resp, err = b.createFederatedRobot(ctx, req.Storage, client, role); resp != nil || err != nil {
+			return resp, err
+		}
+		created = true
+		if stored != nil {
+			warnings = append(warnings, fmt.Sprintf("robot %s was missing in Quay and was created again", username))
+		}
 	}
 	// From here a failure undoes a robot this write created; an adopted or
 	// earlier robot stays, with the stored role unchanged, so writing
@@ -199,45 +206,57 @@ func (b *backend) writeFederatedRole(ctx context.Context, req *logical.Request, 
 	return &logical.Response{Warnings: warnings}, nil
 }
 
-// setUpFederatedRobot finds the role's robot or creates it. It reports
-// whether it created it, and the write-ahead entry guarding the creation,
-// which the caller drops once the role is stored. A robot deleted by hand
-// since the role was written is created again.
-func (b *backend) setUpFederatedRobot(ctx context.Context, s logical.Storage, client *quay.Client, role *roleEntry, isNew bool) (bool, string, *logical.Response, error) {
-	ns, username := role.namespace(), role.federatedRobot().username()
-	existing, err := client.GetRobot(ctx, ns, role.RobotName)
+// findFederatedRobot looks the role's robot up. For a new role it decides
+// whether the engine owns an existing robot: one this mount created for
+// this very role (a write whose answer was lost, then repeated) is the
+// engine's to delete with the role; a dynamic robot belongs to its lease,
+// whose end deletes it, and is refused; any other is adopted.
+func (b *backend) findFederatedRobot(ctx context.Context, s logical.Storage, client *quay.Client, role *roleEntry, isNew bool) (bool, *logical.Response, error) {
+	username := role.federatedRobot().username()
+	existing, err := client.GetRobot(ctx, role.namespace(), role.RobotName)
 	switch {
-	case err == nil:
-		if isNew {
-			// A new role. A robot this mount created for this very role
-			// (a write whose answer was lost, then repeated) is the
-			// engine's to delete with the role; any other is adopted.
-			role.CreatedByVault = false
-			if cluster, err := b.clusterID(ctx, s); err == nil && b.ownerOf(cluster, existing.Description, true) == ownerThisCluster {
-				kind, name, _ := describedRole(existing.Description)
-				role.CreatedByVault = kind == robotKindFederated && name == role.Name
-			}
-		}
-		return false, "", nil, nil
 	case quay.IsRobotNotFound(err):
+		return false, nil, nil
+	case organizationGone(ctx, client, role.namespace(), err):
+		// Quay's permission check answers 403 for a missing organization.
+		return false, badField("namespace_name", "Quay has no organization %q: create it first (the engine does not)", role.NamespaceName), nil
 	case quay.IsForbidden(err):
-		return false, "", badField("namespace_name", "the root credential may not manage robots of %q (%s)", role.NamespaceName, quayReason(err)), nil
-	default:
-		return false, "", nil, upstreamError("looking up robot "+username, err)
+		return false, badField("namespace_name", "the root credential may not manage robots of %q (%s)", role.NamespaceName, quayReason(err)), nil
+	case err != nil:
+		return false, nil, upstreamError("looking up robot "+username, err)
+	case !isNew:
+		return true, nil, nil
 	}
+	role.CreatedByVault = false
+	cluster, err := b.clusterID(ctx, s)
+	if err != nil {
+		return false, nil, err
+	}
+	if b.ownerOf(cluster, existing.Description, true) == ownerThisCluster {
+		kind, name, _ := describedRole(existing.Description)
+		if kind == robotKindDynamic {
+			return false, badField("robot_name", "robot %s was issued by role %q and is deleted when its lease ends; name another robot", username, name), nil
+		}
+		role.CreatedByVault = kind == robotKindFederated && name == role.Name
+	}
+	return true, nil, nil
+}
 
+// createFederatedRobot creates the role's robot with this mount's marker,
+// under a write-ahead entry that the caller drops once the role is stored.
+func (b *backend) createFederatedRobot(ctx context.Context, s logical.Storage, client *quay.Client, role *roleEntry) (string, *logical.Response, error) {
 	walID, err := framework.PutWAL(ctx, s, walKindRobot, &robotWAL{
 		NamespaceType: role.NamespaceType, NamespaceName: role.NamespaceName, ShortName: role.RobotName, InstanceID: b.instanceID,
 	})
 	if err != nil {
-		return false, "", nil, fmt.Errorf("writing the write-ahead entry: %w", err)
+		return "", nil, fmt.Errorf("writing the write-ahead entry: %w", err)
 	}
 	cluster, err := b.clusterID(ctx, s)
 	if err != nil {
-		return false, "", nil, err
+		return "", nil, err
 	}
 	mark := robotMark{mount: b.mountID, cluster: cluster}
-	if _, err := client.CreateRobot(ctx, ns, role.RobotName, quay.RobotSpec{
+	if _, err := client.CreateRobot(ctx, role.namespace(), role.RobotName, quay.RobotSpec{
 		Description:          robotDescription(mark, robotKindFederated, role.Name, role.Description),
 		UnstructuredMetadata: robotMetadata(mark, "vault_federated_role", role.Name, time.Time{}),
 	}); err != nil {
@@ -245,12 +264,12 @@ func (b *backend) setUpFederatedRobot(ctx context.Context, s logical.Storage, cl
 			b.deleteWAL(ctx, s, walID)
 		}
 		if quay.StatusOf(err) == 400 {
-			return false, "", badField("robot_name", "Quay refused to create robot %q: %s", role.RobotName, quayReason(err)), nil
+			return "", badField("robot_name", "Quay refused to create robot %q: %s", role.RobotName, quayReason(err)), nil
 		}
-		return false, "", nil, upstreamError("creating robot "+username, err)
+		return "", nil, upstreamError("creating robot "+role.federatedRobot().username(), err)
 	}
 	role.CreatedByVault = true
-	return true, walID, nil, nil
+	return walID, nil, nil
 }
 
 // robotOwnerRole names the static or federated role, other than role,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -197,6 +198,13 @@ func TestFederatedRoles_Refusals(t *testing.T) {
 	resp, err := env.requestErr(logical.CreateOperation, "roles/dyn2", map[string]any{"namespace_name": testOrg, "robot_name": "x1"})
 	require.NoError(t, err)
 	assert.Contains(t, errorMessage(resp), "robot_name: applies only to credential_type=federated")
+
+	// A dynamic robot belongs to its lease.
+	leased := env.issue("dynamic").Data["username"].(string)
+	resp, err = env.requestErr(logical.CreateOperation, "roles/grab", map[string]any{"credential_type": "federated", "namespace_name": testOrg, "robot_name": leased})
+	require.NoError(t, err)
+	assert.Contains(t, errorMessage(resp), "was issued by role \"dynamic\" and is deleted when its lease ends")
+	assert.Empty(t, env.federationOf(strings.TrimPrefix(leased, testOrg+"+")), "nothing was set on it")
 
 	// Without the issuer there is nothing Quay could trust.
 	env.mustOK(logical.DeleteOperation, "config/federation", nil)
