@@ -212,9 +212,9 @@ func TestFederatedRoles_Refusals(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, errorMessage(resp), `write "config/federation" first`)
 	assert.False(t, env.robotExists("late"))
-	resp, err = env.requestErr(logical.ReadOperation, "creds/taken", nil)
-	require.NoError(t, err)
-	assert.Contains(t, errorMessage(resp), `write "config/federation" first`, "a 400, not a 500")
+	_, err = env.requestErr(logical.ReadOperation, "creds/taken", nil)
+	assert.ErrorContains(t, err, `write "config/federation" first`)
+	assert.Equal(t, 400, codeOf(t, err), "a 400, not a 500")
 }
 
 // Updates re-apply what Quay lost (a robot deleted by hand, a grant or the
@@ -243,7 +243,9 @@ func TestFederatedRoles_UpdateHealsAndWithdraws(t *testing.T) {
 	resp := env.mustOK(logical.UpdateOperation, "roles/ci", nil)
 	assert.Contains(t, resp.Warnings, "robot acme+ci was missing in Quay and was created again")
 	assert.True(t, env.robotExists("ci"))
-	assert.Equal(t, http.StatusOK, env.registryLogin(t, "acme+ci", env.issue("ci").Data["password"].(string)))
+	password := env.issue("ci").Data["password"].(string)
+	code := env.registryLogin(t, "acme+ci", password)
+	assert.Equal(t, http.StatusOK, code, "the recreated robot works")
 
 	// A failure halfway through a first write leaves no robot behind.
 	env.quay.Faults().FailNext("createOrgRobotFederation", 10, http.StatusServiceUnavailable)
