@@ -166,6 +166,19 @@ func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*log
 	return b.Backend.HandleRequest(ctx, req)
 }
 
+// HandleExistenceCheck normalises the request as HandleRequest does: Vault
+// runs the existence check of a write first, and the framework validates
+// the fields there too, so a string holding JSON failed it with a 500
+// before HandleRequest could turn it into an object. A request
+// normalizeGrantMaps refuses reports no existence check, so that it goes on
+// to HandleRequest, which answers it with the 400 naming the field.
+func (b *backend) HandleExistenceCheck(ctx context.Context, req *logical.Request) (bool, bool, error) {
+	if resp := normalizeGrantMaps(req); resp != nil {
+		return false, false, nil
+	}
+	return b.Backend.HandleExistenceCheck(ctx, req)
+}
+
 // initialize runs after the mount is set up, after every unseal and after a
 // plugin reload. A root rotation that an earlier process left half done is
 // settled here, before anything depends on the root credential.
