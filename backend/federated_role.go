@@ -306,23 +306,56 @@ func (b *backend) deleteFederatedRole(ctx context.Context, req *logical.Request,
 		return logical.ErrorResponse(err.Error()), nil
 	}
 	var resp *logical.Response
+	deleted := false
 	if role.CreatedByVault {
-		if err := deleteRobot(ctx, client, ns, role.RobotName); err != nil {
-			return nil, upstreamError("deleting robot "+username+" (the role is kept; delete it again)", err)
+		if deleted, err = b.deleteFederatedRobot(ctx, req.Storage, client, role); err != nil {
+			return nil, err
 		}
-	} else {
+	}
+	if !deleted {
 		if err := removeFederationEntry(ctx, client, ns, role.RobotName, role.FederationIssuer); err != nil {
 			return nil, fmt.Errorf("%w (the role is kept; delete it again)", err)
 		}
+		why := "existed before the role"
+		if role.CreatedByVault {
+			why = fmt.Sprintf("no longer carries this mount's marker for federated role %q (someone replaced it)", role.Name)
+		}
 		resp = &logical.Response{Warnings: []string{fmt.Sprintf(
-			"robot %s existed before the role and was kept in Quay without this mount's federation entry: no new token can be exchanged, "+
+			"robot %s %s and was kept in Quay without this mount's federation entry: no new token can be exchanged, "+
 				"but tokens already exchanged stay valid until Quay expires them (at most %s after their read); delete the robot in Quay to end them now",
-			username, quay.FederatedTokenLifetime)}}
+			username, why, quay.FederatedTokenLifetime)}}
 	}
 	if err := req.Storage.Delete(ctx, roleStoragePrefix+role.Name); err != nil {
 		return nil, err
 	}
 	return resp, nil
+}
+
+// deleteFederatedRobot deletes the robot the engine created for a federated
+// role, but only if the robot Quay holds under that name still carries this
+// mount's marker for this role (it may have been deleted and another made
+// under its name since). It reports whether the robot is gone.
+func (b *backend) deleteFederatedRobot(ctx context.Context, s logical.Storage, client *quay.Client, role *roleEntry) (bool, error) {
+	username := role.federatedRobot().username()
+	robot, err := client.GetRobot(ctx, role.namespace(), role.RobotName)
+	if quay.IsRobotNotFound(err) {
+		return true, nil
+	}
+	if err != nil {
+		return false, upstreamError("looking up robot "+username+" (the role is kept; delete it again)", err)
+	}
+	cluster, err := b.clusterID(ctx, s)
+	if err != nil {
+		return false, err
+	}
+	kind, name, _ := describedRole(robot.Description)
+	if b.ownerOf(cluster, robot.Description, true) != ownerThisCluster || kind != robotKindFederated || name != role.Name {
+		return false, nil
+	}
+	if err := deleteRobot(ctx, client, role.namespace(), role.RobotName); err != nil {
+		return false, upstreamError("deleting robot "+username+" (the role is kept; delete it again)", err)
+	}
+	return true, nil
 }
 
 // refreshFederationEntries points the robots of federated roles whose entry

@@ -136,6 +136,26 @@ func TestFederatedRoles_AdoptedRobotKeepsOtherIssuers(t *testing.T) {
 	env.assertNoSecretLogged(password)
 }
 
+// A robot the engine created but someone replaced since (deleted, and made
+// again under its name without the engine's marker) is not the engine's to
+// delete: only this mount's entry goes.
+func TestFederatedRoles_DeleteKeepsARobotSomeoneReplaced(t *testing.T) {
+	env, vault := newFederationEnv(t)
+	ctx := context.Background()
+	env.writeFederatedRole("ci", nil)
+	require.NoError(t, env.adminClient.DeleteRobot(ctx, orgNS, "ci"))
+	_, err := env.adminClient.CreateRobot(ctx, orgNS, "ci", quay.RobotSpec{Description: "a person's robot"})
+	require.NoError(t, err)
+	_, err = env.adminClient.SetRobotFederation(ctx, orgNS, "ci", []quay.FederationEntry{{Issuer: vault.issuer(), Subject: "acme+ci"}})
+	require.NoError(t, err)
+
+	resp := env.mustOK(logical.DeleteOperation, "roles/ci", nil)
+	require.NotNil(t, resp)
+	assert.Contains(t, resp.Warnings[0], "no longer carries this mount's marker")
+	assert.True(t, env.robotExists("ci"))
+	assert.Empty(t, env.federationOf("ci"))
+}
+
 // A failed delete keeps the role, so it can be retried.
 func TestFederatedRoles_FailedDeleteKeepsTheRole(t *testing.T) {
 	env, _ := newFederationEnv(t)
