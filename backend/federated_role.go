@@ -246,7 +246,7 @@ func (b *backend) findFederatedRobot(ctx context.Context, s logical.Storage, cli
 // under a write-ahead entry that the caller drops once the role is stored.
 func (b *backend) createFederatedRobot(ctx context.Context, s logical.Storage, client *quay.Client, role *roleEntry) (string, *logical.Response, error) {
 	walID, err := framework.PutWAL(ctx, s, walKindRobot, &robotWAL{
-		NamespaceType: role.NamespaceType, NamespaceName: role.NamespaceName, ShortName: role.RobotName, InstanceID: b.instanceID,
+		QuayURL: client.BaseURL(), NamespaceType: role.NamespaceType, NamespaceName: role.NamespaceName, ShortName: role.RobotName, InstanceID: b.instanceID,
 	})
 	if err != nil {
 		return "", nil, fmt.Errorf("writing the write-ahead entry: %w", err)
