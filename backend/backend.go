@@ -12,7 +12,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -76,7 +75,9 @@ type backend struct {
 	// staticLocks serialise work on one static role at a time (see
 	// staticRoleLock); there is no lock across roles.
 	staticLocks []*locksutil.LockEntry
-	tidy        tidyGuard
+	// roleLocks serialise writes and deletes of one role (see roleLock).
+	roleLocks []*locksutil.LockEntry
+	tidy      tidyGuard
 	// rootLock serialises changes of the root credential (config writes,
 	// rotations, recovery). The hot paths never take it.
 	rootLock sync.Mutex
@@ -104,6 +105,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		mountID:      conf.BackendUUID,
 		instanceID:   randomHex(8),
 		staticLocks:  locksutil.CreateLocks(),
+		roleLocks:    locksutil.CreateLocks(),
 		now:          time.Now,
 		createBudget: createBudget,
 	}
@@ -143,6 +145,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		Secrets: []*framework.Secret{
 			secretOAuthToken(b),
 			secretRobot(b),
+			secretFederatedRobot(b),
 		},
 		InitializeFunc:    b.initialize,
 		PeriodicFunc:      b.periodic,
@@ -163,12 +166,15 @@ func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*log
 	return b.Backend.HandleRequest(ctx, req)
 }
 
-// HandleExistenceCheck normalises too: Vault runs the existence check of a
-// create-or-update path before HandleRequest, and it validates the fields.
+// HandleExistenceCheck normalises the request as HandleRequest does: Vault
+// runs the existence check of a write first, and the framework validates
+// the fields there too, so a string holding JSON failed it with a 500
+// before HandleRequest could turn it into an object. A request
+// normalizeGrantMaps refuses reports no existence check, so that it goes on
+// to HandleRequest, which answers it with the 400 naming the field.
 func (b *backend) HandleExistenceCheck(ctx context.Context, req *logical.Request) (bool, bool, error) {
 	if resp := normalizeGrantMaps(req); resp != nil {
-		err, _ := resp.Data["error"].(string)
-		return false, false, errors.New(err)
+		return false, false, nil
 	}
 	return b.Backend.HandleExistenceCheck(ctx, req)
 }

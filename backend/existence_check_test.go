@@ -9,24 +9,23 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Vault runs a create-or-update path's existence check, with the request's
-// data, before the request itself. The CLI sends repositories and teams as
-// JSON strings (vault write quay/roles/x repositories='{"app":"read"}'), so
-// the check must take them as HandleRequest does; otherwise every such
-// write fails with "error converting input for field repositories".
-func TestExistenceCheck_TakesGrantMapsAsJSONStrings(t *testing.T) {
+// Vault runs a write's existence check before the write, with the same
+// data: repositories and teams given as strings holding JSON (the CLI's
+// and vault-config-operator's form) must pass it, as they pass the write.
+func TestRoles_StringGrantsPassTheExistenceCheck(t *testing.T) {
 	env := newTestEnv(t)
-	for _, path := range []string{"roles/pull", "static-roles/pull"} {
+	for _, path := range []string{"roles/ci", "static-roles/pull"} {
 		req := &logical.Request{Operation: logical.UpdateOperation, Path: path, Storage: env.storage, MountPoint: "quay/",
-			Data: map[string]any{"namespace_name": testOrg, "repositories": `{"app":"read"}`, "teams": `{"readers":"member"}`}}
-		checkFound, exists, err := env.b.HandleExistenceCheck(context.Background(), req)
+			Data: map[string]any{"namespace_name": testOrg, "repositories": `{"app":"write"}`, "teams": `{"t1":"member"}`}}
+		found, exists, err := env.b.HandleExistenceCheck(context.Background(), req)
 		require.NoError(t, err, path)
-		assert.True(t, checkFound, path)
+		assert.True(t, found, "%s has an existence check", path)
 		assert.False(t, exists, path)
 
-		req.Data = map[string]any{"namespace_name": testOrg, "repositories": `{"app":`}
-		_, _, err = env.b.HandleExistenceCheck(context.Background(), req)
-		require.Error(t, err, path)
-		assert.Contains(t, err.Error(), "repositories", "a malformed map is refused naming the field")
+		req.Data["repositories"] = "app=write"
+		found, _, err = env.b.HandleExistenceCheck(context.Background(), req)
+		require.NoError(t, err, "%s: the write itself answers malformed input with a 400", path)
+		assert.False(t, found)
+		assert.Contains(t, errorMessage(env.request(logical.UpdateOperation, path, req.Data)), "repositories: must be a JSON object of strings")
 	}
 }

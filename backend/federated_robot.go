@@ -13,21 +13,11 @@ import (
 	"github.com/quay-vault/vault-plugin-secrets-quay/quay"
 )
 
-// Federated robots (prototype, not wired yet): a long-lived robot that
-// trusts this mount's issuer (federation_issuer.go) for its own username.
-// A creds read mints a JWT and exchanges it at Quay for a robot token that
-// Quay expires within the hour: one Quay call, nothing created, nothing to
-// delete at revoke, no robot secret stored.
-//
-// To wire it (roles/ and creds/, after the current rewrite of those files):
-// credential_type "federated" on roles/<name> with robot_name (default: the
-// role's name, as static roles), the robot grants and ttl/max_ttl; the role
-// write creates or adopts the robot as static roles do (write-ahead entry,
-// grants, withdrawn grants), then ensureFederationEntry, and stores
-// FederationIssuer and CreatedByVault with the role; creds/<name> calls
-// issueFederatedRobot; deleting the role deletes the robot if the engine
-// created it, else removeFederationEntry; secretFederatedRobot joins
-// Backend.Secrets.
+// Federated robots: a long-lived robot that trusts this mount's issuer
+// (federation_issuer.go) for its own username. A creds read mints a JWT
+// and exchanges it at Quay for a robot token that Quay expires within the
+// hour: one Quay call, nothing created, nothing to delete at revoke, no
+// robot secret stored. The role side is federated_role.go.
 
 // secretTypeFederatedRobot is the lease type of federated credentials.
 const secretTypeFederatedRobot = "quay_federated_robot"
@@ -107,18 +97,20 @@ func removeFederationEntry(ctx context.Context, client *quay.Client, ns quay.Nam
 
 func secretFederatedRobot(b *backend) *framework.Secret {
 	return &framework.Secret{
-		Type: secretTypeFederatedRobot,
-		Fields: map[string]*framework.FieldSchema{
-			"username":           {Type: framework.TypeString, Description: "The robot's registry username, <namespace>+<name>."},
-			"password":           {Type: framework.TypeString, Description: "Quay's one-hour robot token (a JWT Quay signed)."},
-			"registry":           {Type: framework.TypeString, Description: "The registry host to log in to."},
-			"auth":               {Type: framework.TypeString, Description: "base64(username:password), the 'auth' of a docker config.json entry."},
-			"docker_config_json": {Type: framework.TypeString, Description: "A complete ~/.docker/config.json."},
-			"expires_at":         {Type: framework.TypeTime, Description: "When Quay stops accepting the token; revoking the lease does not change it."},
-		},
+		Type:   secretTypeFederatedRobot,
+		Fields: federatedCredsFields(),
 		Renew:  b.renewFederatedRobot,
 		Revoke: b.revokeFederatedRobot,
 	}
+}
+
+// federatedCredsFields document a federated read's answer: a robot's
+// docker-ready login whose password is Quay's one-hour token.
+func federatedCredsFields() map[string]*framework.FieldSchema {
+	return withFields(dockerCredentialFields(), map[string]*framework.FieldSchema{
+		"password":   {Type: framework.TypeString, Description: "The robot's password: its token, or for a federated role Quay's one-hour robot token (a JWT Quay signed); a secret."},
+		"expires_at": {Type: framework.TypeTime, Description: "When Quay stops accepting the token; revoking the lease does not change it."},
+	})
 }
 
 // federatedLease is a federated lease's InternalData: identifiers and the
@@ -175,9 +167,11 @@ func (b *backend) issueFederatedRobot(ctx context.Context, req *logical.Request,
 	ttl = min(ttl, maxTTL)
 
 	data := dockerCredentials(cfg.registryHost(), username, got.Token)
+	data["namespace_type"] = robot.NamespaceType
+	data["namespace_name"] = robot.NamespaceName
 	data["expires_at"] = formatTime(expires)
 	lease := federatedLease{Role: robot.Role, Username: username, ExpiresAt: expires}
-	resp := secretFederatedRobot(b).Response(data, lease.internalData())
+	resp := b.Secret(secretTypeFederatedRobot).Response(data, lease.internalData())
 	resp.Secret.TTL = ttl
 	resp.Secret.MaxTTL = maxTTL
 	resp.Warnings = []string{fmt.Sprintf("Quay expires this token at %s; revoking the lease does not end it sooner", formatTime(expires))}

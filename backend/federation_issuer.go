@@ -5,8 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,11 +61,11 @@ const (
 var federationAlgorithms = []string{string(jose.RS256), string(jose.RS384)}
 
 // errFederationNotConfigured: a path needs the issuer but config/federation
-// is unset.
-var errFederationNotConfigured = errors.New(`robot federation is not configured: write "config/federation" first`)
+// is unset. A 400: writing it is the operator's fix.
+var errFederationNotConfigured = logical.CodedError(http.StatusBadRequest, `robot federation is not configured: write "config/federation" first`)
 
 // errFederationNoKey: the issuer is configured but its key entry is gone.
-var errFederationNoKey = errors.New(`robot federation has no signing key: write "config/federation/rotate-key"`)
+var errFederationNoKey = logical.CodedError(http.StatusBadRequest, `robot federation has no signing key: write "config/federation/rotate-key"`)
 
 // federationConfig is the stored issuer configuration.
 type federationConfig struct {

@@ -31,7 +31,9 @@ func pathCreds(b *backend) []*framework.Path {
 		HelpSynopsis: "Issue a leased Quay credential for a role.",
 		HelpDescription: `Reading creds/<role> creates a credential in Quay (an OAuth token or a robot
 account, as the role says) and returns it with a lease. Revoking the lease, or
-letting it expire, deletes the credential in Quay.`,
+letting it expire, deletes the credential in Quay. A federated role's read
+exchanges a token the engine signs for Quay's one-hour robot token instead:
+its lease ends with that token, and revoking it deletes nothing.`,
 	}}
 }
 
@@ -56,6 +58,8 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 	switch role.CredentialType {
 	case credentialTypeOAuthToken:
 		resp, err = b.issueOAuthToken(ctx, req, role)
+	case credentialTypeFederated:
+		resp, err = b.issueFederatedRobot(ctx, req, role.federatedRobot())
 	default:
 		resp, err = b.issueRobot(ctx, req, role)
 	}
@@ -65,5 +69,7 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 // credsResponseFields documents a creds answer: an OAuth token's fields or
 // a robot's, as the role's credential type says.
 func credsResponseFields() map[string]*framework.FieldSchema {
-	return withFields(dockerCredentialFields(), secretOAuthTokenFields())
+	fields := withFields(withFields(dockerCredentialFields(), secretOAuthTokenFields()), federatedCredsFields())
+	fields["expires_at"] = &framework.FieldSchema{Type: framework.TypeTime, Description: "When Quay itself expires the credential: an OAuth token at the lease's max TTL, a federated role's token one hour after the read (revoking the lease does not change it)."}
+	return fields
 }

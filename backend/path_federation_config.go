@@ -193,7 +193,15 @@ func (b *backend) pathFederationConfigWrite(ctx context.Context, req *logical.Re
 	if err := putJSON(ctx, req.Storage, federationConfigStoragePath, "robot federation config", cfg); err != nil {
 		return nil, err
 	}
-	return &logical.Response{Data: b.federationResponseData(cfg, ring)}, nil
+	resp := &logical.Response{Data: b.federationResponseData(cfg, ring)}
+	if stored == nil || stored.Issuer != cfg.Issuer {
+		// Federated robots trust the issuer by its URL: point them at the
+		// new one now rather than at the next periodic run.
+		if err := b.refreshFederationEntries(ctx, req.Storage); err != nil {
+			resp.AddWarning("federation_issuer changed, but not every federated role's robot trusts it yet (the engine retries every minute): " + err.Error())
+		}
+	}
+	return resp, nil
 }
 
 // applyFederationFields sets the fields given in d on cfg and checks the

@@ -84,8 +84,8 @@ func roleFields() map[string]*framework.FieldSchema {
 		},
 		"credential_type": {
 			Type:          framework.TypeString,
-			Description:   `What the role issues: "robot" (a robot account, default) or "oauth_token" (an OAuth access token of an organization application, Quay 3.18+).`,
-			AllowedValues: []any{credentialTypeRobot, credentialTypeOAuthToken},
+			Description:   `What the role issues: "robot" (a robot account, default), "oauth_token" (an OAuth access token of an organization application, Quay 3.18+) or "federated" (Quay's one-hour token for the role's own robot, through robot identity federation with this mount as the issuer; needs config/federation).`,
+			AllowedValues: []any{credentialTypeRobot, credentialTypeOAuthToken, credentialTypeFederated},
 			Default:       credentialTypeRobot,
 		},
 		"namespace_type": {
@@ -106,6 +106,10 @@ func roleFields() map[string]*framework.FieldSchema {
 		"scopes": {
 			Type:        framework.TypeCommaStringSlice,
 			Description: "oauth_token: scopes of the issued tokens, a list or a comma/space separated string of repo:read, repo:write, repo:admin, repo:create, user:read, user:admin, org:admin, super:user.",
+		},
+		"robot_name": {
+			Type:        framework.TypeString,
+			Description: "federated: short name of the role's robot (without '<namespace>+'), adopted if it exists, created if not. Defaults to the role's name; fixed once the role exists.",
 		},
 		"ttl": {
 			Type:        framework.TypeDurationSecond,
@@ -149,7 +153,7 @@ func roleResponseFields() map[string]*framework.FieldSchema {
 	fields := roleFields()
 	delete(fields, "name")
 	fields["managed_application"] = &framework.FieldSchema{Type: framework.TypeBool, Description: "oauth_token: whether the engine manages the role's application (no client_id was given)."}
-	return fields
+	return withFields(fields, federatedRoleResponseFields())
 }
 
 func roleResponseData(role *roleEntry) map[string]any {
@@ -165,14 +169,21 @@ func roleResponseData(role *roleEntry) map[string]any {
 		data["client_id"] = role.applicationClientID()
 		data["managed_application"] = role.ClientID == ""
 		data["scopes"] = role.Scopes
+	case credentialTypeFederated:
+		federatedRoleData(role, data)
 	default:
-		data["repositories"] = nonNilMap(role.Repositories)
-		data["teams"] = nonNilMap(role.Teams)
-		data["default_permission"] = role.DefaultPermission
-		data["create_repositories"] = role.CreateRepositories
-		data["description"] = role.Description
+		robotGrantsData(role.robotGrants, data)
 	}
 	return data
+}
+
+// robotGrantsData shows a role's robot grants.
+func robotGrantsData(g robotGrants, data map[string]any) {
+	data["repositories"] = nonNilMap(g.Repositories)
+	data["teams"] = nonNilMap(g.Teams)
+	data["default_permission"] = g.DefaultPermission
+	data["create_repositories"] = g.CreateRepositories
+	data["description"] = g.Description
 }
 
 func nonNilMap(m map[string]string) map[string]string {
@@ -183,14 +194,31 @@ func nonNilMap(m map[string]string) map[string]string {
 }
 
 func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	return nil, req.Storage.Delete(ctx, roleStoragePrefix+d.Get("name").(string))
+	name := d.Get("name").(string)
+	lock := b.roleLock(name)
+	lock.Lock()
+	defer lock.Unlock()
+	role, err := getRole(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	if role != nil && role.CredentialType == credentialTypeFederated {
+		return b.deleteFederatedRole(ctx, req, role)
+	}
+	return nil, req.Storage.Delete(ctx, roleStoragePrefix+name)
 }
 
 func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name, asked := roleNameOf(d)
+	lock := b.roleLock(name)
+	lock.Lock()
+	defer lock.Unlock()
 	stored, err := getRole(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
+	}
+	if federatedWrite(stored, d) {
+		return b.writeFederatedRole(ctx, req, d, stored, asked)
 	}
 	role := &roleEntry{Name: name, CredentialType: credentialTypeRobot, NamespaceType: string(quay.NamespaceOrganization)}
 	if stored != nil {
@@ -265,6 +293,13 @@ func applyRoleFields(role *roleEntry, d *framework.FieldData) *logical.Response 
 			role.ManagedClientID = ""
 		}
 	}
+	if v, ok := d.GetOk("robot_name"); ok {
+		value := strings.TrimSpace(v.(string))
+		if i := strings.IndexByte(value, '+'); i >= 0 {
+			value = value[i+1:] // accept the full <namespace>+<name> form
+		}
+		role.RobotName = value
+	}
 	if v, ok := d.GetOk("scopes"); ok {
 		var scopes []string
 		for _, s := range v.([]string) {
@@ -294,20 +329,28 @@ func applyRoleFields(role *roleEntry, d *framework.FieldData) *logical.Response 
 func (r *roleEntry) clearTypeSpecificFields() {
 	r.ClientID, r.ManagedClientID, r.Scopes = "", "", nil
 	r.robotGrants = robotGrants{}
+	r.federatedState = federatedState{}
 }
 
 // validate checks the merged role and answers 400 naming the first bad field.
 func (r *roleEntry) validate() *logical.Response {
 	switch r.CredentialType {
-	case credentialTypeRobot, credentialTypeOAuthToken:
+	case credentialTypeRobot, credentialTypeOAuthToken, credentialTypeFederated:
 	default:
-		return badField("credential_type", "must be %q or %q, got %q", credentialTypeRobot, credentialTypeOAuthToken, r.CredentialType)
+		return badField("credential_type", "must be %q, %q or %q, got %q", credentialTypeRobot, credentialTypeOAuthToken, credentialTypeFederated, r.CredentialType)
 	}
 	if resp := validateNamespace(r.NamespaceType, r.NamespaceName); resp != nil {
 		return resp
 	}
 	if r.MaxTTL > 0 && r.TTL > r.MaxTTL {
 		return badField("ttl", "(%s) must not exceed max_ttl (%s)", r.TTL, r.MaxTTL)
+	}
+	if r.CredentialType == credentialTypeFederated {
+		if !validQuayName(r.RobotName) {
+			return badField("robot_name", "%q is not a valid Quay robot name (2 to 255 lowercase letters and digits, single '.', '_' or '-' between them); set robot_name", r.RobotName)
+		}
+	} else if r.RobotName != "" {
+		return badField("robot_name", "applies only to credential_type=federated")
 	}
 
 	if r.CredentialType == credentialTypeOAuthToken {
@@ -349,4 +392,12 @@ redhat-cop/vault-plugin-secrets-quay, so existing roles work unchanged.
 OAuth token roles (credential_type=oauth_token) mint an OAuth access token of
 an organization application with the given scopes, expiring in Quay at the
 lease's max TTL.
+
+Federated roles (credential_type=federated, after config/federation) own one
+robot, robot_name (default: the role's name), adopted or created when the role
+is written, granted the robot fields above and set to trust this mount as its
+OIDC issuer. Each creds read exchanges a token the engine signs for Quay's
+one-hour robot token; the lease ends with it and revoking it deletes nothing.
+Deleting the role deletes the robot if the engine created it, else only this
+mount's federation entry.
 `

@@ -29,7 +29,8 @@ func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 			b.recoverRootRotations(ctx, req.Storage),
 			b.rotateRootIfDue(ctx, req.Storage, cfg),
 			b.rotateDueStaticRoles(ctx, req.Storage),
-			b.rotateFederationKeyIfDue(ctx, req.Storage))
+			b.rotateFederationKeyIfDue(ctx, req.Storage),
+			b.refreshFederationEntries(ctx, req.Storage))
 	}
 	errs = append(errs, b.autoTidy(ctx, req.Storage, cfg))
 	return errors.Join(errs...)

@@ -70,7 +70,7 @@ func describedRole(description string) (kind, role string, ok bool) {
 		return "", "", false
 	}
 	_, rest, _ := strings.Cut(description, "] ")
-	for _, k := range []string{robotKindStatic, robotKindDynamic} {
+	for _, k := range []string{robotKindStatic, robotKindFederated, robotKindDynamic} {
 		if after, found := strings.CutPrefix(rest, k+"="); found {
 			role, _, _ = strings.Cut(after, ": ")
 			return k, role, true

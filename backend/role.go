@@ -21,6 +21,10 @@ const (
 	// credentialTypeOAuthToken issues an OAuth access token of an
 	// organization application (Quay 3.18+).
 	credentialTypeOAuthToken = "oauth_token"
+	// credentialTypeFederated issues Quay's one-hour robot tokens for one
+	// long-lived robot that trusts this mount as its OIDC issuer
+	// (federated_role.go).
+	credentialTypeFederated = "federated"
 )
 
 // quayNameRule is Quay's rule for user, organization, robot and team names
@@ -43,8 +47,11 @@ type roleEntry struct {
 	ManagedClientID string   `json:"managed_client_id,omitempty"`
 	Scopes          []string `json:"scopes,omitempty"`
 
-	// Robot roles.
+	// Robot and federated roles.
 	robotGrants
+
+	// Federated roles: the robot and what the engine knows of it.
+	federatedState
 
 	TTL    time.Duration `json:"ttl"`
 	MaxTTL time.Duration `json:"max_ttl"`

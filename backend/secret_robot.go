@@ -235,13 +235,20 @@ func (b *backend) rollbackRobot(ctx context.Context, req *logical.Request, entry
 	if err := reachUserRobot(ctx, client, cfg, entry.namespace(), entry.ShortName); err != nil {
 		return err
 	}
-	// A static role written right before a crash may own the robot
+	// A static or federated role written right before a crash may own the robot
 	// already: its entry then outlived a successful store.
 	statics, err := listStaticRoles(ctx, req.Storage)
 	if err != nil {
 		return err
 	}
 	if staticRoleOwning(statics, entry.NamespaceType, entry.NamespaceName, entry.ShortName) != nil {
+		return nil
+	}
+	federated, err := listFederatedRoles(ctx, req.Storage)
+	if err != nil {
+		return err
+	}
+	if federatedRoleOwning(federated, entry.NamespaceType, entry.NamespaceName, entry.ShortName) != nil {
 		return nil
 	}
 	// The entry names a robot; whether the failed request created it, or

@@ -69,7 +69,7 @@ type tidyGuard struct{ running atomic.Bool }
 var errTidyRunning = logical.CodedError(http.StatusConflict, "a tidy is already running on this mount; read quay/tidy for the last report")
 
 // tidyRobots deletes robots this mount created that no live lease,
-// write-ahead entry or static role owns.
+// write-ahead entry, static role or federated role owns.
 //
 // Ownership is read in the order that makes a concurrent creds request safe:
 // Quay's robot list first, then the write-ahead entries, then the index. A
@@ -137,11 +137,15 @@ func (b *backend) tidyRobots(ctx context.Context, s logical.Storage, dryRun bool
 	if err != nil {
 		return nil, err
 	}
+	federated, err := listFederatedRoles(ctx, s)
+	if err != nil {
+		return nil, err
+	}
 	now := b.now()
 
 	for _, c := range candidates {
 		nsType, username := string(c.ns.Kind), c.ns.RobotUsername(c.short)
-		if staticRoleOwning(statics, nsType, c.ns.Name, c.short) != nil {
+		if staticRoleOwning(statics, nsType, c.ns.Name, c.short) != nil || federatedRoleOwning(federated, nsType, c.ns.Name, c.short) != nil {
 			report.RobotsOwned++
 			continue
 		}
@@ -221,7 +225,7 @@ func (b *backend) tidyNamespaces(ctx context.Context, s logical.Storage, client 
 		if err != nil {
 			return nil, err
 		}
-		if role != nil && role.CredentialType == credentialTypeRobot {
+		if role != nil && (role.CredentialType == credentialTypeRobot || role.CredentialType == credentialTypeFederated) {
 			add(role.NamespaceType, role.NamespaceName)
 		}
 	}

@@ -51,6 +51,10 @@ type EmulatorOptions struct {
 	// with these extra flags (e.g. -oidc-client id:secret:subject); its
 	// address is known before the config is written, as OIDC_SERVER needs.
 	OIDC []string
+	// CABundle is the PEM file of the only CAs the emulator trusts for
+	// its own HTTPS requests (-ca-bundle, as REQUESTS_CA_BUNDLE for real
+	// Quay), e.g. a TLS Vault's CACert for robot federation.
+	CABundle string
 }
 
 var readyLine = regexp.MustCompile(`quay-emulator ready url=(\S+) control=(\S+)`)
@@ -102,6 +106,9 @@ SUPER_USERS:
 	}
 	if opts.OIDC != nil {
 		args = append(append(args, "-oidc-listen", strings.TrimPrefix(e.OIDCURL, "http://")), opts.OIDC...)
+	}
+	if opts.CABundle != "" {
+		args = append(args, "-ca-bundle", opts.CABundle)
 	}
 	proc, err := startProcess("quay-emulator", filepath.Join(logDir(t), "quay-emulator.log"), suite.emulatorBin, args, cleanEnv())
 	must(t, err)

@@ -93,6 +93,7 @@ func startAgent(t testing.TB, v *Vault, template string) *agent {
 	cfg := fmt.Sprintf(`
 vault {
   address = %q
+  ca_cert = %q
 }
 auto_auth {
   method "token_file" {
@@ -111,7 +112,7 @@ template {
   create_dest_dirs     = true
   error_on_missing_key = true
 }
-`, v.Addr, tokenFile, tplFile, dest)
+`, v.Addr, v.CACert, tokenFile, tplFile, dest)
 	cfgPath := filepath.Join(dir, "agent.hcl")
 	must(t, os.WriteFile(cfgPath, []byte(cfg), 0o600))
 	proc, err := startProcess("vault-agent", filepath.Join(logDir(t), "vault-agent.log"), suite.vaultBin,

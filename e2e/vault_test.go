@@ -6,6 +6,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -25,9 +27,13 @@ import (
 // plugins auto-registered from the suite's plugin directory) or a server on
 // persistent file storage that survives restarts.
 type Vault struct {
-	// Addr is http://127.0.0.1:<port>; Token is the root token.
+	// Addr is http://127.0.0.1:<port> (https:// for StartDevVaultTLS);
+	// Token is the root token.
 	Addr  string
 	Token string
+	// CACert is the PEM file of the CA of Vault's TLS certificate
+	// (StartDevVaultTLS only).
+	CACert string
 	// Client is an API client with the root token.
 	Client *api.Client
 
@@ -41,6 +47,19 @@ type Vault struct {
 // StartDevVault starts `vault server -dev` on free loopback ports with the
 // suite's plugin directory; the plugin is in the catalog but not enabled.
 func StartDevVault(t testing.TB) *Vault {
+	t.Helper()
+	return startDevVault(t, false)
+}
+
+// StartDevVaultTLS is StartDevVault serving HTTPS (`-dev-tls`) with a
+// certificate for 127.0.0.1 from a CA Vault generates: CACert, for the
+// clients and for a Quay that must trust Vault (robot federation).
+func StartDevVaultTLS(t testing.TB) *Vault {
+	t.Helper()
+	return startDevVault(t, true)
+}
+
+func startDevVault(t testing.TB, withTLS bool) *Vault {
 	t.Helper()
 	dir := t.TempDir()
 	logs := logDir(t)
@@ -57,6 +76,13 @@ func StartDevVault(t testing.TB) *Vault {
 			"-dev-plugin-dir=" + suite.pluginDir,
 			"-dev-no-store-token",
 			"-log-level=debug",
+		}
+		if withTLS {
+			certDir := filepath.Join(dir, "tls")
+			must(t, os.MkdirAll(certDir, 0o700))
+			args = append(args, "-dev-tls", "-dev-tls-cert-dir="+certDir)
+			v.Addr = fmt.Sprintf("https://127.0.0.1:%d", port)
+			v.CACert = filepath.Join(certDir, "vault-ca.pem")
 		}
 		proc, err := startProcess("vault", filepath.Join(logs, "vault.log"), suite.vaultBin, args, v.serverEnv())
 		must(t, err)
@@ -175,6 +201,9 @@ func (v *Vault) newClient(t testing.TB) *api.Client {
 	cfg.Address = v.Addr
 	cfg.MaxRetries = 0
 	cfg.Timeout = 60 * time.Second
+	if v.CACert != "" {
+		must(t, cfg.ConfigureTLS(&api.TLSConfig{CACert: v.CACert}))
+	}
 	c, err := api.NewClient(cfg)
 	must(t, err)
 	c.SetToken(v.Token)
@@ -187,12 +216,25 @@ func (v *Vault) health() (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, v.Addr+"/v1/sys/health", nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := v.HTTPClient().Do(req)
 	if err != nil {
 		return 0, err
 	}
 	resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+// HTTPClient is a plain HTTP client for Vault's address, trusting CACert
+// when Vault serves TLS.
+func (v *Vault) HTTPClient() *http.Client {
+	if v.CACert == "" {
+		return http.DefaultClient
+	}
+	pool := x509.NewCertPool()
+	if pem, err := os.ReadFile(v.CACert); err == nil {
+		pool.AppendCertsFromPEM(pem)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
 }
 
 func (v *Vault) waitUntil(timeout time.Duration, what string, ok func(code int) bool) error {
@@ -270,7 +312,7 @@ func (v *Vault) CLIWithToken(t testing.TB, token string, args ...string) CLIResu
 	cmd := exec.CommandContext(ctx, suite.vaultBin, args...)
 	home := filepath.Join(v.dir, "cli-home")
 	_ = os.MkdirAll(home, 0o700)
-	cmd.Env = cleanEnv("HOME="+home, "VAULT_ADDR="+v.Addr, "VAULT_TOKEN="+token)
+	cmd.Env = cleanEnv("HOME="+home, "VAULT_ADDR="+v.Addr, "VAULT_TOKEN="+token, "VAULT_CACERT="+v.CACert)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
