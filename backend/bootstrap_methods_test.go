@@ -388,3 +388,17 @@ func TestBootstrap_OIDCRefusals(t *testing.T) {
 	require.True(t, resp.IsError())
 	assert.True(t, strings.HasPrefix(errorMessage(resp), "root_organization: "), errorMessage(resp))
 }
+
+// Quay hides POST /api/v1/user/initialize unless FEATURE_USER_INITIALIZE
+// is on (route_show_if answers a bare 404, not Quay's "not found"): the
+// operator is told which switch to turn, and nothing is saved.
+func TestBootstrap_InitializeWithoutTheFeature(t *testing.T) {
+	env := newTestEnv(t, withEmptyQuay("SUPER_USERS: [quayadmin]\nFEATURE_MAILING: false\n"))
+	resp := env.request(logical.UpdateOperation, "config", map[string]any{
+		"url": env.server.URL, "bootstrap": "initialize", "username": "quayadmin", "email": "admin@example.com", "root_organization": "automation",
+	})
+	require.True(t, resp.IsError())
+	assert.True(t, strings.HasPrefix(errorMessage(resp), "bootstrap: "), errorMessage(resp))
+	assert.Contains(t, errorMessage(resp), "FEATURE_USER_INITIALIZE")
+	assert.False(t, env.configSaved(), "nothing saved")
+}
