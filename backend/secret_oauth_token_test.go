@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/quay-vault/vault-plugin-secrets-quay/quay"
+	"github.com/quay-vault/vault-plugin-secrets-quay/quay/emulator"
 )
 
 // issue reads creds/<role> and returns the response, failing on any error.
@@ -300,4 +301,27 @@ func BenchmarkCredsOAuth(b *testing.B) {
 			b.Fatal(err, errorAnswer(resp))
 		}
 	}
+}
+
+// A Quay without the route (older than 3.18, or a proxy that does not pass
+// it) answers a DELETE with Werkzeug's HTML 405 page. That is no "already
+// gone": revoke fails, so Vault keeps the lease and retries, the token
+// stays tracked, and the error says what is missing.
+func TestRevoke_HTMLPageForAMissingRouteIsNotAlreadyGone(t *testing.T) {
+	env := newTestEnv(t)
+	env.writeOAuthRole("ci", nil)
+	resp := env.issue("ci")
+	token := resp.Data["token"].(string)
+	env.quay.Faults().Add(emulator.Fault{Route: "deleteOrganizationApplicationToken", Count: 1, Status: 405,
+		Body: "<!doctype html>\n<html lang=en>\n<title>405 Method Not Allowed</title>\n<h1>Method Not Allowed</h1>\n"})
+
+	_, err := env.revoke(resp.Secret)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "no such API route")
+	assert.True(t, env.works(token), "the token is alive in Quay")
+
+	_, err = env.revoke(resp.Secret)
+	require.NoError(t, err, "Vault's retry deletes it once Quay serves the route")
+	assert.False(t, env.works(token))
+	env.assertNoSecretLogged(token)
 }

@@ -217,6 +217,14 @@ func newErrorFromResponse(r *request, resp *http.Response) *Error {
 	if e.Message == "" && len(body) > 0 && !looksLikeHTML(body) && resp.StatusCode >= 300 {
 		e.Message = string(body)
 	}
+	if e.Message == "" && looksLikeHTML(body) && (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed) {
+		// Quay's web UI answers every path its API does not route: its
+		// index page for GET (endpoints/web.py), Werkzeug's 405 page for
+		// the other methods. Nothing was found or refused; the route is
+		// missing.
+		e.Message = http.StatusText(resp.StatusCode) + ": this Quay has no such API route (an HTML page answered: a Quay older than 3.18, a feature switched off, or a wrong URL or proxy)"
+	}
+	e.Message = schemaSummary(e.Message)
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		e.Message = "unexpected redirect to " + redirectTarget(resp.Header.Get("Location"))
 	}
@@ -312,6 +320,17 @@ func parseRetryAfter(v string) (time.Duration, bool) {
 // pages), which is never worth quoting in a message. It looks at the body,
 // not at Content-Type: Flask labels Quay's plain-text answers (the password
 // throttle's 429) text/html.
+// schemaSummary keeps the first part of a schema-validation message: Quay
+// passes jsonschema's str(ValidationError) as the detail of its 400
+// (endpoints/api/__init__.py validate_json_request), which goes on with the
+// whole schema and the offending value, echoed.
+func schemaSummary(msg string) string {
+	if i := strings.Index(msg, "\n\nFailed validating"); i >= 0 {
+		return msg[:i]
+	}
+	return msg
+}
+
 func looksLikeHTML(b []byte) bool {
 	if strings.HasPrefix(http.DetectContentType(b), "text/html") {
 		return true

@@ -82,6 +82,13 @@ func TestErrors_EveryQuayBodyShape(t *testing.T) {
 			want: want{message: "Anonymous access is not allowed", unauthorized: true},
 		},
 		{
+			// What Quay really sends: util/http.py _abort builds the JSON
+			// with make_response, so Flask labels it text/html.
+			name: "abort 403 CSRF labelled text/html", status: 403, contentType: "text/html; charset=utf-8",
+			body: `{"error": "CSRF token was invalid or missing."}`,
+			want: want{errType: "csrf", message: "CSRF token was invalid or missing.", unauthorized: true},
+		},
+		{
 			name: "abort 403 that is not CSRF", status: 403, contentType: "application/json",
 			body: `{"error": "Forbidden (authorized: user quayadmin)"}`,
 			want: want{message: "Forbidden (authorized: user quayadmin)", forbidden: true},
@@ -127,12 +134,26 @@ func TestErrors_EveryQuayBodyShape(t *testing.T) {
 			// nothing about the resource, so it is no "not found".
 			name: "Flask HTML 404", status: 404, contentType: "text/html; charset=utf-8",
 			body: "<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n<p>The requested URL was not found on the server.</p>\n",
-			want: want{},
+			want: want{message: "Not Found: this Quay has no such API route (an HTML page answered: a Quay older than 3.18, a feature switched off, or a wrong URL or proxy)"},
+		},
+		{
+			// Werkzeug's page for another method on a path only the web
+			// UI's GET catch-all matches: DELETE on a route Quay lacks.
+			name: "Werkzeug HTML 405", status: 405, contentType: "text/html; charset=utf-8",
+			body: "<!doctype html>\n<html lang=en>\n<title>405 Method Not Allowed</title>\n<h1>Method Not Allowed</h1>\n<p>The method is not allowed for the requested URL.</p>\n",
+			want: want{message: "Method Not Allowed: this Quay has no such API route (an HTML page answered: a Quay older than 3.18, a feature switched off, or a wrong URL or proxy)"},
+		},
+		{
+			// endpoints/api/__init__.py validate_json_request: the detail
+			// is jsonschema's whole report, value and schema included.
+			name: "schema validation 400", status: 400, contentType: "application/json",
+			body: `{"detail": "'dddd' is too long\n\nFailed validating 'maxLength' in schema['properties']['description']:\n    {'type': 'string', 'maxLength': 255}\n\nOn instance['description']:\n    'dddd'", "error_message": "'dddd' is too long\n\nFailed validating 'maxLength' in schema['properties']['description']:\n    {'type': 'string', 'maxLength': 255}\n\nOn instance['description']:\n    'dddd'", "error_type": "invalid_request", "status": 400, "title": "invalid_request", "type": "http://quay/api/v1/error/invalid_request"}`,
+			want: want{errType: "invalid_request", message: "'dddd' is too long"},
 		},
 		{
 			// util/http.py abort for a route Quay hides (route_show_if):
 			// the feature is absent, which says nothing about a resource.
-			name: "abort 404", status: 404, contentType: "application/json",
+			name: "abort 404", status: 404, contentType: "text/html; charset=utf-8",
 			body: `{"error": "Not Found"}`,
 			want: want{message: "Not Found"},
 		},
