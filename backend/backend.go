@@ -63,7 +63,8 @@ type backend struct {
 	mountID string
 	// instanceID identifies this backend instance. A write-ahead entry
 	// written by another instance belongs to a request that can no longer be
-	// running (the plugin restarted), so tidy may undo it at once.
+	// running (the plugin restarted, the leader changed), so recovery and
+	// tidy may undo it at once.
 	instanceID string
 
 	clients clientCache
@@ -83,6 +84,8 @@ type backend struct {
 	rootLock sync.Mutex
 	// federation is the robot federation issuer's key lock and signer.
 	federation federationIssuer
+	// recovery settles what an earlier instance left (recovery.go).
+	recovery recovery
 	// now is the clock; tests replace it.
 	now func() time.Time
 	// createBudget is createBudget; tests shorten it.
@@ -180,15 +183,13 @@ func (b *backend) HandleExistenceCheck(ctx context.Context, req *logical.Request
 }
 
 // initialize runs after the mount is set up, after every unseal and after a
-// plugin reload. A root rotation that an earlier process left half done is
-// settled here, before anything depends on the root credential.
+// plugin reload. What an earlier process left half done (root rotations,
+// credentials, static rotations) is settled in the background (recovery.go).
 func (b *backend) initialize(ctx context.Context, req *logical.InitializationRequest) error {
 	if !b.WriteSafeReplicationState() {
 		return nil
 	}
-	if err := b.recoverRootRotations(ctx, req.Storage); err != nil {
-		b.logger.Warn("could not settle an interrupted root rotation yet; will retry", "error", err)
-	}
+	b.startRecovery(ctx, req.Storage)
 	return nil
 }
 
@@ -202,6 +203,7 @@ func (b *backend) invalidate(_ context.Context, key string) {
 
 // clean runs on unmount, seal and plugin reload.
 func (b *backend) clean(context.Context) {
+	b.stopRecovery()
 	b.clients.reset()
 }
 

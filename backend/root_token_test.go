@@ -254,6 +254,7 @@ func (e *testEnv) restart() {
 	b.now = e.clock.Now
 	e.b = b
 	require.NoError(e.t, b.Initialize(context.Background(), &logical.InitializationRequest{Storage: e.storage}))
+	b.waitRecovered()
 }
 
 func TestBootstrap_TokenWithRootOrganizationStopsUsingIt(t *testing.T) {
