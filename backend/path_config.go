@@ -135,7 +135,7 @@ func configFields() map[string]*framework.FieldSchema {
 		},
 		"oauth_redirect_uri": {
 			Type:        framework.TypeString,
-			Description: "bootstrap=password: the application's redirect URI (default <url>/oauth/localapp).",
+			Description: "bootstrap=password: the application's redirect URI (default: Quay's local handler at its SERVER_HOSTNAME, read from Quay's GET /config).",
 		},
 		"oidc_token_url": {
 			Type:        framework.TypeString,

@@ -80,6 +80,26 @@ func TestInitialize_Refusals(t *testing.T) {
 	assert.Regexp(t, `^[A-Z0-9]{40}$`, g.Token, "initialization tokens are upper-case and digits")
 }
 
+// Quay accepts its local OAuth handler only at SERVER_HOSTNAME, which is
+// often not the name Vault reaches it by (an in-cluster service, a load
+// balancer): the default redirect comes from Quay's own GET /config.
+func TestPassword_DefaultRedirectIsQuaysServerHostname(t *testing.T) {
+	emu, q := emulated(t, "SERVER_HOSTNAME: registry.example.com\nPREFERRED_URL_SCHEME: https\nSUPER_USERS: [svc]\nDIRECT_OAUTH_CLIENTID_WHITELIST: [WHITELISTED000000000]\n")
+	require.NoError(t, emu.CreateUser("svc", "service-password", "svc@example.com"))
+	require.NoError(t, emu.CreateOrganization("automation", "svc"))
+	require.NoError(t, emu.CreateApplication("automation", "vault", "WHITELISTED000000000", ""))
+
+	redirect, err := q.LocalOAuthRedirect(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "https://registry.example.com/oauth/localapp", redirect)
+
+	g, err := Password{Username: "svc", Password: "service-password", ClientID: "WHITELISTED000000000", Scopes: []string{"user:read"}}.Obtain(context.Background(), q)
+	require.NoError(t, err, "reached at %s, Quay still takes the handler at its SERVER_HOSTNAME", q.BaseURL())
+	u, err := q.WithCredential(g.Credential).GetUser(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "svc", u.Username)
+}
+
 func TestPassword_DirectOAuth(t *testing.T) {
 	emu, q := emulated(t, "SUPER_USERS: [svc]\nDIRECT_OAUTH_CLIENTID_WHITELIST: [WHITELISTED000000000, REDIRECTING000000000]\n")
 	require.NoError(t, emu.CreateUser("svc", "service-password", "svc@example.com"))

@@ -18,7 +18,10 @@ type Password struct {
 	Username, Password string
 	ClientID           string
 	// RedirectURI must be the application's redirect URI or Quay's local
-	// handler, <quay>/oauth/localapp (the default when empty).
+	// handler. Empty means the local handler at the address Quay's own
+	// GET /config gives (SERVER_HOSTNAME, which Quay insists on even when
+	// the engine reaches it by another name), or <quay>/oauth/localapp when
+	// that cannot be read.
 	RedirectURI string
 	Scopes      []string
 	// Now is the clock (tests); nil means time.Now.
@@ -36,7 +39,10 @@ func (m Password) Obtain(ctx context.Context, q *quay.Client) (*Grant, error) {
 	}
 	redirect := m.RedirectURI
 	if redirect == "" {
-		redirect = q.BaseURL() + "/oauth/localapp"
+		var err error
+		if redirect, err = q.LocalOAuthRedirect(ctx); err != nil {
+			redirect = q.BaseURL() + "/oauth/localapp"
+		}
 	}
 	issued := now()
 	tok, err := q.AuthorizeApp(ctx, quay.DirectOAuthRequest{

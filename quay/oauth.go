@@ -84,3 +84,28 @@ func (c *Client) AuthorizeApp(ctx context.Context, in DirectOAuthRequest) (*Dire
 
 // ErrNoCredential is returned by calls that need a credential when none is set.
 var ErrNoCredential = errors.New("quay: no credential configured")
+
+// LocalOAuthRedirect is the redirect URI Quay accepts for its own local
+// OAuth handler: PREFERRED_URL_SCHEME://SERVER_HOSTNAME/oauth/localapp
+// (data/model/oauth.py validate_redirect_uri), whatever address the client
+// reaches Quay at. It reads both from Quay's anonymous GET /config
+// (endpoints/web.py config).
+func (c *Client) LocalOAuthRedirect(ctx context.Context) (string, error) {
+	var pub struct {
+		Config struct {
+			ServerHostname     string `json:"SERVER_HOSTNAME"`
+			PreferredURLScheme string `json:"PREFERRED_URL_SCHEME"`
+		} `json:"config"`
+	}
+	if err := c.do(ctx, request{route: "config", method: http.MethodGet, path: "/config", idempotent: true, anonymous: true}, &pub); err != nil {
+		return "", err
+	}
+	if pub.Config.ServerHostname == "" {
+		return "", errors.New("quay: GET /config names no SERVER_HOSTNAME")
+	}
+	scheme := pub.Config.PreferredURLScheme
+	if scheme == "" {
+		scheme = "http" // config.py's default
+	}
+	return scheme + "://" + pub.Config.ServerHostname + "/oauth/localapp", nil
+}

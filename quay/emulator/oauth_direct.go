@@ -16,6 +16,35 @@ import (
 
 func (e *Emulator) oauthRoutes() {
 	e.handle("POST /oauth/authorizeapp", "authorizeApplication", webRoute, e.authorizeApp)
+	e.handle("GET /config", "config", webRoute, e.publicConfig)
+}
+
+// publicConfig is Quay's anonymous GET /config (endpoints/web.py config):
+// the config.yaml keys config.py's CLIENT_WHITELIST lets the web UI see,
+// and the features. A client learns from it the address Quay's local OAuth
+// handler must be reached at (SERVER_HOSTNAME, not the request's host).
+func (e *Emulator) publicConfig(w http.ResponseWriter, r *http.Request, _ *caller) {
+	authType := e.cfg.AuthenticationType
+	if authType == "" {
+		authType = "Database"
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"config": map[string]any{
+			"SERVER_HOSTNAME":      e.host(r),
+			"PREFERRED_URL_SCHEME": e.cfg.scheme(),
+			"AUTHENTICATION_TYPE":  authType,
+			"LOCAL_OAUTH_HANDLER":  "/oauth/localapp",
+		},
+		"features": map[string]bool{
+			"USER_INITIALIZE":        e.cfg.FeatureUserInitialize,
+			"SUPER_USERS":            e.cfg.superUsersEnabled(),
+			"MAILING":                e.cfg.mailing(),
+			"APP_SPECIFIC_TOKENS":    e.cfg.appSpecificTokens(),
+			"PROGRAMMATIC_BOOTSTRAP": e.cfg.FeatureProgrammaticBootstrap,
+		},
+		"registry_state": "normal",
+		"version_number": "Quay 3.18.0",
+	})
 }
 
 const directOAuthLifetime = 315576000 * time.Second
