@@ -204,13 +204,13 @@ func (b *backend) pathStaticRoleWrite(ctx context.Context, req *logical.Request,
 		commitWAL = walID
 		rotateAdopted = !role.CreatedByVault && !skipRotation
 	}
-	grantWarnings, err := grantRobot(ctx, client, role.NamespaceName, role.robotGrants, role.username(), stored == nil && role.CreatedByVault)
+	granted, err := grantRobot(ctx, client, role.namespace(), role.RobotName, role.robotGrants, stored == nil && role.CreatedByVault)
 	if err != nil {
 		return nil, err
 	}
-	warnings = append(warnings, grantWarnings...)
+	warnings = append(warnings, granted.warnings...)
 	if stored != nil {
-		if err := withdrawDroppedGrants(ctx, client, role.NamespaceName, stored.robotGrants, role.robotGrants, role.username()); err != nil {
+		if err := withdrawDroppedGrants(ctx, client, role.namespace(), role.RobotName, stored.robotGrants, role.robotGrants); err != nil {
 			return nil, err
 		}
 	}
