@@ -8,10 +8,20 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/quay-vault/vault-plugin-secrets-quay/quay"
 )
 
 // What redhat-cop/vault-plugin-secrets-quay left in a mount's storage and
 // Quay, and what its users relied on, keeps working after the binary swap.
+
+// putRedHatCopStaticRole stores a static role the way redhat-cop's plugin
+// stored it (plugin/path_role.go: quayRoleEntry, key static-roles/<name>): no
+// name, robot name or token.
+func (e *testEnv) putRedHatCopStaticRole(name, raw string) {
+	e.t.Helper()
+	require.NoError(e.t, e.storage.Put(context.Background(), &logical.StorageEntry{Key: staticRoleStoragePrefix + name, Value: []byte(raw)}))
+}
 
 // robotPermissions reads back a robot's repository permissions.
 func (e *testEnv) robotPermissions(short string) map[string]string {
@@ -23,6 +33,64 @@ func (e *testEnv) robotPermissions(short string) map[string]string {
 		got[p.Repository.Name] = p.Role
 	}
 	return got
+}
+
+// Its static roles: the robot redhat-cop created (named after the role) is
+// adopted with its token, which is not rotated; rotate-role and rewrites
+// work; deleting the role keeps the robot (it carries no marker of this
+// mount).
+func TestDropIn_StaticRoleStoredByRedHatCop(t *testing.T) {
+	env := newTestEnv(t)
+	env.createRepo("app")
+	ctx := context.Background()
+	theirs, err := env.adminClient.CreateRobot(ctx, orgNS, "pull", quay.RobotSpec{})
+	require.NoError(t, err)
+	require.NoError(t, env.adminClient.SetUserPermission(ctx, testOrg, "app", testOrg+"+pull", quay.RoleWrite))
+	env.putRedHatCopStaticRole("pull", `{"namespace_type":"organization","namespace_name":"acme","repositories":{"app":"write"}}`)
+
+	read := env.mustOK(logical.ReadOperation, "static-roles/pull", nil)
+	assert.Equal(t, "pull", read.Data["robot_name"])
+	assert.Equal(t, testOrg+"+pull", read.Data["username"])
+
+	creds := env.mustOK(logical.ReadOperation, "static-creds/pull", nil)
+	assert.Equal(t, testOrg+"+pull", creds.Data["username"])
+	assertSameSecret(t, theirs.Token, creds.Data["password"], "the token redhat-cop's users hold is kept")
+	assert.Contains(t, strings.Join(creds.Warnings, " "), "stored by redhat-cop's plugin")
+	env.quay.ResetCalls()
+	creds = env.mustOK(logical.ReadOperation, "static-creds/pull", nil)
+	assert.Empty(t, creds.Warnings, "adopted once")
+	assert.Equal(t, 1, env.quay.TotalCalls())
+	assert.Equal(t, false, env.mustOK(logical.ReadOperation, "static-roles/pull", nil).Data["created_by_vault"])
+
+	// vault-config-operator rewrites the role on every reconcile.
+	env.mustOK(logical.UpdateOperation, "static-roles/pull", map[string]any{
+		"namespace_type": "organization", "namespace_name": testOrg, "create_repositories": nil, "repositories": `{"app":"write"}`,
+	})
+	rotated := env.mustOK(logical.UpdateOperation, "rotate-role/pull", nil)
+	assert.Equal(t, testOrg+"+pull", rotated.Data["username"])
+	current := env.mustOK(logical.ReadOperation, "static-creds/pull", nil).Data["password"]
+	assertDifferentSecret(t, theirs.Token, current, "rotated")
+	assertSameSecret(t, env.robotToken("pull"), current, "the rotated token is served")
+
+	resp := env.mustOK(logical.DeleteOperation, "static-roles/pull", nil)
+	assert.Contains(t, strings.Join(resp.Warnings, " "), "kept in Quay")
+	assert.True(t, env.robotExists("pull"), "a robot without this mount's marker is never deleted")
+}
+
+// A static role redhat-cop stored but nobody read: it created robots on the
+// first static-creds read, and so does this engine (with its marker).
+func TestDropIn_StaticRoleStoredByRedHatCopWithoutARobot(t *testing.T) {
+	env := newTestEnv(t)
+	env.putRedHatCopStaticRole("push", `{"namespace_type":"organization","namespace_name":"acme","create_repositories":true,"teams":{"builders":"member"}}`)
+
+	creds := env.mustOK(logical.ReadOperation, "static-creds/push", nil)
+	assertSameSecret(t, env.robotToken("push"), creds.Data["password"], "the robot created for it")
+	kind, role := env.marker("push")
+	assert.Equal(t, robotKindStatic, kind)
+	assert.Equal(t, "push", role)
+	_, teams, _ := env.grantsOf(testOrg + "+push")
+	assert.ElementsMatch(t, []string{"builders", creatorTeam}, teams)
+	assert.Equal(t, true, env.mustOK(logical.ReadOperation, "static-roles/push", nil).Data["created_by_vault"])
 }
 
 // default_permission means what it meant in redhat-cop's plugin: the role on

@@ -32,12 +32,15 @@ func pathRotateRole(b *backend) []*framework.Path {
 			},
 		},
 		HelpSynopsis: "Rotate a static robot's token now; the old token stops working at once.",
+		HelpDescription: `Rotates the robot's token now and re-applies its role's grants (restoring
+what was taken from it outside Vault; the warnings say what). The new token is
+read at static-creds/<name>.`,
 	}}
 }
 
 func (b *backend) pathRotateRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
-	role, err := b.rotateStaticRole(ctx, req.Storage, name)
+	role, warnings, err := b.rotateStaticRole(ctx, req.Storage, name)
 	if errors.Is(err, errStaticRoleNotFound) {
 		return logical.ErrorResponse("static role %q does not exist", name), nil
 	}
@@ -48,9 +51,9 @@ func (b *backend) pathRotateRoleWrite(ctx context.Context, req *logical.Request,
 	if err != nil {
 		return nil, err
 	}
-	// The new token is served by static-creds; rotation answers never carry it.
-	return &logical.Response{Data: map[string]any{
+	data := map[string]any{
 		"username":            role.username(),
 		"last_vault_rotation": formatTime(role.LastVaultRotation),
-	}}, nil
+	}
+	return &logical.Response{Data: data, Warnings: warnings}, nil
 }
