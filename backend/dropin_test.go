@@ -55,6 +55,7 @@ func TestDropIn_StaticRoleStoredByRedHatCop(t *testing.T) {
 	creds := env.mustOK(logical.ReadOperation, "static-creds/pull", nil)
 	assert.Equal(t, testOrg+"+pull", creds.Data["username"])
 	assertSameSecret(t, theirs.Token, creds.Data["password"], "the token redhat-cop's users hold is kept")
+	assert.Equal(t, testOrg, creds.Data["namespaces_name"])
 	assert.Contains(t, strings.Join(creds.Warnings, " "), "stored by redhat-cop's plugin")
 	env.quay.ResetCalls()
 	creds = env.mustOK(logical.ReadOperation, "static-creds/pull", nil)
@@ -91,6 +92,24 @@ func TestDropIn_StaticRoleStoredByRedHatCopWithoutARobot(t *testing.T) {
 	_, teams, _ := env.grantsOf(testOrg + "+push")
 	assert.ElementsMatch(t, []string{"builders", creatorTeam}, teams)
 	assert.Equal(t, true, env.mustOK(logical.ReadOperation, "static-roles/push", nil).Data["created_by_vault"])
+}
+
+// rotate-role answered with the new password in redhat-cop's plugin; here it
+// does only when asked to.
+func TestDropIn_RotateRoleReturnsThePasswordOnlyWhenAsked(t *testing.T) {
+	env := newTestEnv(t)
+	env.mustOK(logical.CreateOperation, "static-roles/pull", map[string]any{"namespace_name": testOrg})
+
+	resp := env.mustOK(logical.UpdateOperation, "rotate-role/pull", nil)
+	assertNoKey(t, resp.Data, "password")
+
+	resp = env.mustOK(logical.UpdateOperation, "rotate-role/pull", map[string]any{"return_password": true})
+	assertSameSecret(t, env.robotToken("pull"), resp.Data["password"], "the new token")
+	assert.Equal(t, testOrg+"+pull", resp.Data["username"])
+	assert.Equal(t, "organization", resp.Data["namespace_type"])
+	assert.Equal(t, testOrg, resp.Data["namespaces_name"])
+	assertSameSecret(t, resp.Data["password"], env.mustOK(logical.ReadOperation, "static-creds/pull", nil).Data["password"], "the same as static-creds")
+	env.assertNoSecretLogged(resp.Data["password"].(string))
 }
 
 // default_permission means what it meant in redhat-cop's plugin: the role on

@@ -32,6 +32,7 @@ func pathStaticCreds(b *backend) []*framework.Path {
 				Callback: b.pathStaticCredsRead,
 				Summary:  "Read a static robot's current credentials.",
 				Responses: okWith(withFields(dockerCredentialFields(), map[string]*framework.FieldSchema{
+					"namespaces_name":     {Type: framework.TypeString, Description: "namespace_name again, under the name redhat-cop/vault-plugin-secrets-quay gave it (sic), so that its readers keep working."},
 					"last_vault_rotation": {Type: framework.TypeTime, Description: "When Vault last set the token."},
 					"rotation_period":     {Type: framework.TypeDurationSecond, Description: "The rotation period in seconds (only with a schedule)."},
 					"ttl":                 {Type: framework.TypeDurationSecond, Description: "Seconds until the next scheduled rotation (only with a schedule): Vault Agent re-reads right after it."},
@@ -146,6 +147,7 @@ func (b *backend) staticCredsAnswer(cfg *quayConfig, name string, role *staticRo
 	data := dockerCredentials(cfg.registryHost(), role.username(), role.Password)
 	data["namespace_type"] = role.NamespaceType
 	data["namespace_name"] = role.NamespaceName
+	data["namespaces_name"] = role.NamespaceName
 	setTime(data, "last_vault_rotation", role.LastVaultRotation)
 	if next := role.nextRotation(); !next.IsZero() {
 		// consul-template (Vault Agent) re-reads a lease-less secret that

@@ -41,6 +41,7 @@ func TestStaticRoles_CreatesTheRobotAndServesItsToken(t *testing.T) {
 	assert.Empty(t, creds.Warnings, "nothing drifted")
 	assert.Equal(t, testOrg+"+pull", creds.Data["username"])
 	assert.Equal(t, testOrg, creds.Data["namespace_name"])
+	assert.Equal(t, testOrg, creds.Data["namespaces_name"], "redhat-cop's spelling too")
 	assertSameSecret(t, env.robotToken("pull"), creds.Data["password"], "static-creds serves the robot's token")
 	assert.NotEmpty(t, creds.Data["docker_config_json"])
 	assert.EqualValues(t, 86400, creds.Data["rotation_period"])
