@@ -32,15 +32,16 @@ import (
 // The check is one Quay call: GET the robot. Its answer says whether the
 // robot exists, its token (the root credential administers the namespace)
 // and its marker and creation time (whose robot it is), which is all that
-// decides how to heal, so healing needs no second look. A registry login
-// (/v2/auth with the stored token) would prove the token too, but cannot
-// tell a deleted robot from a regenerated or replaced one, logs a robot
-// login in Quay's audit log on every read, and needs Vault to reach the
-// registry host. Neither call sees the robot's grants; checking them too
-// would cost one call per team and two more, on every read. Grants are
-// therefore re-applied, and what was missing reported, whenever the check
-// found drift, and on every rotation (scheduled or rotate-role) and role
-// write, where their calls are paid rarely.
+// decides how to heal, so healing needs no second look, and it changes
+// nothing in Quay. A registry login (/v2/auth with the stored token) would
+// prove the token too, but cannot tell a deleted robot from a regenerated or
+// replaced one, updates the robot's last_accessed on every read
+// (data/model/user.py), so that an unused robot looks used, and needs Vault
+// to reach the registry host. Neither call sees the robot's grants; checking
+// them too would cost one call per team and two more, on every read. Grants
+// are therefore re-applied, and what was missing reported, whenever the
+// check found drift, and on every rotation (scheduled or rotate-role) and
+// role write, where their calls are paid rarely.
 
 // staticRobotState is what Quay holds under a static role's robot name,
 // compared with the role.
