@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/stretchr/testify/assert"
@@ -166,4 +167,29 @@ func TestDropIn_StaticDefaultPermissionFollowsTheRole(t *testing.T) {
 	assert.Equal(t, map[string]string{"lib": "read"}, env.robotPermissions("pull"), "withdrawn from every repository the role no longer names")
 	_, _, def = env.grantsOf(testOrg + "+pull")
 	assert.Empty(t, def)
+}
+
+// Quay lists a robot's permissions only to a credential with user:admin; a
+// root credential without it still grants, heals and withdraws (setting or
+// removing every permission instead of only what differs).
+func TestDropIn_StaticGrantsWithoutUserAdmin(t *testing.T) {
+	env := newTestEnv(t)
+	for _, repo := range []string{"app", "lib"} {
+		env.createRepo(repo)
+	}
+	token, err := env.quay.IssueToken(testAdmin, "org:admin repo:admin repo:create repo:read repo:write user:read", time.Hour)
+	require.NoError(t, err)
+	env.writeConfig(map[string]any{"token": token})
+	env.mustOK(logical.CreateOperation, "static-roles/pull", map[string]any{
+		"namespace_name": testOrg, "repositories": `{"app":"write"}`, "default_permission": "read",
+	})
+	assert.Equal(t, map[string]string{"app": "write", "lib": "read"}, env.robotPermissions("pull"))
+
+	require.NoError(t, env.adminClient.DeleteUserPermission(context.Background(), testOrg, "lib", testOrg+"+pull"))
+	env.mustOK(logical.UpdateOperation, "rotate-role/pull", nil)
+	assert.Equal(t, map[string]string{"app": "write", "lib": "read"}, env.robotPermissions("pull"), "restored")
+
+	env.mustOK(logical.UpdateOperation, "static-roles/pull", map[string]any{"default_permission": ""})
+	assert.Equal(t, map[string]string{"app": "write"}, env.robotPermissions("pull"), "withdrawn")
+	assert.Positive(t, env.quay.Calls("getOrgRobotPermissions"), "Quay was asked, and refused")
 }

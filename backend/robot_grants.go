@@ -339,19 +339,15 @@ func grantRobot(ctx context.Context, client *quay.Client, ns quay.Namespace, sho
 	if err != nil {
 		return out, upstreamError("listing the repositories of "+ns.Name+" for default_permission", err)
 	}
-	held := map[string]string{}
+	held, known := map[string]string{}, fresh
 	if !fresh && len(want) > 0 {
-		perms, err := client.GetRobotPermissions(ctx, ns, short)
-		if err != nil {
-			return out, upstreamError("reading the repository permissions of robot "+username, err)
-		}
-		for _, p := range perms {
-			held[p.Repository.Name] = p.Role
+		if held, known, err = heldRepositoryRoles(ctx, client, ns, short); err != nil {
+			return out, err
 		}
 	}
 	for _, repo := range slices.Sorted(maps.Keys(want)) {
 		role := want[repo]
-		if held[repo] == role {
+		if known && held[repo] == role {
 			continue
 		}
 		err := client.SetUserPermission(ctx, ns.Name, repo, username, role)
@@ -366,7 +362,7 @@ func grantRobot(ctx context.Context, client *quay.Client, ns quay.Namespace, sho
 			}
 			return out, upstreamError(fmt.Sprintf("granting %s on %s/%s", role, ns.Name, repo), err)
 		}
-		if !fresh {
+		if !fresh && known {
 			restored := fmt.Sprintf("%s on %s/%s", role, ns.Name, repo)
 			if was := held[repo]; was != "" {
 				restored += " (it held " + was + ")"
@@ -434,13 +430,19 @@ func withdrawDroppedGrants(ctx context.Context, client *quay.Client, ns quay.Nam
 	case before.DefaultPermission != "":
 		// The default permission covered every repository: all the
 		// robot holds beyond the role's own repositories goes.
-		perms, err := client.GetRobotPermissions(ctx, ns, short)
+		held, known, err := heldRepositoryRoles(ctx, client, ns, short)
 		if err != nil {
-			return upstreamError("reading the repository permissions of robot "+username, err)
+			return err
 		}
-		for _, p := range perms {
-			if _, kept := after.Repositories[p.Repository.Name]; !kept {
-				dropped = append(dropped, p.Repository.Name)
+		if !known {
+			// Every repository of the organization, then.
+			if held, err = wantedRepositoryRoles(ctx, client, ns.Name, before); err != nil {
+				return upstreamError("listing the repositories of "+ns.Name, err)
+			}
+		}
+		for repo := range held {
+			if _, kept := after.Repositories[repo]; !kept {
+				dropped = append(dropped, repo)
 			}
 		}
 	default:
@@ -482,6 +484,25 @@ func withdrawDroppedGrants(ctx context.Context, client *quay.Client, ns quay.Nam
 		}
 	}
 	return nil
+}
+
+// heldRepositoryRoles reads the repository permissions a robot holds
+// directly. Quay lists them only to a credential with user:admin
+// (endpoints/api/robot.py, require_user_admin); without it, known is false and
+// the caller sets (or removes) every permission instead of only what differs.
+func heldRepositoryRoles(ctx context.Context, client *quay.Client, ns quay.Namespace, short string) (held map[string]string, known bool, err error) {
+	perms, err := client.GetRobotPermissions(ctx, ns, short)
+	switch {
+	case quay.IsForbidden(err):
+		return map[string]string{}, false, nil
+	case err != nil:
+		return nil, false, upstreamError("reading the repository permissions of robot "+ns.RobotUsername(short), err)
+	}
+	held = make(map[string]string, len(perms))
+	for _, p := range perms {
+		held[p.Repository.Name] = p.Role
+	}
+	return held, true, nil
 }
 
 // ensureDefaultPermission gives the robot a default permission (prototype)
