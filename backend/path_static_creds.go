@@ -56,16 +56,12 @@ warning.`,
 // takes the lock for writing, checks again and heals.
 func (b *backend) pathStaticCredsRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
-	client, cfg, err := b.client(ctx, req.Storage)
-	if err != nil {
-		return nil, err
-	}
 	lock := b.staticRoleLock(name)
 	lock.RLock()
-	role, robot, state, err := b.checkStaticCreds(ctx, req.Storage, client, cfg, name)
+	role, check, err := b.checkStaticCreds(ctx, req.Storage, name)
 	lock.RUnlock()
-	if role == nil || err != nil || state == robotAsStored {
-		return b.staticCredsAnswer(cfg, name, role, nil, err)
+	if role == nil || err != nil || check.state == robotAsStored {
+		return b.staticCredsAnswer(check.cfg, name, role, nil, err)
 	}
 
 	// Healing writes the role and a write-ahead entry: a node that cannot
@@ -75,12 +71,13 @@ func (b *backend) pathStaticCredsRead(ctx context.Context, req *logical.Request,
 	}
 	lock.Lock()
 	defer lock.Unlock()
-	role, robot, state, err = b.checkStaticCreds(ctx, req.Storage, client, cfg, name)
-	if role == nil || err != nil || state == robotAsStored {
+	role, check, err = b.checkStaticCreds(ctx, req.Storage, name)
+	if role == nil || err != nil || check.state == robotAsStored {
 		// Another read healed it meanwhile, or Quay is gone again.
-		return b.staticCredsAnswer(cfg, name, role, nil, err)
+		return b.staticCredsAnswer(check.cfg, name, role, nil, err)
 	}
-	heal, err := b.healStaticRobot(ctx, req.Storage, client, role, robot, state)
+	client, cfg := check.client, check.cfg
+	heal, err := b.healStaticRobot(ctx, req.Storage, client, role, check.robot, check.state)
 	if err != nil {
 		return nil, err
 	}
@@ -108,19 +105,32 @@ func (b *backend) pathStaticCredsRead(ctx context.Context, req *logical.Request,
 	return b.staticCredsAnswer(cfg, name, role, warnings, nil)
 }
 
+// staticCredsCheck is what checkStaticCreds found.
+type staticCredsCheck struct {
+	client *quay.Client
+	cfg    *quayConfig
+	robot  *quay.Robot
+	state  staticRobotState
+}
+
 // checkStaticCreds reads the role and looks its robot up in Quay. A failure
 // to ask Quay is not an error here when the token is known: the read serves
 // the stored token and says so (staticCredsAnswer).
-func (b *backend) checkStaticCreds(ctx context.Context, s logical.Storage, client *quay.Client, cfg *quayConfig, name string) (*staticRole, *quay.Robot, staticRobotState, error) {
+func (b *backend) checkStaticCreds(ctx context.Context, s logical.Storage, name string) (*staticRole, staticCredsCheck, error) {
+	var check staticCredsCheck
 	role, err := getStaticRole(ctx, s, name)
 	if err != nil || role == nil {
-		return nil, nil, 0, err
+		return nil, check, err
 	}
-	if err := reachUserRobot(ctx, client, cfg, role.namespace(), role.RobotName); err != nil {
-		return role, nil, 0, err
+	if check.client, check.cfg, err = b.client(ctx, s); err != nil {
+		// Without config there is nothing to serve from either.
+		return nil, check, err
 	}
-	robot, state, err := b.probeStaticRobot(ctx, s, client, role)
-	return role, robot, state, err
+	if err := reachUserRobot(ctx, check.client, check.cfg, role.namespace(), role.RobotName); err != nil {
+		return role, check, err
+	}
+	check.robot, check.state, err = b.probeStaticRobot(ctx, s, check.client, role)
+	return role, check, err
 }
 
 // staticCredsAnswer is static-creds' answer: the role's token in
@@ -129,13 +139,16 @@ func (b *backend) staticCredsAnswer(cfg *quayConfig, name string, role *staticRo
 	if role == nil && checkErr == nil {
 		return logical.ErrorResponse("static role %q does not exist", name), nil
 	}
+	if role == nil {
+		return nil, checkErr
+	}
 	if checkErr != nil {
 		var moved *userNamespaceError
 		var coded logical.HTTPCodedError
 		switch {
 		case errors.As(checkErr, &moved):
 			return logical.ErrorResponse(checkErr.Error()), nil
-		case role == nil || !role.tokenKnown(),
+		case !role.tokenKnown(),
 			errors.As(checkErr, &coded) && coded.Code() == http.StatusConflict:
 			return nil, checkErr
 		}
