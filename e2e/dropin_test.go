@@ -311,8 +311,11 @@ func TestDropInReplacesRedHatCopPlugin(t *testing.T) {
 	}
 	writeAPI(t, v, mount+"/static-roles/pull", operatorStaticRole)
 	// redhat-cop's README: a static role that may create repositories,
-	// written but never read before the swap (its robot does not exist).
+	// written but never read before the swap (its robot does not exist),
+	// and a dynamic role, with the CLI.
 	v.MustCLI(t, "write", mount+"/static-roles/my-static-account", "namespace_name="+s.Org, "create_repositories=true")
+	v.MustCLI(t, "write", mount+"/roles/my-dynamic-account", "namespace_name="+s.Org, "create_repositories=true")
+	readmeLease := s.readCreds(t, "my-dynamic-account")
 
 	// What redhat-cop's plugin issues.
 	oldLease := s.readCreds(t, "ci")
@@ -329,6 +332,13 @@ func TestDropInReplacesRedHatCopPlugin(t *testing.T) {
 	staticPassword := static.str(t, "password")
 	if static.str(t, "username") != s.Org+"+pull" || static.Data["namespaces_name"] != s.Org {
 		t.Fatalf("redhat-cop's static-creds: username %v namespaces_name %v", static.Data["username"], static.Data["namespaces_name"])
+	}
+	// Its rotate-role answered with the new password (README: "The output
+	// returned will contain the updated password").
+	var oldRotation cliSecret
+	v.CLIJSON(t, &oldRotation, []string{"write"}, "-force", mount+"/rotate-role/pull")
+	if staticPassword = oldRotation.str(t, "password"); oldRotation.Data["namespaces_name"] != s.Org {
+		t.Fatalf("redhat-cop's rotate-role: namespaces_name %v", oldRotation.Data["namespaces_name"])
 	}
 
 	// The swap, as it works on Vault 1.21: the new binary beside the old
@@ -407,7 +417,7 @@ func TestDropInReplacesRedHatCopPlugin(t *testing.T) {
 	}
 
 	// Leases of both plugins revoke: their robots are deleted in Quay.
-	for _, lease := range []cliSecret{oldLease, newLease} {
+	for _, lease := range []cliSecret{oldLease, readmeLease, newLease} {
 		v.MustCLI(t, "lease", "revoke", "-sync", lease.LeaseID)
 		if robot := lease.str(t, "username"); q.Control.RobotExists(t, robot) {
 			t.Errorf("robot %s outlived its revoked lease", robot)
