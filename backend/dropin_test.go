@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -192,4 +193,20 @@ func TestDropIn_StaticGrantsWithoutUserAdmin(t *testing.T) {
 	env.mustOK(logical.UpdateOperation, "static-roles/pull", map[string]any{"default_permission": ""})
 	assert.Equal(t, map[string]string{"app": "write"}, env.robotPermissions("pull"), "withdrawn")
 	assert.Positive(t, env.quay.Calls("getOrgRobotPermissions"), "Quay was asked, and refused")
+}
+
+// An organization with more repositories than Quay lists on a page: each
+// gets default_permission, and the list costs one call per 100.
+func TestDropIn_DefaultPermissionOverPagesOfRepositories(t *testing.T) {
+	env := newTestEnv(t)
+	for i := range 150 {
+		require.NoError(t, env.quay.CreateRepository(testOrg, fmt.Sprintf("repo%03d", i), false))
+	}
+	env.writeRobotRole("ci", map[string]any{"default_permission": "read"})
+	env.quay.ResetCalls()
+	resp := env.issue("ci")
+	calls := env.quay.CallCounts()
+	assert.Equal(t, 2, calls["listRepos"], "two pages")
+	assert.Equal(t, 150, calls["changeUserPermissions"])
+	assert.Len(t, env.robotPermissions(strings.TrimPrefix(resp.Data["username"].(string), testOrg+"+")), 150)
 }
