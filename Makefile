@@ -4,7 +4,7 @@
 #   make vault      bin/vault: VAULT_BINARY or a `vault` >= 1.15 on PATH, else Vault v1.21.0 built
 #                   once from scripts/tools (cold: 15-40 min on 2 cores)
 #   make test       test-unit, test-e2e (real Vault + Quay emulator processes), docs-check
-#   make bench      Go benchmarks (quay/, backend/) and the e2e creds benchmarks (vs kv, federated vs dynamic robot)
+#   make bench      Go benchmarks (quay/, backend/) and the e2e benchmarks (creds vs kv, federated vs dynamic robot, static-creds healthy vs healing)
 #   make demo       end-to-end walk-through with the real vault CLI (scripts/demo.sh)
 #   make sandbox    leave an emulator and a dev Vault with the plugin running (sandbox-stop stops them)
 #   make docs-check run every example in docs/ against a sandbox of its own
@@ -69,7 +69,7 @@ test-e2e: vault build
 
 bench: vault build
 	$(GO) test -run '^$$' -bench . -benchmem ./quay/... ./backend/...
-	VAULT_BINARY=$(VAULT) $(GO) test -tags e2e -run '^$$' -bench 'BenchmarkCredsReadVsKV|BenchmarkCredsFederatedVsDynamicRobot' -benchmem -timeout $(E2E_TIMEOUT) ./e2e/...
+	VAULT_BINARY=$(VAULT) $(GO) test -tags e2e -run '^$$' -bench 'BenchmarkCredsReadVsKV|BenchmarkCredsFederatedVsDynamicRobot|BenchmarkStaticCredsRead' -benchmem -timeout $(E2E_TIMEOUT) ./e2e/...
 
 # A Quay emulator and a dev Vault with the plugin at quay/ that keep running
 # (in .sandbox/), for trying the docs' examples; it prints the export lines.

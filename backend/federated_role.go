@@ -173,13 +173,13 @@ func (b *backend) writeFederatedRole(ctx context.Context, req *logical.Request, 
 		}
 		return nil, err
 	}
-	grantWarnings, err := grantRobot(ctx, client, role.NamespaceName, role.robotGrants, username, created)
+	granted, err := grantRobot(ctx, client, ns, role.RobotName, role.robotGrants, created)
 	if err != nil {
 		return undo(err)
 	}
-	warnings = append(warnings, grantWarnings...)
+	warnings = append(warnings, granted.warnings...)
 	if stored != nil && !created {
-		if err := withdrawDroppedGrants(ctx, client, role.NamespaceName, stored.robotGrants, role.robotGrants, username); err != nil {
+		if err := withdrawDroppedGrants(ctx, client, ns, role.RobotName, stored.robotGrants, role.robotGrants); err != nil {
 			return undo(err)
 		}
 	}

@@ -197,7 +197,14 @@ func TestRollback_RotationEntriesWaitForAWritableNode(t *testing.T) {
 	view.ReplicationStateVal = consts.ReplicationPerformanceSecondary
 	err = env.b.walRollback(context.Background(), &logical.Request{Storage: env.storage}, walKindStaticRotation, map[string]any{"role": "pull"})
 	require.ErrorIs(t, err, errReplicatedStateReadOnly, "kept for a writable node")
-	assert.True(t, before == env.mustOK(logical.ReadOperation, "static-creds/pull", nil).Data["password"], "unchanged")
+	stored, err := getStaticRole(context.Background(), env.storage, "pull")
+	require.NoError(t, err)
+	assert.True(t, before == stored.Password, "unchanged")
+	// A read there finds the token changed in Quay; healing writes the
+	// role, so the read is handed to a node that can (Vault forwards a
+	// request that answers ErrReadOnly).
+	_, err = env.requestErr(logical.ReadOperation, "static-creds/pull", nil)
+	require.ErrorIs(t, err, logical.ErrReadOnly)
 
 	view.ReplicationStateVal = 0
 	env.rollback()

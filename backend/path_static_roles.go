@@ -127,9 +127,10 @@ func (b *backend) pathStaticRoleRead(ctx context.Context, req *logical.Request, 
 		"create_repositories": role.CreateRepositories,
 		"description":         role.Description,
 		"rotation_period":     int64(role.RotationPeriod.Seconds()),
-		"last_vault_rotation": formatTime(role.LastVaultRotation),
 		"created_by_vault":    role.CreatedByVault,
 	}
+	// Unknown for a role of redhat-cop's plugin until Vault rotates it.
+	setTime(data, "last_vault_rotation", role.LastVaultRotation)
 	if next := role.nextRotation(); !next.IsZero() {
 		data["next_vault_rotation"] = formatTime(next)
 	}
@@ -191,8 +192,25 @@ func (b *backend) pathStaticRoleWrite(ctx context.Context, req *logical.Request,
 	}
 
 	var commitWAL string
-	rotateAdopted := false
-	if stored == nil {
+	rotateAdopted, fresh := false, false
+	if stored != nil {
+		// The robot is checked as a read checks it: one deleted by hand
+		// is created again, a token changed in Quay (or unknown, in a
+		// role of redhat-cop's plugin) is taken over.
+		robot, state, err := b.probeStaticRobot(ctx, req.Storage, client, role)
+		if err != nil {
+			return nil, err
+		}
+		if state != robotAsStored {
+			heal, err := b.healStaticRobot(ctx, req.Storage, client, role, robot, state)
+			if err != nil {
+				return nil, err
+			}
+			warnings = append(warnings, heal.drift)
+			b.logger.Warn("static robot drifted", "role", role.Name, "robot", role.username(), "found", heal.drift)
+			commitWAL, fresh = heal.walID, heal.fresh
+		}
+	} else {
 		skipRotation := false
 		if v, ok := d.GetOk("skip_import_rotation"); ok {
 			skipRotation = v.(bool)
@@ -203,14 +221,15 @@ func (b *backend) pathStaticRoleWrite(ctx context.Context, req *logical.Request,
 		}
 		commitWAL = walID
 		rotateAdopted = !role.CreatedByVault && !skipRotation
+		fresh = role.CreatedByVault
 	}
-	grantWarnings, err := grantRobot(ctx, client, role.NamespaceName, role.robotGrants, role.username(), stored == nil && role.CreatedByVault)
+	granted, err := grantRobot(ctx, client, role.namespace(), role.RobotName, role.robotGrants, fresh)
 	if err != nil {
 		return nil, err
 	}
-	warnings = append(warnings, grantWarnings...)
-	if stored != nil {
-		if err := withdrawDroppedGrants(ctx, client, role.NamespaceName, stored.robotGrants, role.robotGrants, role.username()); err != nil {
+	warnings = append(warnings, granted.warnings...)
+	if stored != nil && !fresh {
+		if err := withdrawDroppedGrants(ctx, client, role.namespace(), role.RobotName, stored.robotGrants, role.robotGrants); err != nil {
 			return nil, err
 		}
 	}
@@ -308,6 +327,7 @@ func (b *backend) setUpStaticRobot(ctx context.Context, s logical.Storage, clien
 			role.CreatedByVault = kind == robotKindStatic && name == role.Name
 		}
 		role.Password = existing.Token
+		role.RobotCreated = existing.Created.Time
 		role.LastVaultRotation = b.now().UTC()
 		if skipRotation && existing.Token == "" {
 			return badField("skip_import_rotation", "Quay did not return the robot's token to the root credential; the token must be rotated to be known"), "", nil
@@ -321,40 +341,13 @@ func (b *backend) setUpStaticRobot(ctx context.Context, s logical.Storage, clien
 		return nil, "", upstreamError("looking up robot "+role.username(), err)
 	}
 
-	walID, err := framework.PutWAL(ctx, s, walKindRobot, &robotWAL{
-		QuayURL: client.BaseURL(), NamespaceType: role.NamespaceType, NamespaceName: role.NamespaceName, ShortName: role.RobotName, InstanceID: b.instanceID,
-	})
+	walID, err := b.createStaticRobot(ctx, s, client, role)
 	if err != nil {
-		return nil, "", fmt.Errorf("writing the write-ahead entry: %w", err)
-	}
-	cluster, err := b.clusterID(ctx, s)
-	if err != nil {
-		return nil, "", err
-	}
-	mark := robotMark{mount: b.mountID, cluster: cluster}
-	robot, err := client.CreateRobot(ctx, ns, role.RobotName, quay.RobotSpec{
-		Description:          robotDescription(mark, robotKindStatic, role.Name, role.Description),
-		UnstructuredMetadata: robotMetadata(mark, "vault_static_role", role.Name, time.Time{}),
-	})
-	if err != nil {
-		if quay.Refused(err) {
-			b.deleteWAL(ctx, s, walID)
-		}
 		if quay.StatusOf(err) == 400 {
 			return badField("robot_name", "Quay refused to create robot %q: %s", role.RobotName, quayReason(err)), "", nil
 		}
 		return nil, "", upstreamError("creating robot "+role.username(), err)
 	}
-	if robot.Name != role.username() {
-		// Quay created it in another namespace than the role names.
-		if delErr := deleteRobot(ctx, client, ns, role.RobotName); delErr == nil {
-			b.deleteWAL(ctx, s, walID)
-		}
-		return nil, "", fmt.Errorf("Quay created robot %s, not %s; the root credential acts as another user than the role's namespace", robot.Name, role.username())
-	}
-	role.CreatedByVault = true
-	role.Password = robot.Token
-	role.LastVaultRotation = b.now().UTC()
 	return nil, walID, nil
 }
 

@@ -36,8 +36,12 @@ func TestStaticRoles_CreatesTheRobotAndServesItsToken(t *testing.T) {
 
 	env.quay.ResetCalls()
 	creds := env.mustOK(logical.ReadOperation, "static-creds/pull", nil)
-	assert.Equal(t, 0, env.quay.TotalCalls(), "static-creds is served from Vault's storage")
+	assert.Equal(t, 1, env.quay.TotalCalls(), "static-creds checks the robot with one call")
+	assert.Equal(t, 1, env.quay.Calls("getOrgRobot"))
+	assert.Empty(t, creds.Warnings, "nothing drifted")
 	assert.Equal(t, testOrg+"+pull", creds.Data["username"])
+	assert.Equal(t, testOrg, creds.Data["namespace_name"])
+	assert.Equal(t, testOrg, creds.Data["namespaces_name"], "redhat-cop's spelling too")
 	assertSameSecret(t, env.robotToken("pull"), creds.Data["password"], "static-creds serves the robot's token")
 	assert.NotEmpty(t, creds.Data["docker_config_json"])
 	assert.EqualValues(t, 86400, creds.Data["rotation_period"])

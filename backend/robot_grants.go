@@ -88,7 +88,7 @@ func robotGrantFields() map[string]*framework.FieldSchema {
 		},
 		"default_permission": {
 			Type:          framework.TypeString,
-			Description:   "a default permission (read, write, admin) the robot gets on every repository created in the organization from now on.",
+			Description:   "read, write or admin on every repository of the organization: those it has when a robot is issued (or a static robot granted) and, through a default permission, those created later. repositories overrides it per repository. Each existing repository costs a Quay call per robot issued.",
 			AllowedValues: []any{"", quay.RoleRead, quay.RoleWrite, quay.RoleAdmin},
 		},
 		"create_repositories": {
@@ -155,7 +155,10 @@ func (g robotGrants) set() []string {
 // Bounds on what one role grants. Each grant is one Quay call when a robot
 // is issued (one to create it, one per repository, one per team, one for
 // the default permission), so they bound a creds read's Quay calls and
-// time: at most 1 + 64 + 17 + 1 = 83 calls.
+// time: at most 1 + 64 + 17 + 1 = 83 calls. A default permission adds what
+// the organization holds, which no role bounds: one call per 100 of its
+// repositories to list them and one per repository to grant it (see
+// grantRobot; docs/robot-roles.md says so).
 const (
 	maxRoleRepositories = 64
 	maxRoleTeams        = 16
@@ -304,50 +307,156 @@ func (b *backend) prepareRobotGrants(ctx context.Context, req *logical.Request, 
 	return warnings, nil, nil
 }
 
-// grantRobot gives a robot what its grants say. A repository that does not
-// exist yet is skipped with a warning, as redhat-cop's plugin did: the robot
-// may be the one to create it (create_repositories). fresh says the robot was
-// just created, so it cannot hold a default permission yet; otherwise an
-// existing one is kept or corrected rather than duplicated.
-func grantRobot(ctx context.Context, client *quay.Client, ns string, g robotGrants, username string, fresh bool) ([]string, error) {
-	var warnings []string
-	for _, repo := range slices.Sorted(maps.Keys(g.Repositories)) {
-		err := client.SetUserPermission(ctx, ns, repo, username, g.Repositories[repo])
-		if err == nil {
+// grantOutcome is what granting found beyond the plan.
+type grantOutcome struct {
+	// warnings name repositories the role lists that Quay does not have.
+	warnings []string
+	// restored says what a long-lived robot lacked and was given again
+	// (empty for a fresh robot, which lacks everything by definition).
+	restored []string
+}
+
+// grantRobot gives the robot short in ns what its grants say: the role of
+// each repository the grants name, and, with a default permission, that role
+// on every other repository the organization has now (as redhat-cop's plugin
+// did) and, through a default permission (prototype), on those created later;
+// its teams; the default permission itself. A repository the grants name that
+// does not exist yet is skipped with a warning: the robot may be the one to
+// create it (create_repositories).
+//
+// fresh says the robot was just created and holds nothing yet. A robot that
+// lived before has its repository permissions read first (one call), so that
+// only what differs is set, and what it lacked is reported in restored.
+//
+// Quay calls: one per 100 repositories of the organization to list them
+// (only with a default permission), one to read a living robot's permissions,
+// one per repository to set, one per team, and for the default permission
+// one to create it (a living robot: one more to list the organization's).
+func grantRobot(ctx context.Context, client *quay.Client, ns quay.Namespace, short string, g robotGrants, fresh bool) (grantOutcome, error) {
+	var out grantOutcome
+	username := ns.RobotUsername(short)
+	want, err := wantedRepositoryRoles(ctx, client, ns.Name, g)
+	if err != nil {
+		return out, upstreamError("listing the repositories of "+ns.Name+" for default_permission", err)
+	}
+	held, known := map[string]string{}, fresh
+	if !fresh && len(want) > 0 {
+		if held, known, err = heldRepositoryRoles(ctx, client, ns, short); err != nil {
+			return out, err
+		}
+	}
+	for _, repo := range slices.Sorted(maps.Keys(want)) {
+		role := want[repo]
+		if known && held[repo] == role {
 			continue
 		}
-		if missing, checkErr := repositoryMissing(ctx, client, ns, repo, err); checkErr == nil && missing {
-			warnings = append(warnings, fmt.Sprintf("repository %s/%s does not exist; no permission was granted on it", ns, repo))
-			continue
+		err := client.SetUserPermission(ctx, ns.Name, repo, username, role)
+		if err != nil {
+			if missing, checkErr := repositoryMissing(ctx, client, ns.Name, repo, err); checkErr == nil && missing {
+				if _, named := g.Repositories[repo]; named {
+					out.warnings = append(out.warnings, fmt.Sprintf("repository %s/%s does not exist; no permission was granted on it", ns.Name, repo))
+				}
+				// Otherwise a repository deleted since it was listed:
+				// there is nothing to grant on it.
+				continue
+			}
+			return out, upstreamError(fmt.Sprintf("granting %s on %s/%s", role, ns.Name, repo), err)
 		}
-		return nil, upstreamError(fmt.Sprintf("granting %s on %s/%s", g.Repositories[repo], ns, repo), err)
+		if !fresh && known {
+			restored := fmt.Sprintf("%s on %s/%s", role, ns.Name, repo)
+			if was := held[repo]; was != "" {
+				restored += " (it held " + was + ")"
+			}
+			out.restored = append(out.restored, restored)
+		}
 	}
 	for _, team := range g.teams() {
-		if err := addTeamMember(ctx, client, ns, team, g.teamRole(team), username); err != nil {
-			return nil, upstreamError(fmt.Sprintf("adding the robot to team %s", team), err)
+		added, err := addTeamMember(ctx, client, ns.Name, team, g.teamRole(team), username)
+		if err != nil {
+			return out, upstreamError(fmt.Sprintf("adding the robot to team %s", team), err)
+		}
+		if added && !fresh {
+			out.restored = append(out.restored, "membership of team "+team)
 		}
 	}
 	if g.DefaultPermission != "" {
-		if err := ensureDefaultPermission(ctx, client, ns, g.DefaultPermission, username, fresh); err != nil {
-			return nil, upstreamError("creating the robot's default permission", err)
+		created, err := ensureDefaultPermission(ctx, client, ns.Name, g.DefaultPermission, username, fresh)
+		if err != nil {
+			return out, upstreamError("creating the robot's default permission", err)
+		}
+		if created && !fresh {
+			out.restored = append(out.restored, "default permission "+g.DefaultPermission+" on new repositories of "+ns.Name)
 		}
 	}
-	return warnings, nil
+	return out, nil
+}
+
+// wantedRepositoryRoles is the role the robot should hold on each
+// repository: the grants' own, and, with a default permission, that role on
+// every other repository the organization has now (an explicit role wins, as
+// it did in redhat-cop's plugin). Listing the organization's repositories is
+// one Quay call per 100 (endpoints/api/repository.py pages them).
+func wantedRepositoryRoles(ctx context.Context, client *quay.Client, org string, g robotGrants) (map[string]string, error) {
+	want := make(map[string]string, len(g.Repositories))
+	maps.Copy(want, g.Repositories)
+	if g.DefaultPermission == "" {
+		return want, nil
+	}
+	repos, err := client.ListRepositories(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range repos {
+		if _, named := want[r.Name]; !named && r.Namespace == org {
+			want[r.Name] = g.DefaultPermission
+		}
+	}
+	return want, nil
 }
 
 // withdrawDroppedGrants takes from a long-lived robot what its role granted
 // before and no longer lists: repository permissions, team memberships and
-// the default permission. What is already gone in Quay (a permission removed
-// by hand, a deleted repository or team) counts as withdrawn. Dynamic robots
-// never need this: each lives with the grants it was created with.
-func withdrawDroppedGrants(ctx context.Context, client *quay.Client, ns string, before, after robotGrants, username string) error {
-	for _, repo := range slices.Sorted(maps.Keys(before.Repositories)) {
-		if _, kept := after.Repositories[repo]; kept {
-			continue
+// the default permission, together with the permissions it gave on the
+// organization's repositories. grantRobot has already given what the role
+// grants now. What is already gone in Quay (a permission removed by hand, a
+// deleted repository or team) counts as withdrawn. Dynamic robots never need
+// this: each lives with the grants it was created with.
+func withdrawDroppedGrants(ctx context.Context, client *quay.Client, ns quay.Namespace, short string, before, after robotGrants) error {
+	username := ns.RobotUsername(short)
+	var dropped []string
+	switch {
+	case after.DefaultPermission != "":
+		// Every repository of the organization is granted now.
+	case before.DefaultPermission != "":
+		// The default permission covered every repository: all the
+		// robot holds beyond the role's own repositories goes.
+		held, known, err := heldRepositoryRoles(ctx, client, ns, short)
+		if err != nil {
+			return err
 		}
-		err := client.DeleteUserPermission(ctx, ns, repo, username)
+		if !known {
+			// Every repository of the organization, then.
+			if held, err = wantedRepositoryRoles(ctx, client, ns.Name, before); err != nil {
+				return upstreamError("listing the repositories of "+ns.Name, err)
+			}
+		}
+		for repo := range held {
+			if _, kept := after.Repositories[repo]; !kept {
+				dropped = append(dropped, repo)
+			}
+		}
+	default:
+		for repo := range before.Repositories {
+			if _, kept := after.Repositories[repo]; !kept {
+				dropped = append(dropped, repo)
+			}
+		}
+	}
+	slices.Sort(dropped)
+	for _, repo := range dropped {
+		err := client.DeleteUserPermission(ctx, ns.Name, repo, username)
 		if err != nil && !quay.IsNoPermission(err) && !quay.IsNotFound(err) {
-			return upstreamError(fmt.Sprintf("removing the robot's permission on %s/%s", ns, repo), err)
+			return upstreamError(fmt.Sprintf("removing the robot's permission on %s/%s", ns.Name, repo), err)
 		}
 	}
 	kept := after.teams()
@@ -355,13 +464,13 @@ func withdrawDroppedGrants(ctx context.Context, client *quay.Client, ns string, 
 		if slices.Contains(kept, team) {
 			continue
 		}
-		err := client.RemoveTeamMember(ctx, ns, team, username)
+		err := client.RemoveTeamMember(ctx, ns.Name, team, username)
 		if err != nil && !quay.IsNotTeamMember(err) && !quay.IsNotFound(err) {
 			return upstreamError(fmt.Sprintf("removing the robot from team %s", team), err)
 		}
 	}
 	if before.DefaultPermission != "" && after.DefaultPermission == "" {
-		protos, err := client.ListPrototypes(ctx, ns)
+		protos, err := client.ListPrototypes(ctx, ns.Name)
 		if err != nil {
 			return upstreamError("listing default permissions", err)
 		}
@@ -369,7 +478,7 @@ func withdrawDroppedGrants(ctx context.Context, client *quay.Client, ns string, 
 			if p.Delegate.Name != username {
 				continue
 			}
-			if err := client.DeletePrototype(ctx, ns, p.ID); err != nil && !quay.IsNotFound(err) {
+			if err := client.DeletePrototype(ctx, ns.Name, p.ID); err != nil && !quay.IsNotFound(err) {
 				return upstreamError("removing the robot's default permission", err)
 			}
 		}
@@ -377,28 +486,49 @@ func withdrawDroppedGrants(ctx context.Context, client *quay.Client, ns string, 
 	return nil
 }
 
+// heldRepositoryRoles reads the repository permissions a robot holds
+// directly. Quay lists them only to a credential with user:admin
+// (endpoints/api/robot.py, require_user_admin); without it, known is false and
+// the caller sets (or removes) every permission instead of only what differs.
+func heldRepositoryRoles(ctx context.Context, client *quay.Client, ns quay.Namespace, short string) (held map[string]string, known bool, err error) {
+	perms, err := client.GetRobotPermissions(ctx, ns, short)
+	switch {
+	case quay.IsForbidden(err):
+		return map[string]string{}, false, nil
+	case err != nil:
+		return nil, false, upstreamError("reading the repository permissions of robot "+ns.RobotUsername(short), err)
+	}
+	held = make(map[string]string, len(perms))
+	for _, p := range perms {
+		held[p.Repository.Name] = p.Role
+	}
+	return held, true, nil
+}
+
 // ensureDefaultPermission gives the robot a default permission (prototype)
-// with the given role in the organization.
-func ensureDefaultPermission(ctx context.Context, client *quay.Client, org, role, username string, fresh bool) error {
+// with the given role in the organization, and reports whether it created
+// one. A fresh robot cannot have one yet; for any other, an existing one is
+// kept or corrected rather than duplicated.
+func ensureDefaultPermission(ctx context.Context, client *quay.Client, org, role, username string, fresh bool) (bool, error) {
 	if !fresh {
 		protos, err := client.ListPrototypes(ctx, org)
 		if err != nil {
-			return err
+			return false, err
 		}
 		for _, p := range protos {
 			if p.Delegate.Name != username {
 				continue
 			}
 			if p.Role == role {
-				return nil
+				return false, nil
 			}
 			if err := client.DeletePrototype(ctx, org, p.ID); err != nil && !quay.IsNotFound(err) {
-				return err
+				return false, err
 			}
 		}
 	}
 	_, err := client.CreatePrototype(ctx, org, role, quay.PrototypeUser{Name: username, Kind: "user"})
-	return err
+	return err == nil, err
 }
 
 // repositoryMissing tells a permission failure caused by a missing repository
@@ -418,17 +548,21 @@ func repositoryMissing(ctx context.Context, client *quay.Client, ns, repo string
 }
 
 // addTeamMember adds a member, creating the team when it went missing since
-// the role was written; "already a member" is success.
-func addTeamMember(ctx context.Context, client *quay.Client, org, team, teamRole, member string) error {
+// the role was written, and reports whether the member was added; "already
+// a member" is success.
+func addTeamMember(ctx context.Context, client *quay.Client, org, team, teamRole, member string) (bool, error) {
 	err := client.AddTeamMember(ctx, org, team, member)
 	if quay.IsNotFound(err) {
 		if _, err := client.UpdateTeam(ctx, org, team, teamRole, teamDescription); err != nil {
-			return err
+			return false, err
 		}
 		err = client.AddTeamMember(ctx, org, team, member)
 	}
-	if err == nil || quay.IsAlreadyTeamMember(err) {
-		return nil
+	switch {
+	case err == nil:
+		return true, nil
+	case quay.IsAlreadyTeamMember(err):
+		return false, nil
 	}
-	return err
+	return false, err
 }

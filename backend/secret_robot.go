@@ -84,7 +84,9 @@ func (w robotWAL) namespace() quay.Namespace {
 
 // issueRobot creates a robot for role, grants its repositories, teams and
 // default permission, and returns it as a lease. Quay calls: one to create,
-// one per repository, one per team, one for the default permission.
+// one per repository, one per team, one for the default permission, and
+// with a default permission one per repository of the organization (and one
+// per 100 to list them).
 func (b *backend) issueRobot(ctx context.Context, req *logical.Request, role *roleEntry) (*logical.Response, error) {
 	client, cfg, err := b.client(ctx, req.Storage)
 	if err != nil {
@@ -130,7 +132,7 @@ func (b *backend) issueRobot(ctx context.Context, req *logical.Request, role *ro
 		return nil, fmt.Errorf("role %q: Quay created robot %s, not %s; the root credential acts as another user than the role's namespace", role.Name, robot.Name, username)
 	}
 
-	warnings, err := grantRobot(ctx, client, role.NamespaceName, role.robotGrants, username, true)
+	granted, err := grantRobot(ctx, client, ns, short, role.robotGrants, true)
 	if err != nil {
 		// Undo now rather than wait for the rollback; if that fails too,
 		// the write-ahead entry stays and the rollback retries.
@@ -161,7 +163,7 @@ func (b *backend) issueRobot(ctx context.Context, req *logical.Request, role *ro
 	resp := b.Secret(secretTypeRobot).Response(data, lease.internalData())
 	resp.Secret.TTL = ttl
 	resp.Secret.MaxTTL = maxTTL
-	resp.Warnings = warnings
+	resp.Warnings = granted.warnings
 	// Vault's audit log pairs the request ID with the lease ID.
 	b.logger.Info("issued a robot", "role", role.Name, "robot", username, "request_id", req.ID, "max_ttl", maxTTL)
 	return resp, nil

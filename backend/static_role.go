@@ -30,13 +30,25 @@ type staticRole struct {
 	robotGrants
 	RotationPeriod time.Duration `json:"rotation_period"`
 
-	// Password is the robot's current token.
+	// Password is the robot's current token. Empty in a role stored by
+	// redhat-cop's plugin, which kept no token (it read the robot's from
+	// Quay on every static-creds read); the first check of the robot adopts
+	// Quay's (static_heal.go).
 	Password string `json:"password"`
 	// CreatedByVault says Vault created the robot (rather than adopting an
 	// existing one); only then does deleting the role delete the robot.
 	CreatedByVault    bool      `json:"created_by_vault"`
 	LastVaultRotation time.Time `json:"last_vault_rotation"`
+	// RobotCreated is when Quay says the robot was created: it tells an
+	// adopted robot (which carries no marker of this mount) whose token was
+	// regenerated from another robot made under its name since. Zero when
+	// not known (roles stored before it was recorded).
+	RobotCreated time.Time `json:"robot_created,omitzero"`
 }
+
+// tokenKnown says the engine holds the robot's token: false only for a role
+// stored by redhat-cop's plugin that no check has adopted yet.
+func (r *staticRole) tokenKnown() bool { return r.Password != "" }
 
 func (r *staticRole) namespace() quay.Namespace {
 	return quay.Namespace{Kind: quay.NamespaceKind(r.NamespaceType), Name: r.NamespaceName}
@@ -52,8 +64,25 @@ func (r *staticRole) nextRotation() time.Time {
 	return r.LastVaultRotation.Add(r.RotationPeriod)
 }
 
+// getStaticRole reads a static role. Roles stored by
+// redhat-cop/vault-plugin-secrets-quay have the same key and field names but
+// no name, robot name or token: its robots were named after the role, and
+// their token was read from Quay (static_heal.go adopts it).
 func getStaticRole(ctx context.Context, s logical.Storage, name string) (*staticRole, error) {
-	return getJSON[staticRole](ctx, s, staticRoleStoragePrefix+name, fmt.Sprintf("static role %q", name))
+	role, err := getJSON[staticRole](ctx, s, staticRoleStoragePrefix+name, fmt.Sprintf("static role %q", name))
+	if err != nil || role == nil {
+		return nil, err
+	}
+	if role.Name == "" {
+		role.Name = name
+	}
+	if role.NamespaceType == "" {
+		role.NamespaceType = string(quay.NamespaceOrganization)
+	}
+	if role.RobotName == "" {
+		role.RobotName = role.Name
+	}
+	return role, nil
 }
 
 func putStaticRole(ctx context.Context, s logical.Storage, role *staticRole) error {

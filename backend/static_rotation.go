@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
@@ -31,29 +32,63 @@ func (b *backend) staticRoleLock(name string) *locksutil.LockEntry {
 	return locksutil.LockForKey(b.staticLocks, name)
 }
 
-// rotateStaticRole gives the role's robot a new token and stores it.
-func (b *backend) rotateStaticRole(ctx context.Context, s logical.Storage, name string) (*staticRole, error) {
+// rotateStaticRole gives the role's robot a new token and stores it. The
+// robot is checked first, as a read checks it (static_heal.go), and its
+// grants re-applied, so a rotation also restores what was taken from it.
+// The answer's warnings say what drifted.
+func (b *backend) rotateStaticRole(ctx context.Context, s logical.Storage, name string) (*staticRole, []string, error) {
 	lock := b.staticRoleLock(name)
 	lock.Lock()
 	defer lock.Unlock()
 	role, err := getStaticRole(ctx, s, name)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if role == nil {
-		return nil, errStaticRoleNotFound
+		return nil, nil, errStaticRoleNotFound
 	}
 	client, cfg, err := b.client(ctx, s)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := reachUserRobot(ctx, client, cfg, role.namespace(), role.RobotName); err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	robot, state, err := b.probeStaticRobot(ctx, s, client, role)
+	if err != nil {
+		return nil, nil, err
+	}
+	var warnings []string
+	var heal staticHeal
+	if state != robotAsStored {
+		if heal, err = b.healStaticRobot(ctx, s, client, role, robot, state); err != nil {
+			return nil, nil, err
+		}
+		warnings = append(warnings, heal.drift)
+		b.logger.Warn("static robot drifted", "role", role.Name, "robot", role.username(), "found", heal.drift)
+	}
+	granted, err := grantRobot(ctx, client, role.namespace(), role.RobotName, role.robotGrants, heal.fresh)
+	if err != nil {
+		return nil, nil, err
+	}
+	warnings = append(warnings, granted.warnings...)
+	if w := restoredWarning(role, granted.restored); w != "" {
+		warnings = append(warnings, w)
+		b.logger.Warn("static robot had lost grants", "role", role.Name, "robot", role.username(), "restored", strings.Join(granted.restored, ", "))
+	}
+	if heal.fresh {
+		// Created again just now: its token is new already.
+		if err := putStaticRole(ctx, s, role); err != nil {
+			return nil, nil, err
+		}
+		b.deleteWAL(ctx, s, heal.walID)
+		b.logger.Info("rotated a static robot", "role", role.Name, "robot", role.username())
+		return role, warnings, nil
 	}
 	if err := b.rotateStoredStaticRole(ctx, s, client, role); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return role, nil
+	return role, warnings, nil
 }
 
 // rotateStoredStaticRole gives a stored role's robot a new token and stores
@@ -143,7 +178,7 @@ func (b *backend) rotateDueStaticRoles(ctx context.Context, s logical.Storage) e
 		if next.IsZero() || now.Before(next) {
 			continue
 		}
-		if _, err := b.rotateStaticRole(ctx, s, role.Name); err != nil {
+		if _, _, err := b.rotateStaticRole(ctx, s, role.Name); err != nil {
 			errs = append(errs, fmt.Errorf("rotating static role %q: %w", role.Name, err))
 			continue
 		}

@@ -55,3 +55,45 @@ func BenchmarkCredsReadVsKV(b *testing.B) {
 		b.Fatalf("%d creds leases left after the benchmark", len(ids))
 	}
 }
+
+// BenchmarkStaticCredsRead measures a static-creds read through a real
+// Vault: a healthy robot (the one Quay call that checks it) and a robot
+// deleted by hand before each read (the read that creates it again, grants
+// it and stores it). quay-calls/op counts what reached the emulator.
+//
+//	make bench   # or: go test -tags e2e -run '^$' -bench StaticCredsRead ./e2e/
+func BenchmarkStaticCredsRead(b *testing.B) {
+	s := newStack(b)
+	s.seedRepo(b, "app")
+	s.Vault.MustCLI(b, "write", mount+"/static-roles/pull", "namespace_name="+s.Org, `repositories={"app":"read"}`, `teams={"builders":"member"}`)
+	for _, heal := range []bool{false, true} {
+		name := "healthy"
+		if heal {
+			name = "deleted_by_hand"
+		}
+		b.Run(name, func(b *testing.B) {
+			c := s.Vault.Client
+			calls := 0
+			for b.Loop() {
+				if heal {
+					b.StopTimer()
+					s.deleteRobotByHand(b, "pull")
+					b.StartTimer()
+				}
+				b.StopTimer()
+				s.Quay.Control.ResetCalls(b)
+				b.StartTimer()
+				sec, err := c.Logical().Read(mount + "/static-creds/pull")
+				if err != nil || sec == nil || sec.Data["password"] == nil {
+					b.Fatalf("static-creds: %v", err)
+				}
+				b.StopTimer()
+				for _, n := range s.Quay.Control.Calls(b) {
+					calls += n
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(calls)/float64(b.N), "quay-calls/op")
+		})
+	}
+}

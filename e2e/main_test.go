@@ -14,6 +14,9 @@
 //
 //	VAULT_BINARY   Vault to run (default <repo>/bin/vault; `make vault` builds it)
 //	E2E_EMULATOR_BINARY  use this quay-emulator instead of building cmd/quay-emulator
+//	REDHAT_COP_QUAY_SOURCE  a checkout (or git repository) of
+//	               redhat-cop/vault-plugin-secrets-quay for the drop-in test
+//	               (dropin_test.go; default: the module proxy, then GitHub)
 //	E2E_LOG_DIR    keep every process log under this directory (default: the
 //	               test's temporary directory, removed afterwards; tails of the
 //	               logs are printed when a test fails either way)

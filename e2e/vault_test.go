@@ -107,6 +107,13 @@ func startDevVault(t testing.TB, withTLS bool) *Vault {
 // registered yet (see RegisterPlugin).
 func StartFileVault(t testing.TB) *Vault {
 	t.Helper()
+	return StartFileVaultWithPlugins(t, suite.pluginDir)
+}
+
+// StartFileVaultWithPlugins is StartFileVault with another plugin_directory
+// (absolute, free of symlinks), for tests that register other binaries.
+func StartFileVaultWithPlugins(t testing.TB, pluginDir string) *Vault {
+	t.Helper()
 	dir := t.TempDir()
 	port := freePorts(t, 2)
 	v := &Vault{dir: dir, Addr: fmt.Sprintf("http://127.0.0.1:%d", port)}
@@ -128,7 +135,7 @@ plugin_directory = %q
 disable_mlock    = true
 ui               = false
 log_level        = "debug"
-`, filepath.Join(dir, "data"), port, port+1, port, port+1, suite.pluginDir)
+`, filepath.Join(dir, "data"), port, port+1, port, port+1, pluginDir)
 	must(t, os.WriteFile(v.cfgPath, []byte(cfg), 0o600))
 
 	proc, err := startProcess("vault", filepath.Join(logDir(t), "vault.log"), suite.vaultBin,

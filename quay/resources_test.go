@@ -190,10 +190,12 @@ func TestPaths(t *testing.T) {
 		{"GET /api/v1/organization/acme/robots/ci", func() error { _, err := c.GetRobot(bg, acme, "ci"); return err }},
 		{"DELETE /api/v1/organization/acme/robots/ci", func() error { return c.DeleteRobot(bg, acme, "ci") }},
 		{"POST /api/v1/organization/acme/robots/ci/regenerate", func() error { _, err := c.RegenerateRobotToken(bg, acme, "ci"); return err }},
+		{"GET /api/v1/organization/acme/robots/ci/permissions", func() error { _, err := c.GetRobotPermissions(bg, acme, "ci"); return err }},
 		{"PUT /api/v1/user/robots/ci", func() error { _, err := c.CreateRobot(bg, userNS, "ci", RobotSpec{}); return err }},
 		{"GET /api/v1/user/robots/ci", func() error { _, err := c.GetRobot(bg, userNS, "ci"); return err }},
 		{"DELETE /api/v1/user/robots/ci", func() error { return c.DeleteRobot(bg, userNS, "ci") }},
 		{"POST /api/v1/user/robots/ci/regenerate", func() error { _, err := c.RegenerateRobotToken(bg, userNS, "ci"); return err }},
+		{"GET /api/v1/user/robots/ci/permissions", func() error { _, err := c.GetRobotPermissions(bg, userNS, "ci"); return err }},
 		{"POST /api/v1/repository", func() error { return c.CreateRepository(bg, NewRepository{Namespace: "acme", Repository: "app"}) }},
 		{"GET /api/v1/repository/acme/app", func() error { _, err := c.GetRepository(bg, "acme", "app"); return err }},
 		{"PUT /api/v1/repository/acme/app/permissions/user/acme+ci", func() error {

@@ -129,6 +129,30 @@ func (c *Client) RegenerateRobotToken(ctx context.Context, ns Namespace, short s
 	return &robot, nil
 }
 
+// RobotPermission is one repository permission a robot holds directly (not
+// through a team), as getOrgRobotPermissions lists it (endpoints/api/robot.py).
+type RobotPermission struct {
+	Repository struct {
+		Name     string `json:"name"`
+		IsPublic bool   `json:"is_public"`
+	} `json:"repository"`
+	Role string `json:"role"`
+}
+
+// GetRobotPermissions lists the repository permissions a robot holds
+// directly. A missing robot is a 400 "Could not find robot"; see
+// IsRobotNotFound.
+func (c *Client) GetRobotPermissions(ctx context.Context, ns Namespace, short string) ([]RobotPermission, error) {
+	var out struct {
+		Permissions []RobotPermission `json:"permissions"`
+	}
+	r := request{route: ns.route("get", "RobotPermissions"), method: http.MethodGet, path: ns.robotsPath() + "/" + escape(short) + "/permissions", idempotent: true}
+	if err := c.do(ctx, r, &out); err != nil {
+		return nil, err
+	}
+	return out.Permissions, nil
+}
+
 // ListRobotsOptions selects what ListRobots returns.
 type ListRobotsOptions struct {
 	// Permissions adds each robot's teams and repositories.

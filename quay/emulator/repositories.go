@@ -1,6 +1,8 @@
 package emulator
 
 import (
+	"encoding/base64"
+	"fmt"
 	"net/http"
 	"regexp"
 	"sort"
@@ -147,7 +149,7 @@ func (e *Emulator) createRepo(w http.ResponseWriter, r *http.Request, c *caller)
 // the organization's default permissions apply when the creator is not the
 // namespace itself.
 func (s *store) createRepo(ns, name string, public bool, description, creator string, now time.Time) *repository {
-	repo := &repository{namespace: ns, name: name, public: public, description: description, created: now, userPerms: map[string]string{}, teamPerms: map[string]string{}}
+	repo := &repository{id: s.id(), namespace: ns, name: name, public: public, description: description, created: now, userPerms: map[string]string{}, teamPerms: map[string]string{}}
 	s.repos[ns+"/"+name] = repo
 	if a := s.accounts[creator]; a == nil || a.org {
 		return repo
@@ -219,22 +221,65 @@ func (e *Emulator) getRepo(w http.ResponseWriter, r *http.Request, c *caller) {
 	writeJSON(w, http.StatusOK, repoView(repo))
 }
 
+// reposPerPage is REPOS_PER_PAGE (endpoints/api/repository_models_pre_oci.py).
+const reposPerPage = 100
+
+// listRepos is listRepos: the repositories the caller may see, in the order
+// of their ids, 100 a page, with an opaque next_page cursor in the body
+// (model.modelutil.paginate_query over the repository id). A cursor that does
+// not decode, or is older than two days, is ignored: the first page comes
+// back (util/pagination.py).
 func (e *Emulator) listRepos(w http.ResponseWriter, r *http.Request, c *caller) {
 	ns := r.URL.Query().Get("namespace")
 	if ns == "" && r.URL.Query().Get("public") == "" && r.URL.Query().Get("starred") == "" {
 		e.invalidRequest(w, r, "namespace, starred or public are required for this API call")
 		return
 	}
-	list := []map[string]any{}
+	var visible []*repository
 	for _, repo := range sortedRepos(e.db.repos) {
 		if ns != "" && repo.namespace != ns {
 			continue
 		}
 		if repo.public || e.repoRole(c, repo.namespace, repo.name) != "" {
-			list = append(list, repoView(repo))
+			visible = append(visible, repo)
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"repositories": list})
+	sort.SliceStable(visible, func(i, j int) bool { return visible[i].id < visible[j].id })
+	if from, ok := e.decodeRepoCursor(r.URL.Query().Get("next_page")); ok {
+		i := sort.Search(len(visible), func(i int) bool { return visible[i].id >= from })
+		visible = visible[i:]
+	}
+	resp := map[string]any{}
+	if len(visible) > reposPerPage {
+		resp["next_page"] = e.encodeRepoCursor(visible[reposPerPage].id)
+		visible = visible[:reposPerPage]
+	}
+	list := make([]map[string]any, 0, len(visible))
+	for _, repo := range visible {
+		list = append(list, repoView(repo))
+	}
+	resp["repositories"] = list
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (e *Emulator) encodeRepoCursor(startID int) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("repos-from:%d:%d", startID, e.now().Unix())))
+}
+
+func (e *Emulator) decodeRepoCursor(s string) (int, bool) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return 0, false
+	}
+	var id int
+	var issued int64
+	if _, err := fmt.Sscanf(string(raw), "repos-from:%d:%d", &id, &issued); err != nil {
+		return 0, false
+	}
+	if e.now().Sub(time.Unix(issued, 0)) > pageTokenTTL {
+		return 0, false
+	}
+	return id, true
 }
 
 // repoAdmin checks the caller administers the repository (repo:admin).

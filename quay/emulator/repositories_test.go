@@ -1,6 +1,8 @@
 package emulator
 
 import (
+	"fmt"
+	"net/url"
 	"testing"
 	"time"
 
@@ -209,4 +211,44 @@ func TestRepositoryAPI_PrototypesApplyOnCreation(t *testing.T) {
 	users, teams = create("carol", "by-carol")
 	assert.Equal(t, map[string]any{"devs": "read"}, teams)
 	assert.Equal(t, map[string]any{"carol": "admin"}, users, "the creator's own prototype is skipped: admin anyway")
+}
+
+// listRepos pages as Quay does: 100 repositories a page in creation order,
+// an opaque next_page cursor while more remain.
+func TestListRepos_Pages(t *testing.T) {
+	q := newQuayEnv(t, "")
+	for i := 0; i < 205; i++ {
+		q.emu.db.createRepo("acme", fmt.Sprintf("r%03d", 204-i), false, "", "acme", q.emu.now())
+	}
+	var names []string
+	cursor, pages := "", 0
+	for {
+		path := "/api/v1/repository?namespace=acme"
+		if cursor != "" {
+			path += "&next_page=" + url.QueryEscape(cursor)
+		}
+		code, page, raw := q.do(t, "GET", path, q.admin, "")
+		require.Equal(t, 200, code, raw)
+		pages++
+		for _, r := range page["repositories"].([]any) {
+			names = append(names, r.(map[string]any)["name"].(string))
+		}
+		next, _ := page["next_page"].(string)
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	assert.Equal(t, 3, pages)
+	require.Len(t, names, 205)
+	assert.Equal(t, "r204", names[0], "creation order, not names")
+	assert.Equal(t, "r000", names[204])
+
+	// A cursor older than two days is ignored: the first page again.
+	_, first, _ := q.do(t, "GET", "/api/v1/repository?namespace=acme", q.admin, "")
+	q.clock.Advance(49 * time.Hour)
+	fresh, err := q.emu.IssueToken("admin", "repo:read", time.Hour)
+	require.NoError(t, err)
+	_, again, _ := q.do(t, "GET", "/api/v1/repository?namespace=acme&next_page="+url.QueryEscape(first["next_page"].(string)), fresh, "")
+	assert.Equal(t, "r204", again["repositories"].([]any)[0].(map[string]any)["name"])
 }

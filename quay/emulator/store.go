@@ -80,6 +80,8 @@ type oauthToken struct {
 }
 
 type repository struct {
+	// id orders listings, as Quay's repository id does.
+	id              int
 	namespace, name string
 	public          bool
 	description     string
