@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/quay-vault/vault-plugin-secrets-quay/quay"
+	"github.com/quay-vault/vault-plugin-secrets-quay/quay/emulator"
 )
 
 // robotWorks asks Quay whether the robot token is current.
@@ -221,4 +222,31 @@ func TestStaticRoles_BadInput(t *testing.T) {
 	resp := env.request(logical.UpdateOperation, "static-roles/s1", map[string]any{"robot_name": "other"})
 	require.True(t, resp.IsError())
 	assert.Contains(t, errorMessage(resp), "robot_name:")
+}
+
+// Quay rotated the token but its answer was lost (a timeout, a dropped
+// connection): the old token is dead. rotate-role reads the robot back at
+// once, so Vault serves the token Quay holds, not a dead one until the
+// rollback five minutes later.
+func TestStaticRoles_RotationWhoseAnswerWasLostReadsTheTokenBack(t *testing.T) {
+	env := newTestEnv(t)
+	env.mustOK(logical.CreateOperation, "static-roles/pull", map[string]any{"namespace_name": testOrg})
+	old := env.mustOK(logical.ReadOperation, "static-creds/pull", nil).Data["password"].(string)
+	env.quay.Faults().Add(emulator.Fault{Route: "regenerateOrgRobotToken", Count: 1, AfterQuay: true, Drop: true})
+
+	env.mustOK(logical.UpdateOperation, "rotate-role/pull", nil)
+	assertDifferentSecret(t, old, env.robotToken("pull"), "Quay rotated")
+	env.quay.ResetCalls()
+	creds := env.mustOK(logical.ReadOperation, "static-creds/pull", nil)
+	assertSameSecret(t, env.robotToken("pull"), creds.Data["password"], "Vault stored the token Quay holds")
+	assert.Empty(t, creds.Warnings, "no drift: the engine rotated it")
+	assert.Zero(t, env.walCount())
+	env.assertNoSecretLogged(old, creds.Data["password"].(string))
+
+	// A rotation Quay refused changes nothing, and a lost answer to a
+	// rotation Quay never made is still an error.
+	env.quay.Faults().Add(emulator.Fault{Route: "regenerateOrgRobotToken", Count: 1, Drop: true})
+	_, err := env.requestErr(logical.UpdateOperation, "rotate-role/pull", nil)
+	require.Error(t, err)
+	assertSameSecret(t, env.robotToken("pull"), env.mustOK(logical.ReadOperation, "static-creds/pull", nil).Data["password"], "unchanged")
 }

@@ -119,8 +119,18 @@ func (b *backend) regenerateStaticRobot(ctx context.Context, s logical.Storage, 
 	if err != nil {
 		if quay.Refused(err) {
 			b.deleteWAL(ctx, s, walID)
+			return "", upstreamError("rotating robot "+role.username(), err)
 		}
-		return "", upstreamError("rotating robot "+role.username(), err)
+		// Quay may have rotated the token and lost the answer (a timeout,
+		// a dropped connection): the old token is dead then. Read the
+		// robot back at once rather than leave the stored password dead
+		// until the rollback (five minutes) or the next read.
+		current, readErr := client.GetRobot(ctx, role.namespace(), role.RobotName)
+		if readErr != nil || current.Token == "" || current.Token == role.Password {
+			return "", upstreamError("rotating robot "+role.username(), err)
+		}
+		b.logger.Info("read back the token of a rotation whose answer was lost", "role", role.Name, "error", reasonOf(err))
+		robot = current
 	}
 	role.Password = robot.Token
 	role.LastVaultRotation = b.now().UTC()
