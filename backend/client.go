@@ -15,7 +15,9 @@ import (
 // paths (creds, revoke) reuse one connection pool and read no storage for it.
 // Readers take no lock; building is serialised so a burst of first requests
 // builds one client, and reset waits for a build in progress so a stale
-// config can never be cached after a config write.
+// config can never be cached after a config write. The clients it builds
+// call Quay with a rootCredential, which follows the newest cached
+// credential for the same Quay.
 type clientCache struct {
 	build   sync.Mutex
 	current atomic.Pointer[cachedClient]
@@ -24,6 +26,40 @@ type clientCache struct {
 type cachedClient struct {
 	client *quay.Client
 	config *quayConfig
+	// credential is the config's credential, which client calls Quay with.
+	credential quay.Credential
+}
+
+// rootCredential is the credential of the clients the cache builds. It
+// follows the cache: once a config write or root rotation has built the
+// client of the new credential (resetClient), a client built before, still
+// held by a request in flight, calls with the new credential as well, and a
+// call Quay refused for the old one is sent again (quay.ReplaceableCredential).
+// config/rotate-root deletes the old token at once; requests in flight
+// survive it. Only while config points at the same Quay: a credential is
+// never sent to another address than the one it was configured for.
+type rootCredential struct {
+	cache *clientCache
+	url   string
+	own   quay.Credential
+}
+
+func (r *rootCredential) current() quay.Credential {
+	if c := r.cache.current.Load(); c != nil && c.config.URL == r.url {
+		return c.credential
+	}
+	return r.own
+}
+
+// BearerToken implements quay.Credential.
+func (r *rootCredential) BearerToken(ctx context.Context) (string, error) {
+	return r.current().BearerToken(ctx)
+}
+
+// Replaced implements quay.ReplaceableCredential.
+func (r *rootCredential) Replaced(ctx context.Context, token string) bool {
+	current, err := r.current().BearerToken(ctx)
+	return err == nil && current != token
 }
 
 func (c *clientCache) reset() {
@@ -52,12 +88,24 @@ func (b *backend) client(ctx context.Context, s logical.Storage) (*quay.Client, 
 	if cfg == nil {
 		return nil, nil, errNotConfigured
 	}
-	client, err := cfg.newClient(b.logger)
+	cred := cfg.credential()
+	client, err := cfg.newClientWith(b.logger, &rootCredential{cache: &b.clients, url: cfg.URL, own: cred})
 	if err != nil {
 		return nil, nil, err
 	}
-	b.clients.current.Store(&cachedClient{client: client, config: cfg})
+	b.clients.current.Store(&cachedClient{client: client, config: cfg, credential: cred})
 	return client, cfg, nil
+}
+
+// resetClient drops the cached client after the stored credential changed
+// and builds the new one at once, so that requests in flight with the old
+// client call with the new credential from then on (rootCredential). A
+// failure to build is left to the next request.
+func (b *backend) resetClient(ctx context.Context, s logical.Storage) {
+	b.clients.reset()
+	if _, _, err := b.client(ctx, s); err != nil {
+		b.logger.Debug("could not build the Quay client for the new config yet", "error", err)
+	}
 }
 
 // clientFor returns the cached client for work on a credential issued by

@@ -204,9 +204,14 @@ func putConfig(ctx context.Context, s logical.Storage, cfg *quayConfig) error {
 
 // newClient builds a Quay client for this config.
 func (c *quayConfig) newClient(logger hclog.Logger) (*quay.Client, error) {
+	return c.newClientWith(logger, c.credential())
+}
+
+// newClientWith is newClient calling Quay with cred.
+func (c *quayConfig) newClientWith(logger hclog.Logger, cred quay.Credential) (*quay.Client, error) {
 	return quay.New(quay.Config{
 		BaseURL:            c.URL,
-		Credential:         c.credential(),
+		Credential:         cred,
 		CACertificate:      c.CACertificate,
 		InsecureSkipVerify: c.DisableSSLVerification,
 		RequestTimeout:     c.RequestTimeout,

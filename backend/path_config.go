@@ -377,7 +377,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if walID != "" {
 		b.deleteWAL(ctx, req.Storage, walID)
 	}
-	b.clients.reset()
+	b.resetClient(ctx, req.Storage)
 	warnings = append(warnings, b.finishRootSwitch(ctx, req.Storage, cfg)...)
 	if revokeGrant {
 		warnings = append(warnings, b.revokeBootstrapToken(ctx, current.WithCredential(cfg.credential()), cfg, grant)...)

@@ -175,7 +175,7 @@ func (b *backend) rotateRoot(ctx context.Context, s logical.Storage, grace time.
 		return nil, nil, err
 	}
 	b.deleteWAL(ctx, s, walID)
-	b.clients.reset()
+	b.resetClient(ctx, s)
 	warnings := b.finishRootSwitch(ctx, s, &next)
 	b.logger.Info("rotated the root token", "root_token_id", next.RootTokenID, "expires_at", next.TokenExpiresAt,
 		"previous_root_token_id", cfg.RootTokenID, "previous_deleted_after", grace)

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/quay-vault/vault-plugin-secrets-quay/quay"
+	"github.com/quay-vault/vault-plugin-secrets-quay/quay/emulator"
 )
 
 // emptyQuayConfig is a fresh Quay a zero-touch deployment bootstraps.
@@ -281,4 +282,42 @@ func TestBootstrap_TokenWithRootOrganizationStopsUsingIt(t *testing.T) {
 		}
 	}
 	assert.Equal(t, []string{next.RootTokenID}, ids, "the previous root token was deleted")
+}
+
+// config/rotate-root deletes the old root token at once. A creds read in
+// flight at that moment reaches Quay with the old token, which Quay refuses
+// (CSRF 403) before acting: the engine sends the call again with the new
+// one, so the read succeeds and the rest of it (the robot's grants) uses
+// the new token. Before, such reads failed with 502, and a robot created
+// with the old token whose grant then failed waited for the rollback.
+func TestRotateRoot_RequestsInFlightSurviveIt(t *testing.T) {
+	env := ownRoot(t, nil)
+	env.createRepo("app")
+	env.writeRobotRole("ci", map[string]any{"repositories": `{"app":"read"}`})
+	before := env.storedConfig()
+	env.quay.Faults().Add(emulator.Fault{Route: "createOrgRobot", Count: 1, Latency: 300 * time.Millisecond})
+
+	type result struct {
+		resp *logical.Response
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := env.requestErr(logical.ReadOperation, "creds/ci", nil)
+		done <- result{resp, err}
+	}()
+	require.Eventually(t, func() bool { return env.quay.Calls("createOrgRobot") == 1 }, 5*time.Second, 5*time.Millisecond, "the read is in flight")
+	env.mustOK(logical.UpdateOperation, "config/rotate-root", nil)
+	require.False(t, env.works(before.Token), "the old root token is gone")
+
+	got := <-done
+	require.NoError(t, got.err)
+	require.NotNil(t, got.resp.Secret)
+	username := got.resp.Data["username"].(string)
+	assert.Equal(t, 2, env.quay.Calls("createOrgRobot"), "sent again with the new token")
+	perms, err := env.adminClient.GetRobotPermissions(context.Background(), orgNS, strings.TrimPrefix(username, testOrg+"+"))
+	require.NoError(t, err)
+	require.Len(t, perms, 1, "granted with the new token")
+	assert.Equal(t, 0, env.walCount())
+	env.assertNoSecretLogged(before.Token, env.storedConfig().Token)
 }

@@ -49,6 +49,17 @@ type Credential interface {
 	BearerToken(ctx context.Context) (string, error)
 }
 
+// ReplaceableCredential is a Credential that may be replaced while calls are
+// in flight, such as a root token the engine rotates. A call Quay refused
+// because its token was rejected (IsTokenRejected) is sent once more when
+// the credential has been replaced since: Quay refuses such a call before
+// acting on it, so sending it again is safe even for a create.
+type ReplaceableCredential interface {
+	Credential
+	// Replaced reports whether token is no longer the current one.
+	Replaced(ctx context.Context, token string) bool
+}
+
 // StaticToken is a Credential that always returns the same token, such as a
 // Quay OAuth access token pasted by an operator.
 type StaticToken string
@@ -335,6 +346,8 @@ type request struct {
 	// error, whatever Quay echoes: passwords in the body here, and the
 	// Bearer token or Basic credentials, which send adds.
 	secrets []string
+	// bearer is the Bearer token send sent (a secret: never logged).
+	bearer string
 	// attempts counts the attempts made so far (for the log).
 	attempts int
 	// needBody says the caller decodes a 2xx body: a connection dropped
@@ -346,16 +359,31 @@ type request struct {
 type basicAuth struct{ username, password string }
 
 // do performs r and decodes a 2xx JSON body into out (when out is non-nil).
-// Any other status becomes an *Error.
+// Any other status becomes an *Error. A call refused for a credential that
+// was replaced meanwhile is sent once more with the current one.
 func (c *Client) do(ctx context.Context, r request, out any) error {
+	first := r
+	err := c.doOnce(ctx, &first, out)
+	if err == nil || first.bearer == "" || !IsTokenRejected(err) {
+		return err
+	}
+	cred, ok := c.credential.(ReplaceableCredential)
+	if !ok || !cred.Replaced(ctx, first.bearer) {
+		return err
+	}
+	c.logger.Debug("quay call refused a replaced credential; sending it with the current one", "route", r.route, "method", r.method, "path", r.path)
+	return c.doOnce(ctx, &r, out)
+}
+
+func (c *Client) doOnce(ctx context.Context, r *request, out any) error {
 	r.needBody = out != nil
-	resp, err := c.send(ctx, &r)
+	resp, err := c.send(ctx, r)
 	if err != nil {
 		return err
 	}
 	defer drain(resp.Body)
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return newErrorFromResponse(&r, resp)
+		return newErrorFromResponse(r, resp)
 	}
 	if r.method == http.MethodDelete && resp.StatusCode != http.StatusNoContent {
 		// Every delete Quay serves answers "", 204 (endpoints/api/*.py).
@@ -445,6 +473,7 @@ func (c *Client) send(ctx context.Context, r *request) (*http.Response, error) {
 			return nil, r.fail(&Error{Message: "obtaining credential: " + err.Error(), cause: err, transient: true, unsent: true})
 		}
 		r.secrets = append(r.secrets, token)
+		r.bearer = token
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	// Read the body while the attempt is still the retry loop's, so that a

@@ -425,3 +425,62 @@ func selfSignedPEM(t *testing.T) string {
 	require.NoError(t, err)
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
+
+// swappable is a ReplaceableCredential the test replaces between calls.
+type swappable struct{ token atomic.Value }
+
+func (s *swappable) BearerToken(context.Context) (string, error) { return s.token.Load().(string), nil }
+func (s *swappable) Replaced(_ context.Context, token string) bool {
+	return s.token.Load().(string) != token
+}
+
+// A call in flight when the engine rotated its root token reaches Quay
+// with the old one, which Quay rejects (401, or the CSRF 403 for a
+// mutation) before acting. The call is sent once more with the current
+// token, so requests in flight survive a rotate-root; a credential not
+// replaced, or one that cannot be, is not retried.
+func TestAuth_ACallRefusedForAReplacedCredentialIsSentAgain(t *testing.T) {
+	const oldToken, newToken = "OLDOLDOLDOLDOLDOLDOLDOLDOLDOLDOLDOLDOLD0", "NEWNEWNEWNEWNEWNEWNEWNEWNEWNEWNEWNEWNEW0"
+	acme := Namespace{Kind: NamespaceOrganization, Name: "acme"}
+	for name, refusal := range map[string]http.HandlerFunc{
+		"401 invalid_token": jsonReply(401, apiException(401, "invalid_token", "Invalid token")),
+		"403 CSRF":          reply(403, "text/html; charset=utf-8", `{"error": "CSRF token was invalid or missing."}`),
+	} {
+		t.Run(name, func(t *testing.T) {
+			cred := &swappable{}
+			cred.token.Store(oldToken)
+			var keep atomic.Bool
+			srv := newFakeQuay(t, func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Authorization") == "Bearer "+oldToken {
+					if !keep.Load() {
+						cred.token.Store(newToken) // rotated while the call was on its way
+					}
+					refusal(w, r)
+					return
+				}
+				jsonReply(201, `{"name": "acme+ci", "token": "ROBOTTOKEN0000000000000000000000000000000000000000000000000000000"}`)(w, r)
+			})
+			c := newTestClient(t, srv.URL, func(cfg *Config) { cfg.Credential = cred })
+			_, err := c.CreateRobot(bg, acme, "ci", RobotSpec{})
+			require.NoError(t, err)
+			reqs := srv.Requests()
+			require.Len(t, reqs, 2)
+			assert.Equal(t, "Bearer "+oldToken, reqs[0].Auth)
+			assert.Equal(t, "Bearer "+newToken, reqs[1].Auth)
+
+			// Not replaced: Quay's refusal stands, sent once.
+			cred.token.Store(oldToken)
+			keep.Store(true)
+			_, err = c.CreateRobot(bg, acme, "ci", RobotSpec{})
+			require.Error(t, err)
+			assert.True(t, IsTokenRejected(err))
+			assert.Len(t, srv.Requests(), 3)
+
+			// A credential that cannot be replaced: sent once.
+			static := newTestClient(t, srv.URL, func(cfg *Config) { cfg.Credential = StaticToken(oldToken) })
+			_, err = static.CreateRobot(bg, acme, "ci", RobotSpec{})
+			require.Error(t, err)
+			assert.Len(t, srv.Requests(), 4)
+		})
+	}
+}
