@@ -233,7 +233,7 @@ func (b *backend) rotateFederationKeyIfDue(ctx context.Context, s logical.Storag
 	if ring.prune(now) {
 		changed = true
 	}
-	if ring.Current.Key.Key == nil || !now.Before(ring.nextRotation(cfg)) {
+	if ring.Current.Key.Key == nil || due(ring.nextRotation(cfg), now) {
 		if err := ring.rotate(cfg.SigningAlgorithm, now); err != nil {
 			return err
 		}

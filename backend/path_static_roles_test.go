@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -249,4 +250,27 @@ func TestStaticRoles_RotationWhoseAnswerWasLostReadsTheTokenBack(t *testing.T) {
 	_, err := env.requestErr(logical.UpdateOperation, "rotate-role/pull", nil)
 	require.Error(t, err)
 	assertSameSecret(t, env.robotToken("pull"), env.mustOK(logical.ReadOperation, "static-creds/pull", nil).Data["password"], "unchanged")
+}
+
+// Vault's rollback manager ticks once a minute from a fixed phase; the next
+// rotation is counted from when the last one finished, just after a tick.
+// A rotation due a moment after a tick runs at that tick, not one tick
+// later: rotation_period=1m rotates every minute, not every other.
+func TestStaticRoles_RotationDueAMomentAfterATickRunsAtIt(t *testing.T) {
+	env := newTestEnv(t)
+	env.mustOK(logical.CreateOperation, "static-roles/pull", map[string]any{"namespace_name": testOrg, "rotation_period": "1m"})
+	password := func() string {
+		return env.mustOK(logical.ReadOperation, "static-creds/pull", nil).Data["password"].(string)
+	}
+	last := password()
+	for tick := 1; tick <= 3; tick++ {
+		env.advance(time.Minute - 20*time.Millisecond) // the role was stored a moment after the tick
+		env.periodic()
+		current := password()
+		assertDifferentSecret(t, last, current, fmt.Sprintf("rotated at tick %d", tick))
+		last = current
+	}
+	env.advance(50 * time.Second)
+	env.periodic()
+	assertSameSecret(t, last, password(), "not rotated well before it is due")
 }

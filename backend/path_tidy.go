@@ -124,7 +124,7 @@ func (b *backend) autoTidy(ctx context.Context, s logical.Storage, cfg *quayConf
 	if err != nil {
 		return err
 	}
-	if state != nil && b.now().Before(state.LastRun.Add(cfg.TidyInterval)) {
+	if state != nil && !due(state.LastRun.Add(cfg.TidyInterval), b.now()) {
 		return nil
 	}
 	report, err := b.tidyRobots(ctx, s, false, nil)

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -34,4 +35,17 @@ func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 	}
 	errs = append(errs, b.autoTidy(ctx, req.Storage, cfg))
 	return errors.Join(errs...)
+}
+
+// scheduleSlack is how early scheduled work may run. Vault's rollback
+// manager ticks every minute from a fixed phase and the next due time is
+// counted from when the work finished, a little after a tick: without the
+// slack, a period that is a whole number of minutes would wait one extra
+// tick every other time (a one-minute rotation ran every two minutes).
+const scheduleSlack = 5 * time.Second
+
+// due reports whether work scheduled at next should run at now. A zero
+// next means never.
+func due(next, now time.Time) bool {
+	return !next.IsZero() && !now.Before(next.Add(-scheduleSlack))
 }

@@ -331,8 +331,7 @@ func (b *backend) settleRootEntries(ctx context.Context, s logical.Storage) erro
 // token it replaces stays valid for scheduledRetireGrace, so requests in
 // flight never see the rotation.
 func (b *backend) rotateRootIfDue(ctx context.Context, s logical.Storage, cfg *quayConfig) error {
-	next := cfg.nextRootRotation()
-	if next.IsZero() || b.now().Before(next) {
+	if !due(cfg.nextRootRotation(), b.now()) {
 		return nil
 	}
 	b.rootLock.Lock()
@@ -342,7 +341,7 @@ func (b *backend) rotateRootIfDue(ctx context.Context, s logical.Storage, cfg *q
 	if err != nil || fresh == nil {
 		return err
 	}
-	if next := fresh.nextRootRotation(); next.IsZero() || b.now().Before(next) {
+	if !due(fresh.nextRootRotation(), b.now()) {
 		return nil
 	}
 	_, warnings, err := b.rotateRoot(ctx, s, scheduledRetireGrace)

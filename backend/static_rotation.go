@@ -184,8 +184,7 @@ func (b *backend) rotateDueStaticRoles(ctx context.Context, s logical.Storage) e
 	var errs []error
 	now := b.now()
 	for _, role := range roles {
-		next := role.nextRotation()
-		if next.IsZero() || now.Before(next) {
+		if !due(role.nextRotation(), now) {
 			continue
 		}
 		if _, _, err := b.rotateStaticRole(ctx, s, role.Name); err != nil {
