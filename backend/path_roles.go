@@ -237,8 +237,15 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 	}
 
 	warnings := append(caseWarning("role", asked, name), unknownFieldWarnings(d)...)
-	if sysMax := b.System().MaxLeaseTTL(); role.MaxTTL > sysMax || role.TTL > sysMax {
+	sysMax := b.System().MaxLeaseTTL()
+	if role.MaxTTL > sysMax || role.TTL > sysMax {
 		warnings = append(warnings, "ttl or max_ttl exceeds the mount's maximum lease TTL ("+sysMax.String()+"); leases will be capped to it")
+	}
+	if role.MaxTTL == 0 {
+		// Vault stores a lease only after the engine answered: a crash in
+		// between leaves a credential that only its expiry in Quay (OAuth
+		// tokens) or tidy after max TTL + 5 minutes (robots) removes.
+		warnings = append(warnings, "max_ttl is not set: a credential whose lease Vault failed to store (a crash right after issuing it) lives until the mount's maximum lease TTL ("+sysMax.String()+"); set max_ttl to bound it")
 	}
 
 	switch role.CredentialType {

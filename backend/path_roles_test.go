@@ -132,8 +132,9 @@ func TestRoles_AcceptsVaultConfigOperatorPayload(t *testing.T) {
 		"max_ttl":             nil,
 	})
 	require.NotNil(t, resp)
-	assert.Equal(t, []string{`role names are lower case: "Pull-Secrets" is stored as "pull-secrets"`}, resp.Warnings,
-		"nothing but the name's case is worth a warning")
+	require.Len(t, resp.Warnings, 2, "the name's case and the missing max_ttl are worth a warning, nothing else")
+	assert.Equal(t, `role names are lower case: "Pull-Secrets" is stored as "pull-secrets"`, resp.Warnings[0])
+	assert.Contains(t, resp.Warnings[1], "max_ttl is not set")
 	read := env.mustOK(logical.ReadOperation, "roles/pull-secrets", nil)
 	assert.Equal(t, "robot", read.Data["credential_type"], "robot is the default")
 	assert.Equal(t, map[string]string{"app": "write", "lib": "read"}, read.Data["repositories"])
@@ -157,7 +158,7 @@ func TestRoles_UpdateKeepsFieldsNotGiven(t *testing.T) {
 func TestRoles_UnknownFieldsAreWarnedAbout(t *testing.T) {
 	env := newTestEnv(t)
 	resp := env.mustOK(logical.CreateOperation, "roles/ci", map[string]any{
-		"credential_type": "oauth_token", "namespace_name": testOrg, "scopes": "repo:read", "scope": "typo",
+		"credential_type": "oauth_token", "namespace_name": testOrg, "scopes": "repo:read", "scope": "typo", "max_ttl": "2h",
 	})
 	require.NotNil(t, resp)
 	require.Len(t, resp.Warnings, 1)
