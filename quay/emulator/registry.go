@@ -51,6 +51,7 @@ func (e *Emulator) registryRoutes() {
 	e.registry = registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithBlobHandler(e.blobs))
 	e.handle("GET /v2/auth", "v2Auth", webRoute, e.v2Auth)
 	e.handle("GET /keys/services/quay/keys", "listServiceKeys", webRoute, e.serviceKeys)
+	e.declareOnly("", "/v2/{rest...}", "v2")
 	// Registry traffic is served outside the global lock: the OCI store
 	// has its own, and blobs can be large.
 	e.mux.HandleFunc("/v2/", func(w http.ResponseWriter, r *http.Request) {

@@ -22,6 +22,14 @@ func validRepoName(name string) bool { return len(name) <= 255 && repoNameRule.M
 func (e *Emulator) repositoryRoutes() {
 	e.handle("POST /api/v1/repository", "createRepo", apiRoute, e.createRepo)
 	e.handle("GET /api/v1/repository", "listRepos", apiRoute, e.listRepos)
+	e.declareOnly(http.MethodGet, repositoryPath, "getRepo")
+	for _, kind := range []struct{ kind, name, list string }{{"user", "{username}", "listRepoUserPermissions"}, {"team", "{teamname}", "listRepoTeamPermissions"}} {
+		e.declareOnly(http.MethodGet, repositoryPath+"/permissions/"+kind.kind+"/", kind.list)
+		title := strings.ToUpper(kind.kind[:1]) + kind.kind[1:]
+		e.declareOnly(http.MethodGet, repositoryPath+"/permissions/"+kind.kind+"/"+kind.name, "get"+title+"Permissions")
+		e.declareOnly(http.MethodPut, repositoryPath+"/permissions/"+kind.kind+"/"+kind.name, "change"+title+"Permissions")
+		e.declareOnly(http.MethodDelete, repositoryPath+"/permissions/"+kind.kind+"/"+kind.name, "delete"+title+"Permissions")
+	}
 	for _, method := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
 		e.mux.HandleFunc(method+" /api/v1/repository/{path...}", func(w http.ResponseWriter, r *http.Request) {
 			nickname, h := e.repositoryRoute(r)
