@@ -245,8 +245,8 @@ func (e *Emulator) routes() {
 	e.oauthRoutes()
 	e.bootstrapRoutes()
 
-	// Anything else under /api is unregistered: 404 (reference §1.4 D2).
-	e.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) { abort(w, http.StatusNotFound, "Not Found") })
+	// Anything else under /api is unregistered: Quay's web 404 page.
+	e.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) { webNotFound(w) })
 }
 
 // callCounter counts calls per nickname.
