@@ -402,11 +402,12 @@ func (e *Emulator) grantActions(w http.ResponseWriter, id registryIdentity, ns, 
 }
 
 // serviceKeys is GET /keys/services/quay/keys: the JWK set that verifies
-// registry tokens.
+// registry tokens, each key as stored (kty, n, e) plus its kid
+// (endpoints/keyserver jwk_with_kid).
 func (e *Emulator) serviceKeys(w http.ResponseWriter, _ *http.Request, _ *caller) {
 	pub := e.registryKey.PublicKey
 	writeJSON(w, http.StatusOK, map[string]any{"keys": []map[string]any{{
-		"kty": "RSA", "kid": e.registryKeyID, "use": "sig", "alg": "RS256",
+		"kty": "RSA", "kid": e.registryKeyID,
 		"n": base64.RawURLEncoding.EncodeToString(pub.N.Bytes()),
 		"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes()),
 	}}})
