@@ -254,6 +254,22 @@ func (q *Quay) inspector(t testing.TB, user string) string {
 	return q.real.inspector(t, q, user)
 }
 
+// SSOLogin tells the harness how to act as user, a Quay user an identity
+// provider's token (token) signs in: real Quay has no other way to give the
+// harness a token of that user. The emulator mints its own.
+func (q *Quay) SSOLogin(t testing.TB, user, token string) {
+	t.Helper()
+	if q.real == nil {
+		return
+	}
+	q.real.mu.Lock()
+	defer q.real.mu.Unlock()
+	if q.real.inspectors == nil {
+		q.real.inspectors = map[string]string{}
+	}
+	q.real.inspectors[user] = token
+}
+
 // TokenExists reports whether the application token uuid of org's
 // application clientID exists in Quay, expired or not. Real Quay lists only
 // unexpired tokens, so there the probe is a DELETE: a token that should be

@@ -514,6 +514,7 @@ func startDedicatedQuay(t testing.TB, q *Quay, opts QuayOptions) *realQuay {
 	must(t, r.start())
 	if !opts.Empty {
 		must(t, r.initializeOwner())
+		must(t, r.createApplication(&r.standIn))
 	}
 	t.Logf("a real Quay for this test alone is up in %s at %s", time.Since(started).Round(time.Second), r.url)
 	return r

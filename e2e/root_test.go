@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -226,6 +227,8 @@ func TestOIDCBootstrapStoresNoQuayToken(t *testing.T) {
 		t.Error("the client secret appears in the config read")
 	}
 
+	// The service principal's own access token acts as vault-sp in Quay.
+	q.SSOLogin(t, "vault-sp", clientCredentialsToken(t, q.OIDCURL+"/oauth2/v2.0/token", "vault", "s3cret", "api://quay-api/.default"))
 	org := q.Name("acme")
 	q.seedOrg(t, org, "vault-sp")
 	assertIssues(t, v, q, org, "ci")
@@ -313,4 +316,21 @@ func TestRootRotationInterruptedByACrash(t *testing.T) {
 		t.Fatalf("config names root token %v, want %s", id, original)
 	}
 	assertIssues(t, v, q, org, "after-crash")
+}
+
+// clientCredentialsToken asks an identity provider for an access token with
+// the OAuth2 client-credentials grant.
+func clientCredentialsToken(t testing.TB, tokenURL, clientID, secret, scope string) string {
+	t.Helper()
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {clientID}, "client_secret": {secret}, "scope": {scope}}
+	resp, err := http.PostForm(tokenURL, form)
+	must(t, err)
+	defer resp.Body.Close()
+	var out struct {
+		AccessToken string `json:"access_token"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&out) != nil || out.AccessToken == "" {
+		t.Fatalf("client-credentials token from %s: %d", tokenURL, resp.StatusCode)
+	}
+	return out.AccessToken
 }

@@ -52,11 +52,11 @@ func newStack(t testing.TB, opts ...stackOption) *stack {
 	return s
 }
 
-// configure writes quay/config with Quay's URL and the bootstrap token,
-// with the CLI as an operator would.
-func (s *stack) configure(t testing.TB) {
+// configure writes quay/config with Quay's URL and the bootstrap token (and
+// extra key=value fields), with the CLI as an operator would.
+func (s *stack) configure(t testing.TB, extra ...string) {
 	t.Helper()
-	s.Vault.MustCLI(t, "write", mount+"/config", "url="+s.Quay.URL, "token="+s.Quay.BootstrapToken)
+	s.Vault.MustCLI(t, append([]string{"write", mount + "/config", "url=" + s.Quay.URL, "token=" + s.Quay.BootstrapToken}, extra...)...)
 }
 
 // writeOAuthRole writes an oauth_token role for the stack's organization;
