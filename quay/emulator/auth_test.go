@@ -127,6 +127,14 @@ func TestAPIAuth_TrailingSlashesAndUnknownPaths(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, 404, resp.StatusCode)
 	assert.Equal(t, "text/html; charset=utf-8", resp.Header.Get("Content-Type"))
+	// Other methods reach only the web UI's GET catch-all: Werkzeug's 405.
+	req, _ = http.NewRequest("DELETE", q.srv.URL+"/api/v1/nothing/here", nil)
+	req.Header.Set("Authorization", "Bearer "+q.admin)
+	resp, err = q.srv.Client().Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 405, resp.StatusCode)
+	assert.Equal(t, "HEAD, OPTIONS, GET", resp.Header.Get("Allow"))
 }
 
 // auth/permissions.py caps organization roles by scope: membership and

@@ -245,8 +245,17 @@ func (e *Emulator) routes() {
 	e.oauthRoutes()
 	e.bootstrapRoutes()
 
-	// Anything else under /api is unregistered: Quay's web 404 page.
-	e.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) { webNotFound(w) })
+	// Anything else under /api is unregistered: for GET (and HEAD) Quay's
+	// web 404 page; any other method matches only the web UI's GET
+	// catch-all, so Werkzeug answers 405.
+	e.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			webNotFound(w)
+			return
+		}
+		w.Header().Set("Allow", "HEAD, OPTIONS, GET")
+		htmlError(w, http.StatusMethodNotAllowed)
+	})
 }
 
 // callCounter counts calls per nickname.
