@@ -399,12 +399,12 @@ func TestConformance(t *testing.T) {
 	names.name("org-early")
 	userBot := "conf" + suite.runID + "ubot"
 
-	emu := startConformanceEmulator(t)
+	emu := startConformanceEmulator(t, real.owner, probeFeatures(t, real))
 	realSide := &confSide{name: "real Quay", base: real.url, host: strings.TrimPrefix(strings.TrimPrefix(real.url, "http://"), "https://"), http: real.http,
 		vars: map[string]string{"admin": real.admin, "ownerPassword": real.ownerPassword}}
 	sides := []*confSide{emu, realSide}
 	for _, side := range sides {
-		side.vars["org"], side.vars["userbot"], side.vars["user"], side.vars["base"] = org, userBot, realQuayOwner, side.base
+		side.vars["org"], side.vars["userbot"], side.vars["user"], side.vars["base"] = org, userBot, real.owner, side.base
 	}
 	// The user robot lives in the owner's namespace, which cleanup does
 	// not delete.
@@ -464,23 +464,40 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-// startConformanceEmulator runs an emulator in-process, configured as the
-// suite configures real Quay, with its owner initialized the same way.
-func startConformanceEmulator(t testing.TB) *confSide {
+// probeFeatures asks real Quay which of the features the table touches
+// are on, so that the emulator can be configured alike (a Quay of the
+// user's own may differ from the one the suite starts): routes Quay does not
+// serve answer a POST with the web UI's 405, a hidden one with 404.
+func probeFeatures(t testing.TB, real *realQuay) map[string]bool {
+	t.Helper()
+	features := map[string]bool{}
+	code, _, err := real.call(http.MethodPost, "/api/v1/bootstrap/renew", "", nil)
+	must(t, err)
+	features["FEATURE_PROGRAMMATIC_BOOTSTRAP"] = code != http.StatusMethodNotAllowed
+	code, _, err = real.call(http.MethodPost, "/api/v1/user/initialize", "", map[string]any{})
+	must(t, err)
+	features["FEATURE_USER_INITIALIZE"] = code != http.StatusNotFound
+	return features
+}
+
+// startConformanceEmulator runs an emulator in-process, configured as real
+// Quay is (as the suite configures it, with the features probeFeatures
+// found), with its owner initialized through POST /api/v1/user/initialize.
+func startConformanceEmulator(t testing.TB, owner string, features map[string]bool) *confSide {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
 	host := ln.Addr().String()
-	cfg, err := emulator.ParseConfig([]byte(fmt.Sprintf(`SERVER_HOSTNAME: %s
+	config := fmt.Sprintf(`SERVER_HOSTNAME: %s
 SUPER_USERS: [%s]
 FEATURE_SUPER_USERS: true
-FEATURE_USER_INITIALIZE: true
-FEATURE_PROGRAMMATIC_BOOTSTRAP: true
-BOOTSTRAP_TOKEN_OWNER: %s
-BOOTSTRAP_TOKEN_PATH: %s
-BOOTSTRAP_TOKEN_EXPIRATION: 86400
+FEATURE_USER_INITIALIZE: %t
 FEATURE_MAILING: false
-`, host, realQuayOwner, realQuayOwner, filepath.Join(t.TempDir(), "token.json"))))
+`, host, owner, features["FEATURE_USER_INITIALIZE"])
+	if features["FEATURE_PROGRAMMATIC_BOOTSTRAP"] {
+		config += fmt.Sprintf("FEATURE_PROGRAMMATIC_BOOTSTRAP: true\nBOOTSTRAP_TOKEN_OWNER: %s\nBOOTSTRAP_TOKEN_PATH: %s\n", owner, filepath.Join(t.TempDir(), "token.json"))
+	}
+	cfg, err := emulator.ParseConfig([]byte(config))
 	must(t, err)
 	emu, err := emulator.New(cfg)
 	must(t, err)
@@ -491,15 +508,24 @@ FEATURE_MAILING: false
 	t.Cleanup(srv.Close)
 	side := &confSide{name: "emulator", base: srv.URL, host: host, http: &http.Client{Timeout: 30 * time.Second}, vars: map[string]string{}}
 	password := "conformance-" + randomHex(6)
+	side.vars["ownerPassword"] = password
+	if !features["FEATURE_USER_INITIALIZE"] {
+		// As an operator would have made the owner of such a Quay.
+		must(t, emu.CreateUser(owner, password, owner+"@example.com"))
+		admin, err := emu.IssueToken(owner, standInScopes, 24*time.Hour)
+		must(t, err)
+		side.vars["admin"] = admin
+		return side
+	}
 	code, body := doJSON(t, side.http, http.MethodPost, side.base+"/api/v1/user/initialize", "",
-		map[string]any{"username": realQuayOwner, "password": password, "email": realQuayOwner + "@example.com", "access_token": true})
+		map[string]any{"username": owner, "password": password, "email": owner + "@example.com", "access_token": true})
 	var out struct {
 		AccessToken string `json:"access_token"`
 	}
 	if code != http.StatusOK || json.Unmarshal(body, &out) != nil {
 		t.Fatalf("initializing the emulator: %d %s", code, redactSecrets(string(body)))
 	}
-	side.vars["admin"], side.vars["ownerPassword"] = out.AccessToken, password
+	side.vars["admin"] = out.AccessToken
 	return side
 }
 
@@ -636,7 +662,7 @@ func (s *confSide) send(t testing.TB, step confStep) confAnswer {
 	case "basic-wrong":
 		req.SetBasicAuth(s.vars["org"]+"+bot1", "wrong")
 	case "basic-wrong-owner":
-		req.SetBasicAuth(realQuayOwner, "wrong-password")
+		req.SetBasicAuth(s.vars["user"], "wrong-password")
 	default:
 		t.Fatalf("step %q: unknown auth %q", step.name, step.auth)
 	}
