@@ -212,6 +212,23 @@ func conformanceSteps() []confStep {
 		{name: "robot permissions", method: "GET", path: "/api/v1/organization/{org}/robots/bot1/permissions", auth: "admin"},
 		{name: "missing robot permissions", method: "GET", path: "/api/v1/organization/{org}/robots/nosuchbot/permissions", auth: "admin"},
 
+		// Robot identity federation.
+		{name: "robot federation empty", method: "GET", path: "/api/v1/organization/{org}/robots/bot1/federation", auth: "admin"},
+		{name: "set robot federation", method: "POST", path: "/api/v1/organization/{org}/robots/bot1/federation", auth: "admin",
+			body: []any{map[string]any{"issuer": "https://issuer.example.com", "subject": "system:serviceaccount:ci:builder"}}},
+		{name: "set robot federation not a list", method: "POST", path: "/api/v1/organization/{org}/robots/bot1/federation", auth: "admin",
+			body: map[string]any{"issuer": "https://issuer.example.com", "subject": "s"}},
+		{name: "set robot federation no subject", method: "POST", path: "/api/v1/organization/{org}/robots/bot1/federation", auth: "admin",
+			body: []any{map[string]any{"issuer": "https://issuer.example.com"}}},
+		{name: "robot federation", method: "GET", path: "/api/v1/organization/{org}/robots/bot1/federation", auth: "admin"},
+		{name: "missing robot federation", method: "GET", path: "/api/v1/organization/{org}/robots/nosuchbot/federation", auth: "admin"},
+		{name: "robot federation insufficient scope", method: "GET", path: "/api/v1/organization/{org}/robots/bot1/federation", auth: "readonly"},
+		{name: "federated token no auth", method: "GET", path: "/oauth2/federation/robot/token", auth: "none"},
+		{name: "federated token POST", method: "POST", path: "/oauth2/federation/robot/token", auth: "none", statusOnly: true},
+		{name: "federated token not a JWT", method: "GET", path: "/oauth2/federation/robot/token", auth: "basic-wrong", statusOnly: true},
+		{name: "delete robot federation", method: "DELETE", path: "/api/v1/organization/{org}/robots/bot1/federation", auth: "admin"},
+		{name: "robot federation after delete", method: "GET", path: "/api/v1/organization/{org}/robots/bot1/federation", auth: "admin"},
+
 		// The caller's own robots.
 		{name: "list user robots", method: "GET", path: "/api/v1/user/robots", auth: "admin"},
 		{name: "create user robot", method: "PUT", path: "/api/v1/user/robots/{userbot}", auth: "admin", body: map[string]any{"description": "mine"}},
@@ -219,6 +236,10 @@ func conformanceSteps() []confStep {
 		{name: "get user robot", method: "GET", path: "/api/v1/user/robots/{userbot}", auth: "admin"},
 		{name: "regenerate user robot", method: "POST", path: "/api/v1/user/robots/{userbot}/regenerate", auth: "admin"},
 		{name: "user robot permissions", method: "GET", path: "/api/v1/user/robots/{userbot}/permissions", auth: "admin"},
+		{name: "set user robot federation", method: "POST", path: "/api/v1/user/robots/{userbot}/federation", auth: "admin",
+			body: []any{map[string]any{"issuer": "https://issuer.example.com", "subject": "s1"}}},
+		{name: "user robot federation", method: "GET", path: "/api/v1/user/robots/{userbot}/federation", auth: "admin"},
+		{name: "delete user robot federation", method: "DELETE", path: "/api/v1/user/robots/{userbot}/federation", auth: "admin"},
 		{name: "delete user robot", method: "DELETE", path: "/api/v1/user/robots/{userbot}", auth: "admin"},
 		{name: "get deleted user robot", method: "GET", path: "/api/v1/user/robots/{userbot}", auth: "admin"},
 		{name: "delete deleted user robot", method: "DELETE", path: "/api/v1/user/robots/{userbot}", auth: "admin"},
@@ -581,6 +602,12 @@ func (s *confSide) expandBody(v any, missing *[]string) any {
 		out := make(map[string]any, len(v))
 		for k, e := range v {
 			out[k] = s.expandBody(e, missing)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = s.expandBody(e, missing)
 		}
 		return out
 	}
