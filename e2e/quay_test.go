@@ -270,6 +270,30 @@ func (q *Quay) SSOLogin(t testing.TB, user, token string) {
 	q.real.inspectors[user] = token
 }
 
+// RobotExists reports whether the robot <namespace>+<short> exists: the
+// emulator's control API, or (real Quay) GET of the robot with the owner's
+// token, which Quay answers 400 "Could not find robot" for a missing one.
+func (q *Quay) RobotExists(t testing.TB, username string) bool {
+	t.Helper()
+	if q.real == nil {
+		return q.Control.RobotExists(t, username)
+	}
+	ns, short, ok := strings.Cut(username, "+")
+	if !ok {
+		t.Fatalf("%q is not a robot name", username)
+	}
+	path := "/api/v1/organization/" + url.PathEscape(ns) + "/robots/" + url.PathEscape(short)
+	code, body := q.Do(t, http.MethodGet, path, q.admin, nil)
+	switch {
+	case code == http.StatusOK:
+		return true
+	case code == http.StatusBadRequest && strings.Contains(string(body), "Could not find robot"):
+		return false
+	}
+	t.Fatalf("GET %s: %d %s", path, code, body)
+	return false
+}
+
 // TokenExists reports whether the application token uuid of org's
 // application clientID exists in Quay, expired or not. Real Quay lists only
 // unexpired tokens, so there the probe is a DELETE: a token that should be

@@ -137,6 +137,8 @@ type realQuay struct {
 	tokenPath string
 	watchdog  *exec.Cmd
 	startLog  string
+	// env is added to start.sh's environment (REQUESTS_CA_BUNDLE).
+	env []string
 	// dedicated: started for one test (not shared).
 	dedicated bool
 }
@@ -304,7 +306,7 @@ func (r *realQuay) script(name string, args ...string) error {
 	defer logFile.Close()
 	fmt.Fprintf(logFile, "==== e2e: %s %s at %s\n", name, strings.Join(args, " "), time.Now().Format(time.RFC3339))
 	cmd := exec.CommandContext(ctx, filepath.Join(suite.realQuayDir, name), args...)
-	cmd.Env = cleanEnv()
+	cmd.Env = cleanEnv(r.env...)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = logFile, &stderr
 	err = cmd.Run()
@@ -446,11 +448,11 @@ func (r *realQuay) call(method, path, token string, body any) (int, []byte, erro
 // a fault proxy of its own, with names of its own.
 func startRealQuayForTest(t testing.TB, opts QuayOptions) *Quay {
 	t.Helper()
-	dedicated := opts.Empty || opts.ExtraConfig != "" || opts.OIDC != nil
+	dedicated := opts.Empty || opts.ExtraConfig != "" || opts.OIDC != nil || opts.CABundle != ""
 	if suite.target == targetOwn {
 		switch {
 		case dedicated:
-			t.Skip("needs a Quay configured for this test (empty, or with its own config.yaml); E2E_QUAY_URL is a Quay the suite does not configure")
+			t.Skip("needs a Quay configured for this test (empty, its own config.yaml, or trusting a test CA); E2E_QUAY_URL is a Quay the suite does not configure")
 		case opts.DirectOAuth:
 			t.Skip("needs an application in DIRECT_OAUTH_CLIENTID_WHITELIST; E2E_QUAY_URL is a Quay the suite does not configure")
 		case opts.BootstrapFile:
@@ -503,6 +505,11 @@ func startDedicatedQuay(t testing.TB, q *Quay, opts QuayOptions) *realQuay {
 	r, err := newManagedQuay(filepath.Join(t.TempDir(), "realquay"), extra)
 	must(t, err)
 	r.dedicated = true
+	if opts.CABundle != "" {
+		// Quay's HTTPS client (requests) trusts only these CAs, as the
+		// emulator's -ca-bundle does.
+		r.env = append(r.env, "REQUESTS_CA_BUNDLE="+opts.CABundle)
+	}
 	r.startLog = filepath.Join(logDir(t), "realquay-scripts.log")
 	started := time.Now()
 	t.Cleanup(func() {
