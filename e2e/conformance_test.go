@@ -49,8 +49,10 @@ var (
 		reason string
 	}{{
 		part: regexp.MustCompile(`(?s)\n\nFailed validating .*$`),
-		reason: "a request body that fails Quay's JSON schema gets jsonschema's str(ValidationError): its message, then a dump " +
-			"of the failing (sub)schema and of the instance (pprint); the emulator sends the message (the first line) only",
+		reason: "a request body that fails Quay's JSON schema gets jsonschema's str(ValidationError): the reason, then a " +
+			"pprint dump of the failing part of Quay's request schema (its descriptions included) and of the offending value. " +
+			"Reproducing it would copy Quay's schemas into the emulator verbatim (the project copies no other project's code); " +
+			"the reason, the first line, is what a client can act on, and it is compared exactly",
 	}}
 )
 
