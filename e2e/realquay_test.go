@@ -462,8 +462,7 @@ func startRealQuayForTest(t testing.TB, opts QuayOptions) *Quay {
 	if opts.Owner != "" && opts.Owner != realQuayOwner {
 		t.Fatalf("QuayOptions.Owner %q: a real Quay's owner is %s (create other users with CreateUser)", opts.Owner, realQuayOwner)
 	}
-	suite.testSeq.Add(1)
-	names := &testNames{prefix: fmt.Sprintf("%s-%s%d", suite.namePrefix, suite.runID, suite.testSeq.Load())}
+	names := &testNames{prefix: fmt.Sprintf("%s-%s%d", suite.namePrefix, suite.runID, suite.testSeq.Add(1))}
 	q := &Quay{Target: suite.target, http: &http.Client{Timeout: 60 * time.Second}, names: names}
 
 	var r *realQuay
