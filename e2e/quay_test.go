@@ -353,9 +353,8 @@ type directOAuthApp struct{ org, name, clientID string }
 
 // EnableDirectOAuth lets user take tokens through direct OAuth
 // (bootstrap=password): Quay issues them only to administrators of the
-// whitelisted application's organization. It returns the client ID and the
-// extra `vault write quay/config` arguments this Quay needs.
-func (q *Quay) EnableDirectOAuth(t testing.TB, user string) (clientID string, configArgs []string) {
+// whitelisted application's organization. It returns the client ID.
+func (q *Quay) EnableDirectOAuth(t testing.TB, user string) (clientID string) {
 	t.Helper()
 	if q.directOAuth.clientID == "" {
 		t.Fatal("StartQuay without QuayOptions.DirectOAuth")
@@ -366,12 +365,10 @@ func (q *Quay) EnableDirectOAuth(t testing.TB, user string) (clientID string, co
 	} else {
 		q.real.addOrgAdmin(t, q, q.directOAuth.org, user)
 	}
-	if q.URL != q.ServerURL {
-		// Quay's local OAuth redirect carries its own address, not the
-		// fault proxy's.
-		configArgs = append(configArgs, "oauth_redirect_uri="+q.ServerURL+"/oauth/localapp")
-	}
-	return q.directOAuth.clientID, configArgs
+	// Behind the fault proxy, Vault reaches Quay at another address than
+	// Quay's SERVER_HOSTNAME, to which its local OAuth redirect must point:
+	// the engine learns it from Quay's GET /config, no oauth_redirect_uri.
+	return q.directOAuth.clientID
 }
 
 // appToken is one entry of Quay's application token list.

@@ -242,12 +242,12 @@ func TestPasswordBootstrapThroughDirectOAuth(t *testing.T) {
 	q := StartQuay(t, QuayOptions{DirectOAuth: true})
 	user, rootOrg := q.Name("svc-vault"), q.Name("vault-root")
 	q.CreateUser(t, user, "service-account-pw", user+"@example.com")
-	clientID, extra := q.EnableDirectOAuth(t, user)
+	clientID := q.EnableDirectOAuth(t, user)
 	v := StartDevVault(t)
 	v.EnablePlugin(t, mount)
 	args := func(password string) []string {
-		return append([]string{"write", mount + "/config", "url=" + q.URL, "bootstrap=password", "username=" + user,
-			"password=" + password, "oauth_client_id=" + clientID, "root_organization=" + rootOrg}, extra...)
+		return []string{"write", mount + "/config", "url=" + q.URL, "bootstrap=password", "username=" + user,
+			"password=" + password, "oauth_client_id=" + clientID, "root_organization=" + rootOrg}
 	}
 
 	res := v.CLI(t, args("not-the-password")...)
