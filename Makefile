@@ -4,8 +4,11 @@
 #   make vault      bin/vault: VAULT_BINARY or a `vault` >= 1.15 on PATH, else Vault v1.21.0 built
 #                   once from scripts/tools (cold: 15-40 min on 2 cores)
 #   make test       test-unit, test-e2e (real Vault + Quay emulator processes), docs-check
+#   make test-realquay  the e2e suite and the conformance table against Quay 3.18.0
+#                   itself (REALQUAY_DIR, default ../shared/realquay)
 #   make bench      Go benchmarks (quay/, backend/) and the e2e benchmarks (creds vs kv, federated vs dynamic robot, static-creds healthy vs healing)
-#   make demo       end-to-end walk-through with the real vault CLI (scripts/demo.sh)
+#   make demo       end-to-end walk-through with the real vault CLI (scripts/demo.sh);
+#                   QUAY=real tells it against Quay 3.18.0
 #   make sandbox    leave an emulator and a dev Vault with the plugin running (sandbox-stop stops them)
 #   make docs-check run every example in docs/ against a sandbox of its own
 #   make fmt vet clean distclean
@@ -31,12 +34,17 @@ VAULT       := $(BIN)/vault
 LDFLAGS     := -X $(MODULE)/version.Version=$(VERSION)
 
 E2E_TIMEOUT ?= 30m
+REALQUAY_TIMEOUT ?= 60m
 DEMO_BOOTSTRAP ?= token
+# QUAY=real runs the demo against Quay 3.18.0 (realquay's start.sh) instead
+# of the emulator.
+QUAY ?= emulator
+REALQUAY_DIR ?= $(abspath $(CURDIR)/../shared/realquay)
 # Packages of the plugin module without the e2e suite (its files carry the
 # e2e build tag, so it is excluded explicitly to keep test-unit unit-only).
 UNIT_PKGS = $$($(GO) list ./... | grep -v '/e2e$$')
 
-.PHONY: build plugin emulator vault test test-unit test-e2e bench demo fmt vet clean distclean
+.PHONY: build plugin emulator vault test test-unit test-e2e test-realquay bench demo fmt vet clean distclean
 .PHONY: sandbox sandbox-stop docs-check
 
 build: plugin emulator
@@ -67,6 +75,12 @@ test-unit:
 test-e2e: vault build
 	VAULT_BINARY=$(VAULT) $(GO) test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) ./e2e/...
 
+# The same e2e suite against Quay 3.18.0 (one server shared by the run, each
+# test in organizations of its own, a fault proxy per test), plus the
+# differential conformance table (emulator vs real Quay, every route).
+test-realquay: vault build
+	E2E_QUAY=real REALQUAY_DIR=$(REALQUAY_DIR) VAULT_BINARY=$(VAULT) $(GO) test -tags e2e -count=1 -timeout $(REALQUAY_TIMEOUT) ./e2e/...
+
 bench: vault build
 	$(GO) test -run '^$$' -bench . -benchmem ./quay/... ./backend/...
 	VAULT_BINARY=$(VAULT) $(GO) test -tags e2e -run '^$$' -bench 'BenchmarkCredsReadVsKV|BenchmarkCredsFederatedVsDynamicRobot|BenchmarkStaticCredsRead' -benchmem -timeout $(E2E_TIMEOUT) ./e2e/...
@@ -83,9 +97,10 @@ sandbox-stop:
 docs-check: vault build
 	@VAULT_BINARY=$(VAULT) PLUGIN_BINARY=$(PLUGIN) EMULATOR_BINARY=$(EMULATOR) GO=$(GO) scripts/docs-check.sh
 
-# DEMO_BOOTSTRAP=initialize runs the zero-touch path (Vault creates Quay's first user).
+# DEMO_BOOTSTRAP=initialize runs the zero-touch path (Vault creates Quay's first user);
+# QUAY=real runs Quay 3.18.0 instead of the emulator.
 demo: vault build
-	DEMO_BOOTSTRAP=$(DEMO_BOOTSTRAP) VAULT_BINARY=$(VAULT) PLUGIN_BINARY=$(PLUGIN) EMULATOR_BINARY=$(EMULATOR) ./scripts/demo.sh
+	DEMO_BOOTSTRAP=$(DEMO_BOOTSTRAP) DEMO_QUAY=$(QUAY) REALQUAY_DIR=$(REALQUAY_DIR) VAULT_BINARY=$(VAULT) PLUGIN_BINARY=$(PLUGIN) EMULATOR_BINARY=$(EMULATOR) ./scripts/demo.sh
 
 fmt:
 	gofmt -s -w $$(git ls-files --cached --others --exclude-standard '*.go')

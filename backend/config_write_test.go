@@ -228,6 +228,9 @@ FEATURE_MAILING: false
 FEATURE_PROGRAMMATIC_BOOTSTRAP: true
 BOOTSTRAP_TOKEN_OWNER: quayadmin
 BOOTSTRAP_TOKEN_PATH: `+tokenPath+"\n"))
+	// As in Quay, the token file comes with a start that finds the owner.
+	require.NoError(t, env.quay.CreateUser("quayadmin", "", "quayadmin@example.com"))
+	require.NoError(t, env.quay.Restart())
 	raw, err := os.ReadFile(tokenPath)
 	require.NoError(t, err)
 	var file struct {

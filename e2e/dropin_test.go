@@ -272,7 +272,7 @@ func writeAPI(t testing.TB, v *Vault, path string, data map[string]any) []string
 func TestDropInReplacesRedHatCopPlugin(t *testing.T) {
 	rhc := redHatCopPlugin(t)
 	q := StartEmulator(t, EmulatorOptions{})
-	s := &stack{Quay: q, Org: "acme"}
+	s := &stack{Quay: q, Org: q.Name("acme")}
 	q.CreateOrganization(t, s.Org)
 	for _, repo := range []string{"app", "lib", "tools"} {
 		s.seedRepo(t, repo)
@@ -380,7 +380,7 @@ func TestDropInReplacesRedHatCopPlugin(t *testing.T) {
 	// Its static role that had no robot yet gets one.
 	var created cliSecret
 	v.CLIJSON(t, &created, []string{"read"}, mount+"/static-creds/my-static-account")
-	if !q.Control.RobotExists(t, s.Org+"+my-static-account") {
+	if !q.RobotExists(t, s.Org+"+my-static-account") {
 		t.Fatalf("static-creds/my-static-account created no robot")
 	}
 	if code, _ := s.registryLogin(t, s.Org+"+my-static-account", created.str(t, "password"), "app"); code != http.StatusOK {
@@ -419,7 +419,7 @@ func TestDropInReplacesRedHatCopPlugin(t *testing.T) {
 	// Leases of both plugins revoke: their robots are deleted in Quay.
 	for _, lease := range []cliSecret{oldLease, readmeLease, newLease} {
 		v.MustCLI(t, "lease", "revoke", "-sync", lease.LeaseID)
-		if robot := lease.str(t, "username"); q.Control.RobotExists(t, robot) {
+		if robot := lease.str(t, "username"); q.RobotExists(t, robot) {
 			t.Errorf("robot %s outlived its revoked lease", robot)
 		}
 	}
@@ -428,8 +428,8 @@ func TestDropInReplacesRedHatCopPlugin(t *testing.T) {
 	// carries no marker of this mount); the old plugin deleted it.
 	deleted, err := v.Client.Logical().Delete(mount + "/static-roles/pull")
 	must(t, err)
-	if deleted == nil || !strings.Contains(strings.Join(deleted.Warnings, " "), "kept in Quay") || !q.Control.RobotExists(t, s.Org+"+pull") {
-		t.Errorf("deleting redhat-cop's static role: %+v; robot exists: %v", deleted, q.Control.RobotExists(t, s.Org+"+pull"))
+	if deleted == nil || !strings.Contains(strings.Join(deleted.Warnings, " "), "kept in Quay") || !q.RobotExists(t, s.Org+"+pull") {
+		t.Errorf("deleting redhat-cop's static role: %+v; robot exists: %v", deleted, q.RobotExists(t, s.Org+"+pull"))
 	}
 }
 

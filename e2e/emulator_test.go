@@ -18,76 +18,44 @@ import (
 	"time"
 )
 
-// Emulator is the Quay emulator (cmd/quay-emulator) running as its own
-// process: Quay's API at URL, the test-only control API at ControlURL.
-type Emulator struct {
-	URL        string
-	ControlURL string
-	// BootstrapToken is the token Quay's programmatic bootstrap wrote to
-	// BOOTSTRAP_TOKEN_PATH for BootstrapOwner, a superuser.
-	BootstrapToken string
-	BootstrapOwner string
-	// Control drives the control API (faults, counters, seeding).
-	Control *ControlClient
-	// OIDCURL is the test identity provider's address (EmulatorOptions.OIDC).
-	OIDCURL string
-
-	proc    *process
-	dir     string
-	cfgPath string
-	http    *http.Client
-}
-
-// EmulatorOptions adjust the emulator's config.yaml.
-type EmulatorOptions struct {
-	// Owner is the bootstrap token's owner (default "quayadmin").
-	Owner string
-	// ExtraConfig is appended to the generated config.yaml (Quay keys).
-	ExtraConfig string
-	// Empty starts Quay with no users at all and FEATURE_USER_INITIALIZE on,
-	// instead of programmatic bootstrap (zero-touch initialize).
-	Empty bool
-	// OIDC also starts the emulator's test identity provider (Entra-shaped)
-	// with these extra flags (e.g. -oidc-client id:secret:subject); its
-	// address is known before the config is written, as OIDC_SERVER needs.
-	OIDC []string
-	// CABundle is the PEM file of the only CAs the emulator trusts for
-	// its own HTTPS requests (-ca-bundle, as REQUESTS_CA_BUNDLE for real
-	// Quay), e.g. a TLS Vault's CACert for robot federation.
-	CABundle string
-}
+// directOAuthClientID is the client ID the emulator's config whitelists for
+// direct OAuth (QuayOptions.DirectOAuth).
+const directOAuthClientID = "VAULTCLIENT000000000"
 
 var readyLine = regexp.MustCompile(`quay-emulator ready url=(\S+) control=(\S+)`)
 
-// StartEmulator writes a config.yaml with programmatic bootstrap on, starts
-// the emulator on free loopback ports and waits for its ready line.
-func StartEmulator(t testing.TB, opts EmulatorOptions) *Emulator {
+// startEmulator writes a config.yaml with programmatic bootstrap on, starts
+// the emulator (cmd/quay-emulator, its own process) on free loopback ports
+// and waits for its ready line. As with Quay, the bootstrap token is only
+// written by a start that finds the owner: the harness creates the owner and
+// restarts the emulator (POST /restart), unless opts.Empty.
+func startEmulator(t testing.TB, opts QuayOptions) *Quay {
 	t.Helper()
 	if opts.Owner == "" {
 		opts.Owner = "quayadmin"
 	}
 	dir := t.TempDir()
-	e := &Emulator{
-		dir:            dir,
-		cfgPath:        filepath.Join(dir, "config.yaml"),
-		BootstrapOwner: opts.Owner,
-		http:           &http.Client{Timeout: 30 * time.Second},
-	}
+	q := &Quay{Target: targetEmulator, BootstrapOwner: opts.Owner, http: &http.Client{Timeout: 30 * time.Second}}
 	tokenPath := filepath.Join(dir, "quay-machine-token.json")
+	q.tokenPath = tokenPath
 	// SERVER_HOSTNAME is where registry clients are sent for tokens
 	// (the realm of the /v2/ challenge), so it must be the real address.
 	port := freePorts(t, 1)
 	if opts.OIDC != nil {
-		e.OIDCURL = fmt.Sprintf("http://127.0.0.1:%d", freePorts(t, 1))
+		q.OIDCURL = fmt.Sprintf("http://127.0.0.1:%d", freePorts(t, 1))
 	}
 	bootstrap := fmt.Sprintf(`FEATURE_PROGRAMMATIC_BOOTSTRAP: true
 BOOTSTRAP_TOKEN_OWNER: %s
 BOOTSTRAP_TOKEN_PATH: %s
 BOOTSTRAP_TOKEN_EXPIRATION: 86400`, opts.Owner, tokenPath)
 	if opts.Empty {
-		bootstrap = "FEATURE_USER_INITIALIZE: true"
+		bootstrap += "\nFEATURE_USER_INITIALIZE: true"
 	}
-	extra := strings.ReplaceAll(opts.ExtraConfig, "@OIDC_URL@", e.OIDCURL)
+	if opts.DirectOAuth {
+		bootstrap += "\nDIRECT_OAUTH_CLIENTID_WHITELIST: [" + directOAuthClientID + "]"
+		q.directOAuth = directOAuthApp{org: "automation", name: "vault", clientID: directOAuthClientID}
+	}
+	extra := strings.ReplaceAll(opts.ExtraConfig, "@OIDC_URL@", q.OIDCURL)
 	cfg := fmt.Sprintf(`SERVER_HOSTNAME: 127.0.0.1:%[4]d
 FEATURE_MAILING: false
 FEATURE_SUPER_USERS: true
@@ -96,151 +64,42 @@ SUPER_USERS:
 %[2]s
 %[3]s
 `, opts.Owner, bootstrap, extra, port)
-	must(t, os.WriteFile(e.cfgPath, []byte(cfg), 0o600))
+	cfgPath := filepath.Join(dir, "config.yaml")
+	must(t, os.WriteFile(cfgPath, []byte(cfg), 0o600))
 
 	controlPort := freePorts(t, 1)
 	args := []string{
-		"-config", e.cfgPath,
+		"-config", cfgPath,
 		"-listen", fmt.Sprintf("127.0.0.1:%d", port),
 		"-control-listen", fmt.Sprintf("127.0.0.1:%d", controlPort),
 	}
 	if opts.OIDC != nil {
-		args = append(append(args, "-oidc-listen", strings.TrimPrefix(e.OIDCURL, "http://")), opts.OIDC...)
+		args = append(append(args, "-oidc-listen", strings.TrimPrefix(q.OIDCURL, "http://")), opts.OIDC...)
 	}
 	if opts.CABundle != "" {
 		args = append(args, "-ca-bundle", opts.CABundle)
 	}
 	proc, err := startProcess("quay-emulator", filepath.Join(logDir(t), "quay-emulator.log"), suite.emulatorBin, args, cleanEnv())
 	must(t, err)
-	e.proc = proc
+	q.proc = proc
 	proc.manage(t)
 	m, err := proc.waitForLog(readyLine, 30*time.Second)
 	must(t, err)
-	e.URL, e.ControlURL = m[1], m[2]
-	e.Control = &ControlClient{base: e.ControlURL, http: e.http}
+	q.URL, q.ServerURL = m[1], m[1]
+	q.Control = &ControlClient{base: m[2], http: q.http}
 
 	if opts.Empty {
-		return e
+		return q
 	}
-	raw, err := os.ReadFile(tokenPath)
-	if err != nil {
-		t.Fatalf("the emulator wrote no bootstrap token file: %v", err)
+	// The owner exists (an operator created it), then Quay starts again.
+	q.Control.SeedUser(t, opts.Owner, "", opts.Owner+"@localhost", false)
+	q.Restart(t)
+	q.BootstrapToken = q.ReadBootstrapFile(t)
+	if q.BootstrapToken == "" {
+		t.Fatalf("the emulator wrote no bootstrap token file at %s after a restart with its owner", tokenPath)
 	}
-	var file struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.Unmarshal(raw, &file); err != nil || file.AccessToken == "" {
-		t.Fatalf("bootstrap token file %s: want {\"access_token\": ...}: %v", tokenPath, err)
-	}
-	e.BootstrapToken = file.AccessToken
-	return e
-}
-
-// Stop stops the emulator: Quay is down from now on.
-func (e *Emulator) Stop(t testing.TB) {
-	t.Helper()
-	e.proc.stop(5 * time.Second)
-}
-
-// Log returns the emulator's log so far.
-func (e *Emulator) Log() string { return e.proc.logContents() }
-
-// Do sends one request to Quay's API with an optional Bearer token and JSON
-// body, and returns the status and body.
-func (e *Emulator) Do(t testing.TB, method, path, token string, body any) (int, []byte) {
-	t.Helper()
-	return doJSON(t, e.http, method, e.URL+path, token, body)
-}
-
-// WhoAmI is GET /api/v1/user/ with token: the status and the username.
-func (e *Emulator) WhoAmI(t testing.TB, token string) (int, string) {
-	t.Helper()
-	code, body := e.Do(t, http.MethodGet, "/api/v1/user/", token, nil)
-	var user struct {
-		Username string `json:"username"`
-	}
-	_ = json.Unmarshal(body, &user)
-	return code, user.Username
-}
-
-// CreateOrganization creates an organization through Quay's API with the
-// bootstrap token (which holds user:admin), as an operator would.
-func (e *Emulator) CreateOrganization(t testing.TB, name string) {
-	t.Helper()
-	code, body := e.Do(t, http.MethodPost, "/api/v1/organization/", e.BootstrapToken,
-		map[string]string{"name": name, "email": name + "@example.com"})
-	if code != http.StatusCreated {
-		t.Fatalf("POST /api/v1/organization/ %s: %d %s", name, code, body)
-	}
-}
-
-// appToken is one entry of Quay's application token list.
-type appToken struct {
-	UUID      string  `json:"uuid"`
-	Name      string  `json:"name"`
-	Scope     string  `json:"scope"`
-	ExpiresAt string  `json:"expires_at"`
-	Created   string  `json:"created"`
-	CreatedBy string  `json:"created_by"`
-	LastUsed  *string `json:"last_accessed"`
-}
-
-// AppTokens lists the application's (non-expired) tokens, all pages, with
-// the bootstrap token.
-func (e *Emulator) AppTokens(t testing.TB, org, clientID string) []appToken {
-	t.Helper()
-	var all []appToken
-	next := ""
-	for {
-		path := fmt.Sprintf("/api/v1/organization/%s/applications/%s/tokens", url.PathEscape(org), url.PathEscape(clientID))
-		if next != "" {
-			path += "?next_page=" + url.QueryEscape(next)
-		}
-		code, body := e.Do(t, http.MethodGet, path, e.BootstrapToken, nil)
-		if code != http.StatusOK {
-			t.Fatalf("GET %s: %d %s", path, code, body)
-		}
-		var page struct {
-			Tokens   []appToken `json:"tokens"`
-			NextPage string     `json:"next_page"`
-		}
-		must(t, json.Unmarshal(body, &page))
-		all = append(all, page.Tokens...)
-		if page.NextPage == "" {
-			return all
-		}
-		next = page.NextPage
-	}
-}
-
-func (e *Emulator) findAppToken(t testing.TB, org, clientID, uuid string) (appToken, bool) {
-	t.Helper()
-	for _, tok := range e.AppTokens(t, org, clientID) {
-		if tok.UUID == uuid {
-			return tok, true
-		}
-	}
-	return appToken{}, false
-}
-
-// DeleteAppToken deletes a token directly in Quay (behind Vault's back).
-func (e *Emulator) DeleteAppToken(t testing.TB, org, clientID, uuid string) {
-	t.Helper()
-	path := fmt.Sprintf("/api/v1/organization/%s/applications/%s/tokens/%s", url.PathEscape(org), url.PathEscape(clientID), url.PathEscape(uuid))
-	if code, body := e.Do(t, http.MethodDelete, path, e.BootstrapToken, nil); code != http.StatusNoContent {
-		t.Fatalf("DELETE %s: %d %s", path, code, body)
-	}
-}
-
-// parseQuayTime parses the ISO-8601 timestamps of the application token API
-// (Python isoformat() + "Z", with or without microseconds).
-func parseQuayTime(s string) (time.Time, error) {
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999Z", "2006-01-02T15:04:05.999999"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("unparseable Quay timestamp %q", s)
+	q.admin = q.BootstrapToken
+	return q
 }
 
 // ControlClient drives the emulator's control API: fault injection, per-route

@@ -29,8 +29,8 @@ import (
 func newFederatedStack(t testing.TB) *stack {
 	t.Helper()
 	v := StartDevVaultTLS(t)
-	q := StartEmulator(t, EmulatorOptions{CABundle: v.CACert})
-	s := &stack{Vault: v, Quay: q, Org: "acme"}
+	q := StartQuay(t, QuayOptions{CABundle: v.CACert})
+	s := &stack{Vault: v, Quay: q, Org: q.Name("acme")}
 	q.CreateOrganization(t, s.Org)
 	v.EnablePlugin(t, mount)
 	s.configure(t)
@@ -79,9 +79,8 @@ func (s *stack) setFederation(t testing.TB, robot string, entries []map[string]s
 
 // `vault read quay/creds/<federated role>`: one Quay call, a docker config
 // skopeo pushes and pulls with, a lease that ends with Quay's token. Revoking
-// the lease leaves the token its hour; after the hour (the emulator's clock)
-// Quay refuses it without Vault doing anything; deleting the role deletes
-// the robot.
+// the lease leaves the token its hour; deleting the role deletes the robot,
+// and with it every token it was given.
 func TestFederatedCredsWithSkopeo(t *testing.T) {
 	s := newFederatedStack(t)
 	s.writeFederatedRole(t, "ci", `repositories={"app":"write"}`, "ttl=10m", "max_ttl=2h")
@@ -136,21 +135,32 @@ func TestFederatedCredsWithSkopeo(t *testing.T) {
 		t.Fatalf("a revoked lease's token should live its hour in Quay, but the pull failed: %v\n%s", err, out)
 	}
 
-	// The hour passes in Quay only: Vault does nothing, the lease of a
-	// second read is still there, and Quay refuses its token.
+	s.Vault.MustCLI(t, "delete", mount+"/roles/ci")
+	if s.Quay.RobotExists(t, s.Org+"+ci") {
+		t.Error("deleting the role left the robot the engine created")
+	}
+	if out, err := s.pull(t, auth, "app"); err == nil {
+		t.Errorf("the token of a deleted robot still pulls:\n%s", out)
+	}
+}
+
+// A federated robot token ends with its hour in Quay, without Vault doing
+// anything: the lease of the read is still there, Quay refuses the token.
+func TestFederatedTokenEndsAfterItsHourInQuay(t *testing.T) {
+	requireEmulator(t, "advances Quay's clock by an hour")
+	s := newFederatedStack(t)
+	s.writeFederatedRole(t, "ci", `repositories={"app":"write"}`, "ttl=10m", "max_ttl=2h")
 	live := s.readCreds(t, "ci")
 	liveAuth := authFile(t, live)
+	if out, err := s.push(t, liveAuth, ociImage(t), "app"); err != nil {
+		t.Fatalf("skopeo push with the federated robot failed: %v\n%s", err, out)
+	}
 	s.Quay.Control.AdvanceClock(t, time.Hour+time.Minute)
 	if out, err := s.pull(t, liveAuth, "app"); err == nil {
 		t.Fatalf("Quay took a robot token past its hour:\n%s", out)
 	}
 	if ids := s.Vault.LeaseIDs(t, mount+"/creds/ci/"); len(ids) != 1 || ids[0] != live.LeaseID {
-		t.Errorf("leases %v, want the second read's, untouched by Vault", ids)
-	}
-
-	s.Vault.MustCLI(t, "delete", mount+"/roles/ci")
-	if s.Quay.Control.RobotExists(t, s.Org+"+ci") {
-		t.Error("deleting the role left the robot the engine created")
+		t.Errorf("leases %v, want the read's, untouched by Vault", ids)
 	}
 }
 

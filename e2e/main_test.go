@@ -37,6 +37,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -63,6 +65,20 @@ var suite struct {
 	pluginSHA   string
 	emulatorBin string
 	vaultBin    string
+
+	// The Quay under test (quay_test.go, realquay_test.go).
+	target      quayTarget
+	realQuayDir string
+	// namePrefix and runID start the names tests create in a shared Quay.
+	namePrefix, runID string
+	testSeq           atomic.Int64
+	sharedOnce        sync.Once
+	sharedQuay        *realQuay
+	sharedErr         error
+	ownQuay           *realQuay
+	// ownLeftovers are the names created in the user's own Quay, checked
+	// to be gone at the end of the run.
+	ownLeftovers []string
 }
 
 func TestMain(m *testing.M) {
@@ -79,7 +95,13 @@ func runSuite(m *testing.M) int {
 	stopGuards := guardProcesses(testTimeout())
 	defer stopGuards()
 	defer killAllProcesses()
-	return m.Run()
+	defer stopSharedQuay()
+	code := m.Run()
+	if err := cleanupOwn(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+		code = 1
+	}
+	return code
 }
 
 func testTimeout() time.Duration {
@@ -102,6 +124,10 @@ func setupSuite() error {
 	suite.repoRoot = filepath.Dir(wd)
 	if _, err := os.Stat(filepath.Join(suite.repoRoot, "go.mod")); err != nil {
 		return fmt.Errorf("cannot find the repository root above %s: %w", wd, err)
+	}
+
+	if err := configureTarget(); err != nil {
+		return err
 	}
 
 	suite.vaultBin = os.Getenv("VAULT_BINARY")
@@ -145,7 +171,7 @@ func setupSuite() error {
 	if suite.pluginSHA, err = sha256File(suite.pluginPath); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "e2e: built plugin %s and emulator in %s; vault=%s\n", pluginVersion, time.Since(start).Round(time.Millisecond), suite.vaultBin)
+	fmt.Fprintf(os.Stderr, "e2e: built plugin %s and emulator in %s; vault=%s; quay=%s\n", pluginVersion, time.Since(start).Round(time.Millisecond), suite.vaultBin, suite.target)
 	return nil
 }
 

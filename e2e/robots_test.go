@@ -24,13 +24,11 @@ import (
 // ~/.docker/config.json from quay/creds/<role>, skopeo pushes and pulls
 // through the emulator's registry with that file.
 
-// seedRepo creates a repository in the emulator (as an operator would).
+// seedRepo creates a repository in the stack's organization (as an
+// operator would).
 func (s *stack) seedRepo(t testing.TB, name string) {
 	t.Helper()
-	code, body := s.Quay.Control.Do(t, http.MethodPost, "/repositories", map[string]any{"namespace": s.Org, "name": name})
-	if code != http.StatusNoContent {
-		t.Fatalf("seeding repository %s: %d %s", name, code, body)
-	}
+	s.Quay.CreateRepository(t, s.Org, name)
 }
 
 // registryHost is host:port of the emulator, the registry docker clients use.
@@ -233,10 +231,10 @@ func TestStaticRobotRotationReRendersWithAgent(t *testing.T) {
 // write-ahead entry belongs to a process that no longer runs) and deletes it.
 func TestVaultKilledMidIssueLeavesNoRobotAfterTidy(t *testing.T) {
 	v := StartFileVault(t)
-	q := StartEmulator(t, EmulatorOptions{})
+	q := StartQuay(t, QuayOptions{})
 	v.RegisterPlugin(t, pluginVersion)
 	v.EnablePlugin(t, mount)
-	s := &stack{Vault: v, Quay: q, Org: "acme"}
+	s := &stack{Vault: v, Quay: q, Org: q.Name("acme")}
 	q.CreateOrganization(t, s.Org)
 	s.configure(t)
 	s.seedRepo(t, "app")

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -16,32 +17,8 @@ import (
 
 const entraTenant = "11111111-2222-3333-4444-555555555555"
 
-// inspector mints a token for a Quay user through the emulator's control API,
-// so tests can look at Quay without any secret Vault holds.
-func (e *Emulator) inspector(t testing.TB, user string) string {
-	t.Helper()
-	code, body := e.Control.Do(t, http.MethodPost, "/tokens", map[string]any{
-		"username": user, "scope": "org:admin repo:admin user:admin user:read", "ttl_seconds": 3600,
-	})
-	if code != http.StatusOK {
-		t.Fatalf("minting an inspection token: %d %s", code, body)
-	}
-	var out struct{ Token string }
-	must(t, json.Unmarshal(body, &out))
-	return out.Token
-}
-
-// seedOrg creates an organization administered by admin.
-func (e *Emulator) seedOrg(t testing.TB, name, admin string) {
-	t.Helper()
-	code, body := e.Control.Do(t, http.MethodPost, "/organizations", map[string]any{"name": name, "admin": admin})
-	if code != http.StatusNoContent {
-		t.Fatalf("seeding organization %s: %d %s", name, code, body)
-	}
-}
-
 // rootTokenIDs lists the tokens of the engine's root application in org.
-func (e *Emulator) rootTokenIDs(t testing.TB, inspector, org string) []string {
+func (e *Quay) rootTokenIDs(t testing.TB, inspector, org string) []string {
 	t.Helper()
 	code, body := e.Do(t, http.MethodGet, "/api/v1/organization/"+org+"/applications", inspector, nil)
 	if code != http.StatusOK {
@@ -74,23 +51,39 @@ func (e *Emulator) rootTokenIDs(t testing.TB, inspector, org string) []string {
 	return ids
 }
 
+// bootstrapApp names the application of the credential an engine
+// bootstrapped from: Quay's authorizations view shows a token's application
+// by name and organization, not by client ID.
+type bootstrapApp struct{ name, org string }
+
 // assertOnlyOwnRootToken checks, looking at Quay as owner, that the engine's
-// root application in vault-root holds exactly the token the config names,
-// and that the bootstrap token (an application of the "automation"
-// organization) was revoked. Quay's authorizations view names the
-// application's organization, not its client id.
-func (e *Emulator) assertOnlyOwnRootToken(t testing.TB, owner string, cfg map[string]any, bootstrapToken string) {
+// root application in rootOrg holds exactly the token the config names, and
+// that the bootstrap credential (a token of app) was revoked.
+func (q *Quay) assertOnlyOwnRootToken(t testing.TB, owner string, cfg map[string]any, rootOrg string, app bootstrapApp) {
 	t.Helper()
-	insp := e.inspector(t, owner)
-	if ids := e.rootTokenIDs(t, insp, "vault-root"); len(ids) != 1 || ids[0] != cfg["root_token_id"] {
+	insp := q.inspector(t, owner)
+	if ids := q.rootTokenIDs(t, insp, rootOrg); len(ids) != 1 || ids[0] != cfg["root_token_id"] {
 		t.Fatalf("root application tokens %v, want exactly [%v]", ids, cfg["root_token_id"])
 	}
-	code, body := e.Do(t, http.MethodGet, "/api/v1/user/authorizations", insp, nil)
+	code, body := q.Do(t, http.MethodGet, "/api/v1/user/authorizations", insp, nil)
 	if code != http.StatusOK {
 		t.Fatalf("listing authorizations: %d %s", code, body)
 	}
-	if strings.Contains(string(body), `"name":"automation"`) {
-		t.Errorf("%s was not revoked: %s", bootstrapToken, body)
+	var auths struct {
+		Authorizations []struct {
+			Application struct {
+				Name         string `json:"name"`
+				Organization struct {
+					Name string `json:"name"`
+				} `json:"organization"`
+			} `json:"application"`
+		} `json:"authorizations"`
+	}
+	must(t, json.Unmarshal(body, &auths))
+	for _, a := range auths.Authorizations {
+		if a.Application.Name == app.name && a.Application.Organization.Name == app.org {
+			t.Errorf("the bootstrap token (application %s of %s) was not revoked", app.name, app.org)
+		}
 	}
 }
 
@@ -105,7 +98,7 @@ func configData(t testing.TB, v *Vault) map[string]any {
 
 // assertIssues reads creds for a fresh oauth_token role in org and checks the
 // token works in Quay.
-func assertIssues(t testing.TB, v *Vault, q *Emulator, org, role string) {
+func assertIssues(t testing.TB, v *Vault, q *Quay, org, role string) {
 	t.Helper()
 	s := &stack{Vault: v, Quay: q, Org: org}
 	s.writeOAuthRole(t, role)
@@ -116,11 +109,12 @@ func assertIssues(t testing.TB, v *Vault, q *Emulator, org, role string) {
 }
 
 func TestZeroTouchInitialize(t *testing.T) {
-	q := StartEmulator(t, EmulatorOptions{Empty: true})
+	q := StartQuay(t, QuayOptions{Empty: true})
 	v := StartDevVault(t)
 	v.EnablePlugin(t, mount)
+	rootOrg := q.Name("vault-root")
 
-	out := v.MustCLI(t, "write", mount+"/config", "url="+q.URL, "bootstrap=initialize", "username=quayadmin", "root_organization=vault-root")
+	out := v.MustCLI(t, "write", mount+"/config", "url="+q.URL, "bootstrap=initialize", "username=quayadmin", "root_organization="+rootOrg)
 	if strings.Contains(strings.ToLower(out), "warning") {
 		t.Logf("config write warned:\n%s", out)
 	}
@@ -139,16 +133,21 @@ func TestZeroTouchInitialize(t *testing.T) {
 		t.Errorf("config read lacks the root token's id or schedule: %v", cfg)
 	}
 
-	// Nobody ever saw a Quay secret; inspect Quay through the emulator.
-	q.assertOnlyOwnRootToken(t, "quayadmin", cfg, "the 9000-second initialization token")
+	// Nobody ever saw a Quay secret: inspect Quay through the emulator,
+	// or (real Quay) with the bootstrap token Quay writes for the owner
+	// at its next start. Quay names the initialization token's application
+	// "automation", in the owner's namespace.
+	q.assertOnlyOwnRootToken(t, "quayadmin", cfg, rootOrg, bootstrapApp{name: "automation", org: "quayadmin"})
 
-	q.seedOrg(t, "acme", "quayadmin")
-	assertIssues(t, v, q, "acme", "ci")
+	org := q.Name("acme")
+	q.seedOrg(t, org, "quayadmin")
+	assertIssues(t, v, q, org, "ci")
 }
 
 func TestRotateRootReplacesTheRootToken(t *testing.T) {
-	s := newStack(t, withoutConfig())
-	s.Vault.MustCLI(t, "write", mount+"/config", "url="+s.Quay.URL, "token="+s.Quay.BootstrapToken, "root_organization=vault-root")
+	s := newStack(t, withoutConfig(), withBootstrapFile())
+	rootOrg := s.Quay.Name("vault-root")
+	s.Vault.MustCLI(t, "write", mount+"/config", "url="+s.Quay.URL, "token="+s.Quay.BootstrapToken, "root_organization="+rootOrg)
 	if code, _ := s.Quay.WhoAmI(t, s.Quay.BootstrapToken); code != http.StatusUnauthorized {
 		t.Errorf("the programmatic bootstrap token still works (%d) after the engine minted its own", code)
 	}
@@ -169,7 +168,7 @@ func TestRotateRootReplacesTheRootToken(t *testing.T) {
 		t.Fatalf("root_token_id before %s, after %s, answer %v", before, after, rotated.Data["root_token_id"])
 	}
 	// The old root token is gone from Quay, so it no longer authenticates.
-	if ids := s.Quay.rootTokenIDs(t, insp, "vault-root"); len(ids) != 1 || ids[0] != after {
+	if ids := s.Quay.rootTokenIDs(t, insp, rootOrg); len(ids) != 1 || ids[0] != after {
 		t.Fatalf("root application tokens %v, want exactly [%s]", ids, after)
 	}
 	assertIssues(t, s.Vault, s.Quay, s.Org, "after-rotation")
@@ -181,7 +180,7 @@ func TestRootRotatesOnSchedule(t *testing.T) {
 	}
 	s := newStack(t, withoutConfig())
 	s.Vault.MustCLI(t, "write", mount+"/config", "url="+s.Quay.URL, "token="+s.Quay.BootstrapToken,
-		"root_organization=vault-root", "root_rotation_period=1m")
+		"root_organization="+s.Quay.Name("vault-root"), "root_rotation_period=1m")
 	first := configData(t, s.Vault)["root_token_id"]
 	eventually(t, 4*time.Minute, "the root token rotates by itself", func() error {
 		if id := configData(t, s.Vault)["root_token_id"]; id == first {
@@ -195,7 +194,7 @@ func TestRootRotatesOnSchedule(t *testing.T) {
 // Keyless: the engine presents short-lived Entra-shaped access tokens from
 // the identity provider; Quay validates them; no Quay secret is stored.
 func TestOIDCBootstrapStoresNoQuayToken(t *testing.T) {
-	q := StartEmulator(t, EmulatorOptions{
+	q := StartQuay(t, QuayOptions{
 		OIDC: []string{"-oidc-issuer", "https://login.microsoftonline.com/" + entraTenant + "/v2.0", "-oidc-client", "vault:s3cret:vault-sp"},
 		ExtraConfig: `AZURE_LOGIN_CONFIG:
   DEBUGGING: true
@@ -228,8 +227,11 @@ func TestOIDCBootstrapStoresNoQuayToken(t *testing.T) {
 		t.Error("the client secret appears in the config read")
 	}
 
-	q.seedOrg(t, "acme", "vault-sp")
-	assertIssues(t, v, q, "acme", "ci")
+	// The service principal's own access token acts as vault-sp in Quay.
+	q.SSOLogin(t, "vault-sp", clientCredentialsToken(t, q.OIDCURL+"/oauth2/v2.0/token", "vault", "s3cret", "api://quay-api/.default"))
+	org := q.Name("acme")
+	q.seedOrg(t, org, "vault-sp")
+	assertIssues(t, v, q, org, "ci")
 }
 
 // A service account's username and password (a database user here; an LDAP
@@ -237,27 +239,27 @@ func TestOIDCBootstrapStoresNoQuayToken(t *testing.T) {
 // Quay's direct OAuth; the engine then mints its own root token and revokes
 // the direct-OAuth one.
 func TestPasswordBootstrapThroughDirectOAuth(t *testing.T) {
-	const clientID = "VAULTCLIENT000000000"
-	q := StartEmulator(t, EmulatorOptions{Owner: "svc-vault", Empty: true,
-		ExtraConfig: "DIRECT_OAUTH_CLIENTID_WHITELIST: [" + clientID + "]\n"})
-	q.Control.SeedUser(t, "svc-vault", "service-account-pw", "svc@example.com", true)
-	q.Control.SeedOrganization(t, "automation", "svc-vault")
-	q.Control.SeedApplication(t, "automation", "vault", clientID, "")
+	q := StartQuay(t, QuayOptions{DirectOAuth: true})
+	user, rootOrg := q.Name("svc-vault"), q.Name("vault-root")
+	q.CreateUser(t, user, "service-account-pw", user+"@example.com")
+	clientID := q.EnableDirectOAuth(t, user)
 	v := StartDevVault(t)
 	v.EnablePlugin(t, mount)
+	args := func(password string) []string {
+		return []string{"write", mount + "/config", "url=" + q.URL, "bootstrap=password", "username=" + user,
+			"password=" + password, "oauth_client_id=" + clientID, "root_organization=" + rootOrg}
+	}
 
-	res := v.CLI(t, "write", mount+"/config", "url="+q.URL, "bootstrap=password", "username=svc-vault",
-		"password=not-the-password", "oauth_client_id="+clientID, "root_organization=vault-root")
+	res := v.CLI(t, args("not-the-password")...)
 	if res.ExitCode == 0 || !strings.Contains(res.Stderr, "password: ") || strings.Contains(res.Stderr, "not-the-password") {
 		t.Fatalf("a wrong password must be a 400 naming the field, without the value:\n%s", res)
 	}
 
 	// Straight after the failure, inside Quay's login throttle: the engine
 	// waits it out.
-	v.MustCLI(t, "write", mount+"/config", "url="+q.URL, "bootstrap=password", "username=svc-vault",
-		"password=service-account-pw", "oauth_client_id="+clientID, "root_organization=vault-root")
+	v.MustCLI(t, args("service-account-pw")...)
 	cfg := configData(t, v)
-	for key, want := range map[string]any{"bootstrap": "password", "root_token_owner": "svc-vault", "password_set": true} {
+	for key, want := range map[string]any{"bootstrap": "password", "root_token_owner": user, "password_set": true} {
 		if cfg[key] != want {
 			t.Errorf("config %s = %v, want %v", key, cfg[key], want)
 		}
@@ -266,10 +268,11 @@ func TestPasswordBootstrapThroughDirectOAuth(t *testing.T) {
 		t.Error("the password appears in the config read")
 	}
 
-	q.assertOnlyOwnRootToken(t, "svc-vault", cfg, "the direct-OAuth token")
+	q.assertOnlyOwnRootToken(t, user, cfg, rootOrg, bootstrapApp{name: q.directOAuth.name, org: q.directOAuth.org})
 
-	q.seedOrg(t, "acme", "svc-vault")
-	assertIssues(t, v, q, "acme", "ci")
+	org := q.Name("acme")
+	q.seedOrg(t, org, user)
+	assertIssues(t, v, q, org, "ci")
 }
 
 // A crash between "new root token created" and "persisted": after the
@@ -277,11 +280,12 @@ func TestPasswordBootstrapThroughDirectOAuth(t *testing.T) {
 // no orphan.
 func TestRootRotationInterruptedByACrash(t *testing.T) {
 	v := StartFileVault(t)
-	q := StartEmulator(t, EmulatorOptions{})
+	q := StartQuay(t, QuayOptions{})
 	v.RegisterPlugin(t, pluginVersion)
 	v.EnablePlugin(t, mount)
-	q.CreateOrganization(t, "acme")
-	v.MustCLI(t, "write", mount+"/config", "url="+q.URL, "token="+q.BootstrapToken, "root_organization=vault-root")
+	org, rootOrg := q.Name("acme"), q.Name("vault-root")
+	q.CreateOrganization(t, org)
+	v.MustCLI(t, "write", mount+"/config", "url="+q.URL, "token="+q.BootstrapToken, "root_organization="+rootOrg)
 	insp := q.inspector(t, q.BootstrapOwner)
 	original := configData(t, v)["root_token_id"].(string)
 
@@ -293,7 +297,7 @@ func TestRootRotationInterruptedByACrash(t *testing.T) {
 	}
 	go func() { _ = v.CLI(t, "write", "-f", mount+"/config/rotate-root") }()
 	eventually(t, 30*time.Second, "the new root token exists in Quay", func() error {
-		if ids := q.rootTokenIDs(t, insp, "vault-root"); len(ids) != 2 {
+		if ids := q.rootTokenIDs(t, insp, rootOrg); len(ids) != 2 {
 			return fmt.Errorf("root tokens: %v", ids)
 		}
 		return nil
@@ -303,7 +307,7 @@ func TestRootRotationInterruptedByACrash(t *testing.T) {
 	v.Start(t)
 
 	eventually(t, 90*time.Second, "exactly one root token is left", func() error {
-		if ids := q.rootTokenIDs(t, insp, "vault-root"); len(ids) != 1 || ids[0] != original {
+		if ids := q.rootTokenIDs(t, insp, rootOrg); len(ids) != 1 || ids[0] != original {
 			return fmt.Errorf("root tokens %v, want [%s]", ids, original)
 		}
 		return nil
@@ -311,5 +315,22 @@ func TestRootRotationInterruptedByACrash(t *testing.T) {
 	if id := configData(t, v)["root_token_id"]; id != original {
 		t.Fatalf("config names root token %v, want %s", id, original)
 	}
-	assertIssues(t, v, q, "acme", "after-crash")
+	assertIssues(t, v, q, org, "after-crash")
+}
+
+// clientCredentialsToken asks an identity provider for an access token with
+// the OAuth2 client-credentials grant.
+func clientCredentialsToken(t testing.TB, tokenURL, clientID, secret, scope string) string {
+	t.Helper()
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {clientID}, "client_secret": {secret}, "scope": {scope}}
+	resp, err := http.PostForm(tokenURL, form)
+	must(t, err)
+	defer resp.Body.Close()
+	var out struct {
+		AccessToken string `json:"access_token"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&out) != nil || out.AccessToken == "" {
+		t.Fatalf("client-credentials token from %s: %d", tokenURL, resp.StatusCode)
+	}
+	return out.AccessToken
 }

@@ -79,7 +79,7 @@ func TestRenewByAnotherTokenRevealsNoCredential(t *testing.T) {
 	if code, _ := s.Quay.WhoAmI(t, secrets["OAuth token"]); code != 401 {
 		t.Errorf("the OAuth token still works after its renewed lease was revoked: %d", code)
 	}
-	if s.Quay.Control.RobotExists(t, robot.str(t, "username")) {
+	if s.Quay.RobotExists(t, robot.str(t, "username")) {
 		t.Errorf("the robot survived the revocation of its renewed lease")
 	}
 }

@@ -10,23 +10,30 @@ import (
 // mount is where the suite enables the plugin, as the docs tell users to.
 const mount = "quay"
 
-// stack is the setup most tests need: the Quay emulator, a dev Vault with the
-// plugin enabled at quay/ and configured with the emulator's bootstrap token,
+// stack is the setup most tests need: a Quay (see StartQuay), a dev Vault
+// with the plugin enabled at quay/ and configured with the bootstrap token,
 // and an organization for roles.
 type stack struct {
 	Vault *Vault
-	Quay  *Emulator
+	Quay  *Quay
 	Org   string
 }
 
 type stackOptions struct {
 	// noConfig leaves quay/config unwritten.
 	noConfig bool
+	quay     QuayOptions
 }
 
 type stackOption func(*stackOptions)
 
 func withoutConfig() stackOption { return func(o *stackOptions) { o.noConfig = true } }
+
+// withBootstrapFile: the stack's bootstrap token is the one Quay's
+// programmatic bootstrap wrote, which the test lets the engine revoke.
+func withBootstrapFile() stackOption {
+	return func(o *stackOptions) { o.quay.BootstrapFile = true }
+}
 
 func newStack(t testing.TB, opts ...stackOption) *stack {
 	t.Helper()
@@ -34,7 +41,8 @@ func newStack(t testing.TB, opts ...stackOption) *stack {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	s := &stack{Quay: StartEmulator(t, EmulatorOptions{}), Org: "acme"}
+	s := &stack{Quay: StartQuay(t, o.quay)}
+	s.Org = s.Quay.Name("acme")
 	s.Quay.CreateOrganization(t, s.Org)
 	s.Vault = StartDevVault(t)
 	s.Vault.EnablePlugin(t, mount)
@@ -44,11 +52,11 @@ func newStack(t testing.TB, opts ...stackOption) *stack {
 	return s
 }
 
-// configure writes quay/config with the emulator's URL and bootstrap token,
-// with the CLI as an operator would.
-func (s *stack) configure(t testing.TB) {
+// configure writes quay/config with Quay's URL and the bootstrap token (and
+// extra key=value fields), with the CLI as an operator would.
+func (s *stack) configure(t testing.TB, extra ...string) {
 	t.Helper()
-	s.Vault.MustCLI(t, "write", mount+"/config", "url="+s.Quay.URL, "token="+s.Quay.BootstrapToken)
+	s.Vault.MustCLI(t, append([]string{"write", mount + "/config", "url=" + s.Quay.URL, "token=" + s.Quay.BootstrapToken}, extra...)...)
 }
 
 // writeOAuthRole writes an oauth_token role for the stack's organization;

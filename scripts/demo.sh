@@ -3,19 +3,29 @@
 # root token, issues an OAuth token and a docker-ready robot, rotates a static
 # robot, and tidies what a force-revoked lease left behind.
 #
-# Starts the Quay emulator and a Vault dev server on free loopback ports,
-# enables and configures the plugin, and walks through what a user does with
-# the real `vault` CLI. Every command is printed before it runs ("$ ...").
-# Everything is stopped and removed on exit, also on failure or Ctrl-C.
+# Starts Quay (the emulator, or Quay 3.18.0 itself) and a Vault dev server on
+# free loopback ports, enables and configures the plugin, and walks through
+# what a user does with the real `vault` CLI. Every command is printed before
+# it runs ("$ ..."). Everything is stopped and removed on exit, also on
+# failure or Ctrl-C.
 #
 #   make demo                  # builds bin/vault, the plugin and the emulator first
+#   make demo QUAY=real        # the same story against Quay 3.18.0 (REALQUAY_DIR)
 #   make demo DEMO_BOOTSTRAP=initialize   # zero-touch: Vault creates Quay's first user
 #   scripts/demo.sh            # if they are built already
 #
 # DEMO_BOOTSTRAP=token (default) starts from Quay's programmatic bootstrap
-# token file; DEMO_BOOTSTRAP=initialize starts from an empty Quay, and the
-# organization and repository are then created through the emulator's
-# control API, standing in for a Quay admin in the UI.
+# token file, which Quay writes at a start that finds its owner: the demo
+# creates the owner on the fresh Quay, restarts Quay, and reads the file.
+# DEMO_BOOTSTRAP=initialize lets Vault create the owner instead; a restart
+# then gives the operator a token of the owner (the file) to create the
+# organization and repository with, while Vault keeps a root token of its own.
+#
+# DEMO_QUAY=emulator (default) runs the emulator (a restart is its control
+# API's POST /restart); DEMO_QUAY=real runs Quay 3.18.0 from REALQUAY_DIR
+# (default ../shared/realquay next to this checkout) with its start.sh and
+# stop.sh, behind the emulator's fault layer (quay-emulator -upstream) for the
+# tidy story's injected failures.
 #
 # Binaries (defaults in parentheses): VAULT_BINARY (bin/vault),
 # PLUGIN_BINARY (bin/plugins/vault-plugin-secrets-quay),
@@ -30,6 +40,13 @@ plugin_name=vault-plugin-secrets-quay
 org=demo
 mode=${DEMO_BOOTSTRAP:-token}
 case "$mode" in token | initialize) ;; *) echo "DEMO_BOOTSTRAP must be token or initialize" >&2; exit 1 ;; esac
+quay_kind=${DEMO_QUAY:-emulator}
+realquay_dir=${REALQUAY_DIR:-$(dirname "$repo")/shared/realquay}
+case "$quay_kind" in
+emulator) ;;
+real) [ -x "$realquay_dir/start.sh" ] || { echo "DEMO_QUAY=real: no realquay at $realquay_dir (set REALQUAY_DIR)" >&2; exit 1; } ;;
+*) echo "DEMO_QUAY must be emulator or real" >&2; exit 1 ;;
+esac
 
 for f in "$vault_bin" "$plugin_bin" "$emulator_bin"; do
 	[ -x "$f" ] || { echo "missing $f: run 'make demo' (or 'make vault build')" >&2; exit 1; }
@@ -89,8 +106,11 @@ cleanup() {
 		for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL -- "-$pid" 2>/dev/null || true
 	done
+	if [ -d "$work/realquay" ]; then
+		"$realquay_dir/stop.sh" "$work/realquay" >/dev/null 2>&1 || true
+	fi
 	if [ "$status" -ne 0 ]; then
-		for log in "$work"/*.log; do
+		for log in "$work"/*.log "$work"/realquay/quay.log; do
 			[ -f "$log" ] || continue
 			echo "---- last lines of $(basename "$log"):" >&2
 			mask "$(tail -n 25 "$log")" >&2
@@ -123,44 +143,84 @@ wait_for() {
 }
 
 # --- Quay ---------------------------------------------------------------------
-config_file=quay-config.yaml
-if [ "$mode" = initialize ]; then
-	step "Start the Quay emulator (an in-memory Quay 3.18, empty, first-user initialization on)"
-	config_file=quay-config-empty.yaml
-else
-	step "Start the Quay emulator (an in-memory Quay 3.18 with programmatic bootstrap on)"
-fi
 quay_port=$(free_port 18300)
 control_port=$(free_port $((quay_port + 1)))
-sed -e "s|@WORKDIR@|$work|g" -e "s|@QUAY_HOST@|127.0.0.1:$quay_port|g" "$repo/scripts/demo/$config_file" >"$work/quay-config.yaml"
-say "\$ quay-emulator -config quay-config.yaml -listen 127.0.0.1:$quay_port -control-listen 127.0.0.1:$control_port &"
-setsid "$emulator_bin" -config "$work/quay-config.yaml" \
-	-listen "127.0.0.1:$quay_port" -control-listen "127.0.0.1:$control_port" >"$work/quay-emulator.log" 2>&1 &
-pids+=($!)
-wait_for 30 grep -q 'quay-emulator ready' "$work/quay-emulator.log" || fail "the emulator did not start"
-quay_url="http://127.0.0.1:$quay_port"
-say "Quay is at $quay_url"
-
+sed -e "s|@WORKDIR@|$work|g" -e "s|@QUAY_HOST@|127.0.0.1:$quay_port|g" "$repo/scripts/demo/quay-config.yaml" >"$work/quay-config.yaml"
+if [ "$quay_kind" = real ]; then
+	step "Start Quay 3.18.0 (from its tagged source, on SQLite), empty, programmatic bootstrap on"
+	say "\$ $realquay_dir/start.sh $quay_port quay-config.yaml realquay"
+	"$realquay_dir/start.sh" "$quay_port" "$work/quay-config.yaml" "$work/realquay" >"$work/realquay-start.log" 2>&1 ||
+		fail "Quay did not start: $(tail -n 20 "$work/realquay-start.log")"
+	# Vault talks to Quay through the emulator's fault layer, so that the
+	# tidy story below can make Quay fail robot deletions for a while.
+	proxy_port=$(free_port $((control_port + 1)))
+	say "\$ quay-emulator -upstream http://127.0.0.1:$quay_port -listen 127.0.0.1:$proxy_port -control-listen 127.0.0.1:$control_port &"
+	setsid "$emulator_bin" -upstream "http://127.0.0.1:$quay_port" \
+		-listen "127.0.0.1:$proxy_port" -control-listen "127.0.0.1:$control_port" >"$work/quay-proxy.log" 2>&1 &
+	pids+=($!)
+	wait_for 30 grep -q 'quay-emulator ready' "$work/quay-proxy.log" || fail "the fault proxy did not start"
+	quay_url="http://127.0.0.1:$proxy_port"
+	say "Quay is at http://127.0.0.1:$quay_port, reached through its fault proxy at $quay_url"
+else
+	step "Start the Quay emulator (an in-memory Quay 3.18), empty, programmatic bootstrap on"
+	say "\$ quay-emulator -config quay-config.yaml -listen 127.0.0.1:$quay_port -control-listen 127.0.0.1:$control_port &"
+	setsid "$emulator_bin" -config "$work/quay-config.yaml" \
+		-listen "127.0.0.1:$quay_port" -control-listen "127.0.0.1:$control_port" >"$work/quay-emulator.log" 2>&1 &
+	pids+=($!)
+	wait_for 30 grep -q 'quay-emulator ready' "$work/quay-emulator.log" || fail "the emulator did not start"
+	quay_url="http://127.0.0.1:$quay_port"
+	say "Quay is at $quay_url"
+fi
 control_url="http://127.0.0.1:$control_port"
-# seed stands in for a Quay admin clicking through the UI (zero-touch mode:
-# nobody holds a Quay token).
-seed() { run curl -sS -X POST -H 'Content-Type: application/json' -d "$2" "$control_url/$1"; }
 
-if [ "$mode" = token ]; then
-	# Quay's programmatic bootstrap wrote {"access_token": "..."} for the
-	# superuser named in BOOTSTRAP_TOKEN_OWNER; keep just the token, in a file.
-	bootstrap=$(sed -n 's/.*"access_token"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' "$work/quay-machine-token.json")
+# restart_quay restarts Quay on the same database: its boot.py runs again and
+# writes the bootstrap token file if the owner exists and holds none yet.
+restart_quay() {
+	if [ "$quay_kind" = real ]; then
+		say "\$ $realquay_dir/stop.sh realquay && $realquay_dir/start.sh $quay_port quay-config.yaml realquay"
+		"$realquay_dir/stop.sh" "$work/realquay" >>"$work/realquay-start.log" 2>&1
+		"$realquay_dir/start.sh" "$quay_port" "$work/quay-config.yaml" "$work/realquay" >>"$work/realquay-start.log" 2>&1 ||
+			fail "Quay did not start again: $(tail -n 20 "$work/realquay-start.log")"
+	else
+		run curl -sS -X POST "$control_url/restart" # the emulator's stand-in for a restart
+	fi
+}
+
+# read_bootstrap_token keeps just the token of Quay's {"access_token": "..."}, in a file.
+read_bootstrap_token() {
+	bootstrap=$(sed -n 's/.*"access_token"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' "$work/quay-machine-token.json" 2>/dev/null || true)
 	[ -n "$bootstrap" ] || fail "no bootstrap token in $work/quay-machine-token.json"
 	secrets+=("$bootstrap")
 	printf '%s' "$bootstrap" >"$work/bootstrap-token"
 	chmod 600 "$work/bootstrap-token"
+	run ls -l "$work/quay-machine-token.json"
+}
 
+# create_org_and_repo does what a Quay admin does in the UI, with the API.
+create_org_and_repo() {
 	step "Create the organization whose credentials Vault will issue, and a repository (Quay API, bootstrap token)"
 	run curl -sS -X POST -H "Authorization: Bearer $bootstrap" -H 'Content-Type: application/json' \
 		-d "{\"name\": \"$org\", \"email\": \"$org@example.com\"}" "$quay_url/api/v1/organization/"
 	run curl -sS -X POST -H "Authorization: Bearer $bootstrap" -H 'Content-Type: application/json' \
 		-d "{\"namespace\": \"$org\", \"repository\": \"app\", \"visibility\": \"private\", \"description\": \"\"}" \
 		"$quay_url/api/v1/repository"
+}
+
+[ ! -e "$work/quay-machine-token.json" ] || fail "Quay wrote a bootstrap token before its owner existed"
+say "No quay-machine-token.json yet: Quay writes it only at a start that finds BOOTSTRAP_TOKEN_OWNER."
+
+if [ "$mode" = token ]; then
+	step "Create Quay's first user, the bootstrap token's owner (POST /api/v1/user/initialize on a fresh Quay)"
+	owner_password="demo-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+	secrets+=("$owner_password")
+	run curl -sS -o /dev/null -w '%{http_code}\n' -X POST -H 'Content-Type: application/json' \
+		-d "{\"username\": \"quayadmin\", \"password\": \"$owner_password\", \"email\": \"quayadmin@example.com\"}" \
+		"$quay_url/api/v1/user/initialize"
+
+	step "Restart Quay: at start-up it now finds the owner and writes the bootstrap token file"
+	restart_quay
+	read_bootstrap_token
+	create_org_and_repo
 fi
 
 # --- Vault --------------------------------------------------------------------
@@ -187,9 +247,10 @@ if [ "$mode" = initialize ]; then
 	say "Zero-touch: Vault creates Quay's first user with a password it generates and never shows,"
 	say "then mints its own root token in organization vault-root and revokes the 9000-second one."
 	run vault write quay/config url="$quay_url" bootstrap=initialize username=quayadmin root_organization=vault-root
-	step "Create the organization whose credentials Vault will issue, and a repository (a Quay admin would use the UI)"
-	seed organizations "{\"name\": \"$org\", \"admin\": \"quayadmin\"}"
-	seed repositories "{\"namespace\": \"$org\", \"name\": \"app\"}"
+	step "Restart Quay: the owner exists now, so Quay writes its bootstrap token, for the operator"
+	restart_quay
+	read_bootstrap_token
+	create_org_and_repo
 else
 	say "The recommended way: the engine trades Quay's bootstrap token for a root token of its own in"
 	say "organization vault-root (created if missing; only the scopes it needs; rotated by the engine),"
@@ -230,7 +291,10 @@ say "=> HTTP $code"
 [ "$code" = 401 ] || fail "Quay answered $code to the revoked token, want 401"
 
 # --- Robots --------------------------------------------------------------------
-registry="127.0.0.1:$quay_port"
+# The registry clients log in to is where Vault reaches Quay; Quay's own
+# name (SERVER_HOSTNAME) is the service its tokens are for.
+registry=${quay_url#http://}
+service="127.0.0.1:$quay_port"
 
 step "A role that issues docker-ready robots allowed to push to $org/app"
 run vault write quay/roles/pusher namespace_name="$org" repositories='{"app": "write"}' ttl=15m max_ttl=1h
@@ -275,7 +339,7 @@ make_image() {
 }
 
 if command -v skopeo >/dev/null 2>&1; then
-	step "Push an image with skopeo and the rendered config.json (the emulator's registry speaks plain HTTP)"
+	step "Push an image with skopeo and the rendered config.json (Quay speaks plain HTTP here)"
 	make_image "$work/image"
 	run skopeo copy --authfile "$work/home/.docker/config.json" --dest-tls-verify=false \
 		oci:"$work/image":v1 docker://"$registry/$org/app:v1"
@@ -293,9 +357,9 @@ if command -v skopeo >/dev/null 2>&1; then
 else
 	step "skopeo is not installed: use the Docker registry token flow with curl instead"
 	run curl -sS -o /dev/null -w '%{http_code}\n' -u "$robot_user:$robot_pass" \
-		"$quay_url/v2/auth?service=$registry&scope=repository:$org/app:push,pull"
+		"$quay_url/v2/auth?service=$service&scope=repository:$org/app:push,pull"
 	run vault lease revoke -sync -prefix quay/creds/pusher
-	code=$(curl -sS -o /dev/null -w '%{http_code}' -u "$robot_user:$robot_pass" "$quay_url/v2/auth?service=$registry&scope=repository:$org/app:pull")
+	code=$(curl -sS -o /dev/null -w '%{http_code}' -u "$robot_user:$robot_pass" "$quay_url/v2/auth?service=$service&scope=repository:$org/app:pull")
 	say "=> HTTP $code after revocation"
 	[ "$code" = 401 ] || fail "the registry still accepts the revoked robot"
 fi
@@ -303,7 +367,7 @@ fi
 # registry_code prints the status of a registry login (Docker's token flow)
 # as user $1 with password $2.
 registry_code() {
-	curl -sS -o /dev/null -w '%{http_code}' -u "$1:$2" "$quay_url/v2/auth?service=$registry&scope=repository:$org/app:pull"
+	curl -sS -o /dev/null -w '%{http_code}' -u "$1:$2" "$quay_url/v2/auth?service=$service&scope=repository:$org/app:pull"
 }
 # field prints a string field of Vault's JSON answer $1.
 field() { printf '%s\n' "$1" | sed -n 's/^ *"'"$2"'": "\([^"]*\)".*/\1/p'; }
@@ -336,16 +400,19 @@ say "Quay fails every robot deletion for a while (the emulator's control API inj
 say "operator force-revokes the lease anyway: Vault forgets the lease, the robot stays in Quay."
 lost=$(vault read -format=json quay/creds/pusher)
 lost_user=$(field "$lost" username)
-secrets+=("$(field "$lost" password)" "$(field "$lost" auth)")
+lost_pass=$(field "$lost" password)
+secrets+=("$lost_pass" "$(field "$lost" auth)")
 [ -n "$lost_user" ] || fail "no robot in: $(mask "$lost")"
 say "\$ vault read quay/creds/pusher    # username $lost_user"
-seed faults '{"route": "deleteOrgRobot", "status": 500}'
+run curl -sS -X POST -H 'Content-Type: application/json' -d '{"route": "deleteOrgRobot", "status": 500}' "$control_url/faults"
 run vault lease revoke -force -prefix quay/creds/pusher
 run curl -sS -X DELETE "$control_url/faults"
-run curl -sS "$control_url/robots/exists?username=${lost_user/+/%2B}"
+lost_code=$(registry_code "$lost_user" "$lost_pass")
+say "=> the robot still logs in to the registry: HTTP $lost_code"
+[ "$lost_code" = 200 ] || fail "the force-revoked robot is gone from Quay (HTTP $lost_code), want it left behind"
 run vault write quay/tidy dry_run=true
 say "Tidy keeps $lost_user for now (robots_owned): the engine's index of issued robots vouches for it"
 say "until its lease's max TTL (1h) plus 5 minutes have passed, in case Vault still holds the lease."
 say "After that, 'vault write -f quay/tidy' (or config tidy_interval) deletes it; see docs/troubleshooting.md."
 
-step "Done: stopping Vault and the emulator"
+step "Done: stopping Vault and Quay"

@@ -164,6 +164,10 @@ start() {
 	echo $! >>"$dir/pids"
 	wait_for 30 grep -q 'quay-emulator ready' "$dir/quay-emulator.log" || fail "the emulator did not start"
 
+	# As in Quay, the programmatic bootstrap file is written only at a start
+	# that finds its owner: quayadmin first, then what a restart does.
+	control users '{"username": "quayadmin", "email": "quayadmin@example.com"}'
+	control restart '{}'
 	# A token of quayadmin, as generated in Quay's UI; the scopes are the
 	# engine's default root_token_scopes.
 	local answer

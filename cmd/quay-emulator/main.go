@@ -11,6 +11,21 @@
 // injection, call counters and seeding (see emulator.ControlHandler); never
 // expose it beyond loopback.
 //
+// As in Quay, FEATURE_PROGRAMMATIC_BOOTSTRAP writes BOOTSTRAP_TOKEN_PATH only
+// at a start that finds BOOTSTRAP_TOKEN_OWNER in the database, and the
+// emulator starts on an empty one: create the owner (POST
+// /api/v1/user/initialize, or the control API's POST /users), then ask for
+// what a restart of Quay does with the control API's POST /restart.
+//
+// With -upstream it is a fault-injecting reverse proxy in front of another
+// Quay (a real one) instead: the same route names, faults and call counters
+// on the control listener, every request that no fault answers forwarded
+// (see emulator.Proxy). -config is then not used: the upstream has its own.
+//
+//	quay-emulator -upstream http://127.0.0.1:8080 -listen 127.0.0.1:0 -control-listen 127.0.0.1:0 [-upstream-ca ca.pem]
+//
+// The ready line then ends with " upstream=<url>".
+//
 // With -oidc-listen it also serves a test identity provider shaped like
 // Microsoft Entra ID (package oidcprovider) and adds "oidc=<url>" to the ready
 // line; point a *_LOGIN_CONFIG's OIDC_SERVER at that URL, with DEBUGGING:
@@ -37,6 +52,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -61,6 +78,8 @@ func main() {
 	tlsCert := flag.String("tls-cert", "", "serve the Quay surface over TLS with this certificate (PEM)")
 	tlsKey := flag.String("tls-key", "", "private key of -tls-cert (PEM)")
 	caBundle := flag.String("ca-bundle", os.Getenv("REQUESTS_CA_BUNDLE"), "trust only these CAs (PEM) for the emulator's own HTTPS requests (default $REQUESTS_CA_BUNDLE)")
+	upstream := flag.String("upstream", "", "proxy to this Quay (http(s)://host:port) instead of emulating one")
+	upstreamCA := flag.String("upstream-ca", "", "CA certificates (PEM) to verify an https -upstream with (default: the system's)")
 	var idp idpFlags
 	flag.StringVar(&idp.listen, "oidc-listen", "", "also serve a test OIDC provider on this address")
 	flag.StringVar(&idp.issuer, "oidc-issuer", "", "issuer of the provider's tokens")
@@ -77,13 +96,14 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Stdout, options{*configPath, *listen, *controlListen, *tlsCert, *tlsKey, *caBundle, idp}); err != nil {
+	if err := run(ctx, os.Stdout, options{*configPath, *listen, *controlListen, *tlsCert, *tlsKey, *caBundle, *upstream, *upstreamCA, idp}); err != nil {
 		log.Fatalf("quay-emulator: %v", err)
 	}
 }
 
 type options struct {
 	configPath, listen, controlListen, tlsCert, tlsKey, caBundle string
+	upstream, upstreamCA                                         string
 	idp                                                          idpFlags
 }
 
@@ -98,26 +118,11 @@ type idpFlags struct {
 // writes the ready line to stdout once every listener is up; nothing it
 // prints carries a token.
 func run(ctx context.Context, stdout io.Writer, o options) error {
-	configPath, listen, controlListen, tlsCert, tlsKey, idp := o.configPath, o.listen, o.controlListen, o.tlsCert, o.tlsKey, o.idp
+	listen, controlListen, tlsCert, tlsKey, idp := o.listen, o.controlListen, o.tlsCert, o.tlsKey, o.idp
 	if (tlsCert == "") != (tlsKey == "") {
 		return errors.New("-tls-cert and -tls-key go together")
 	}
-	var cfg emulator.Config
-	if configPath != "" {
-		var err error
-		if cfg, err = emulator.LoadConfig(configPath); err != nil {
-			return err
-		}
-	}
-	var emuOpts []emulator.Option
-	if o.caBundle != "" {
-		pool, err := emulator.LoadCABundle(o.caBundle)
-		if err != nil {
-			return err
-		}
-		emuOpts = append(emuOpts, emulator.WithRootCAs(pool))
-	}
-	emu, err := emulator.New(cfg, emuOpts...)
+	quay, control, err := surface(o)
 	if err != nil {
 		return err
 	}
@@ -130,7 +135,7 @@ func run(ctx context.Context, stdout io.Writer, o options) error {
 	if tlsCert != "" {
 		scheme = "https"
 	}
-	srv := &http.Server{Handler: emu, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: quay, ReadHeaderTimeout: 10 * time.Second}
 	errs := make(chan error, 3)
 	go func() {
 		if tlsCert != "" {
@@ -147,7 +152,7 @@ func run(ctx context.Context, stdout io.Writer, o options) error {
 			return err
 		}
 		defer cln.Close()
-		ctl = &http.Server{Handler: emu.ControlHandler(), ReadHeaderTimeout: 10 * time.Second}
+		ctl = &http.Server{Handler: control, ReadHeaderTimeout: 10 * time.Second}
 		go func() { errs <- ctl.Serve(cln) }()
 		ready += fmt.Sprintf(" control=http://%s", cln.Addr())
 	}
@@ -167,6 +172,9 @@ func run(ctx context.Context, stdout io.Writer, o options) error {
 		go func() { errs <- idpServer.Serve(iln) }()
 		ready += " oidc=" + provider.BaseURL
 	}
+	if o.upstream != "" {
+		ready += " upstream=" + o.upstream
+	}
 	fmt.Fprintln(stdout, ready)
 
 	select {
@@ -185,4 +193,53 @@ func run(ctx context.Context, stdout io.Writer, o options) error {
 		}
 	}
 	return nil
+}
+
+// surface builds the Quay surface and its control handler: the emulator, or
+// the fault-injecting proxy in front of -upstream.
+func surface(o options) (quay, control http.Handler, err error) {
+	if o.upstream != "" {
+		if o.configPath != "" {
+			return nil, nil, errors.New("-config and -upstream exclude each other: the upstream Quay has its own config")
+		}
+		var tlsConfig *tls.Config
+		if o.upstreamCA != "" {
+			pem, err := os.ReadFile(o.upstreamCA)
+			if err != nil {
+				return nil, nil, err
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, nil, fmt.Errorf("-upstream-ca %s: no PEM certificate", o.upstreamCA)
+			}
+			tlsConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		}
+		proxy, err := emulator.NewProxy(o.upstream, tlsConfig)
+		if err != nil {
+			return nil, nil, err
+		}
+		return proxy, proxy.ControlHandler(), nil
+	}
+	if o.upstreamCA != "" {
+		return nil, nil, errors.New("-upstream-ca needs -upstream")
+	}
+	var cfg emulator.Config
+	if o.configPath != "" {
+		if cfg, err = emulator.LoadConfig(o.configPath); err != nil {
+			return nil, nil, err
+		}
+	}
+	var emuOpts []emulator.Option
+	if o.caBundle != "" {
+		pool, err := emulator.LoadCABundle(o.caBundle)
+		if err != nil {
+			return nil, nil, err
+		}
+		emuOpts = append(emuOpts, emulator.WithRootCAs(pool))
+	}
+	emu, err := emulator.New(cfg, emuOpts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return emu, emu.ControlHandler(), nil
 }

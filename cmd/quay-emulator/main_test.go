@@ -26,7 +26,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var readyLine = regexp.MustCompile(`^quay-emulator ready url=(\S+)(?: control=(\S+))?(?: oidc=(\S+))?\n$`)
+var readyLine = regexp.MustCompile(`^quay-emulator ready url=(\S+)(?: control=(\S+))?(?: oidc=(\S+))?(?: upstream=(\S+))?\n$`)
 
 // start runs the command in-process and returns the URLs of its ready line,
 // and a function that stops it (as SIGINT does) and returns run's result.
@@ -80,6 +80,18 @@ BOOTSTRAP_TOKEN_PATH: `+tokenPath+`
 	quayURL, controlURL, oidcURL := urls[0], urls[1], urls[2]
 	assert.Regexp(t, `^http://127\.0\.0\.1:\d+$`, quayURL)
 
+	// As in Quay: no file until the owner exists and Quay starts again.
+	_, err := os.Stat(tokenPath)
+	require.ErrorIs(t, err, os.ErrNotExist)
+	for _, step := range []struct{ path, body string }{
+		{"/users", `{"username":"quayadmin","password":"password1","email":"q@example.com"}`},
+		{"/restart", `{}`},
+	} {
+		resp, err := http.Post(controlURL+step.path, "application/json", strings.NewReader(step.body))
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusNoContent, resp.StatusCode, step.path)
+	}
 	raw, err := os.ReadFile(tokenPath)
 	require.NoError(t, err)
 	var file map[string]string
@@ -158,4 +170,64 @@ func TestRun_Errors(t *testing.T) {
 	assert.Error(t, run(ctx, io.Discard, options{listen: "256.0.0.1:0"}))
 	assert.ErrorContains(t, run(ctx, io.Discard, options{listen: "127.0.0.1:0", caBundle: writeFile(t, "ca.pem", "not a certificate\n")}), "no PEM certificate")
 	assert.ErrorContains(t, run(ctx, io.Discard, options{listen: "127.0.0.1:0", caBundle: filepath.Join(t.TempDir(), "absent.pem")}), "absent.pem")
+	assert.ErrorContains(t, run(ctx, io.Discard, options{listen: "127.0.0.1:0", upstream: "http://127.0.0.1:1", configPath: "c.yaml"}), "exclude each other")
+	assert.ErrorContains(t, run(ctx, io.Discard, options{listen: "127.0.0.1:0", upstream: "ftp://quay"}), "want http(s)://host[:port]")
+	assert.ErrorContains(t, run(ctx, io.Discard, options{listen: "127.0.0.1:0", upstreamCA: "ca.pem"}), "-upstream-ca needs -upstream")
+}
+
+// -upstream: the same fault and counter API in front of another Quay (here
+// an emulator standing in for it): faulted calls never reach it, the others
+// do, and the emulator-only controls say so.
+func TestRun_Upstream(t *testing.T) {
+	upstreamURLs, _ := start(t, options{listen: "127.0.0.1:0", controlListen: "127.0.0.1:0"})
+	urls, stop := start(t, options{listen: "127.0.0.1:0", controlListen: "127.0.0.1:0", upstream: upstreamURLs[0]})
+	proxyURL, controlURL := urls[0], urls[1]
+	assert.Equal(t, upstreamURLs[0], urls[3], "the ready line names the upstream")
+
+	post := func(url, body string) int {
+		resp, err := http.Post(url, "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	calls := func(base string) map[string]float64 {
+		resp, err := http.Get(base + "/calls")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var out map[string]float64
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+		return out
+	}
+	require.Equal(t, http.StatusNoContent, post(controlURL+"/faults", `{"route":"getLoggedInUser","status":503,"count":1}`))
+	get := func() (int, string) {
+		resp, err := http.Get(proxyURL + "/api/v1/user/")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := get()
+	assert.Equal(t, 503, code)
+	assert.Contains(t, body, "nginx", "the fault answered")
+	assert.Zero(t, calls(upstreamURLs[1])["getLoggedInUser"], "a faulted call does not reach the upstream")
+	code, body = get()
+	assert.Equal(t, 401, code, "forwarded: the upstream's own answer")
+	assert.Contains(t, body, "invalid_token")
+	assert.Equal(t, float64(1), calls(upstreamURLs[1])["getLoggedInUser"])
+	assert.Equal(t, float64(2), calls(controlURL)["getLoggedInUser"], "the proxy counts both")
+
+	// Nested repository routes are named as the emulator names them.
+	req, _ := http.NewRequest(http.MethodPut, proxyURL+"/api/v1/repository/acme/a/b/permissions/user/acme+bot", strings.NewReader(`{"role":"read"}`))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, float64(1), calls(controlURL)["changeUserPermissions"])
+
+	resp, err = http.Post(controlURL+"/clock", "application/json", strings.NewReader(`{"advance_seconds":1}`))
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusNotImplemented, resp.StatusCode)
+	assert.Contains(t, string(b), "emulator-only")
+	require.NoError(t, stop())
 }

@@ -160,8 +160,9 @@ func (e *Emulator) deleteApplication(w http.ResponseWriter, r *http.Request, c *
 	noContent(w)
 }
 
-// getApplicationInformation is the public GET /api/v1/app/{client_id}.
-func (e *Emulator) getApplicationInformation(w http.ResponseWriter, r *http.Request, _ *caller) {
+// getApplicationInformation is the public GET /api/v1/app/{client_id}:
+// the organization as org_view(organization, []) shows it to the caller.
+func (e *Emulator) getApplicationInformation(w http.ResponseWriter, r *http.Request, c *caller) {
 	a := e.db.apps[pathValue(r, "client_id")]
 	if a == nil {
 		e.notFound(w, r)
@@ -169,7 +170,7 @@ func (e *Emulator) getApplicationInformation(w http.ResponseWriter, r *http.Requ
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"name": a.name, "description": a.description, "uri": a.uri, "avatar": avatar(a.name, "app"),
-		"organization": map[string]any{"name": a.org, "avatar": avatar(a.org, "org")},
+		"organization": e.orgView(c, a.org, []*team{}),
 	})
 }
 

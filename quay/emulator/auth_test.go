@@ -119,9 +119,22 @@ func TestAPIAuth_TrailingSlashesAndUnknownPaths(t *testing.T) {
 		assert.Equal(t, 308, resp.StatusCode, tc.path)
 		assert.Equal(t, q.srv.URL+tc.location, resp.Header.Get("Location"), "an absolute URL, as Werkzeug builds it")
 	}
-	code, body, _ := q.do(t, "GET", "/api/v1/nothing/here", q.admin, "")
-	assert.Equal(t, 404, code)
-	assert.Equal(t, "Not Found", body["error"])
+	// Real Quay: the web UI's 404 page, HTML, not an API error.
+	req, _ := http.NewRequest("GET", q.srv.URL+"/api/v1/nothing/here", nil)
+	req.Header.Set("Authorization", "Bearer "+q.admin)
+	resp, err := q.srv.Client().Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 404, resp.StatusCode)
+	assert.Equal(t, "text/html; charset=utf-8", resp.Header.Get("Content-Type"))
+	// Other methods reach only the web UI's GET catch-all: Werkzeug's 405.
+	req, _ = http.NewRequest("DELETE", q.srv.URL+"/api/v1/nothing/here", nil)
+	req.Header.Set("Authorization", "Bearer "+q.admin)
+	resp, err = q.srv.Client().Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 405, resp.StatusCode)
+	assert.Equal(t, "HEAD, OPTIONS, GET", resp.Header.Get("Allow"))
 }
 
 // auth/permissions.py caps organization roles by scope: membership and

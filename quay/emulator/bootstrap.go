@@ -14,10 +14,12 @@ import (
 
 const defaultBootstrapTokenPath = "/var/lib/quay/quay-machine-token.json"
 
-// provisionBootstrapToken is boot.py's setup_bootstrap_token: an app named
-// __quay_bootstrap_app in the owner's user namespace, a token for the owner,
-// and {"access_token": …} written to BOOTSTRAP_TOKEN_PATH with mode 0600.
-func (e *Emulator) provisionBootstrapToken() error {
+// checkBootstrapConfig refuses a programmatic bootstrap configuration that
+// cannot work. Quay's boot.py only logs these and starts without a
+// bootstrap token; the emulator fails loudly instead, so that a test or demo
+// does not wait for a file that never comes (an allowed difference of the
+// conformance table).
+func (e *Emulator) checkBootstrapConfig() error {
 	owner := e.cfg.BootstrapTokenOwner
 	if owner == "" {
 		return fmt.Errorf("BOOTSTRAP_TOKEN_OWNER is required when FEATURE_PROGRAMMATIC_BOOTSTRAP is on")
@@ -29,21 +31,87 @@ func (e *Emulator) provisionBootstrapToken() error {
 	if e.cfg.BootstrapTokenExpiration < 0 {
 		return fmt.Errorf("BOOTSTRAP_TOKEN_EXPIRATION must be at least 1 second")
 	}
+	return nil
+}
+
+// Restart does what restarting Quay on the same database does for the
+// emulator's state: boot.py's programmatic bootstrap runs again (the
+// emulator keeps everything else, as Quay's database does).
+func (e *Emulator) Restart() error {
+	if !e.cfg.FeatureProgrammaticBootstrap {
+		return nil
+	}
+	return e.provisionBootstrapToken()
+}
+
+// provisionBootstrapToken is boot.py's _provision_bootstrap_token, run at
+// every start:
+//   - nothing happens until BOOTSTRAP_TOKEN_OWNER exists (Quay does not
+//     create the owner: POST /api/v1/user/initialize or an operator does,
+//     and the token comes with the next start);
+//   - an application named __quay_bootstrap_app in the owner's namespace
+//     that still holds a bootstrap token of the owner, expired or not, means
+//     "already provisioned": nothing is written, even when the file is gone
+//     (the plaintext cannot be rebuilt from the database);
+//   - otherwise a new application of that name (a new one, beside any
+//     emptied one) and a token on it are created, and the file is written;
+//     a failed write rolls both back (Quay only logs it).
+//
+// Every other application of that name holding bootstrap tokens (another
+// owner's, an older duplicate) is deleted, tokens and all.
+func (e *Emulator) provisionBootstrapToken() error {
+	owner := e.cfg.BootstrapTokenOwner
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.db.accounts[owner] == nil {
-		// Quay expects the owner to exist already; the emulator starts
-		// empty, so it stands in for the pre-provisioned database.
-		e.db.addUser(owner, owner+"@localhost", "", e.now())
+	if u := e.db.accounts[owner]; u == nil || u.org || u.robot {
+		return nil
 	}
-	// boot.py: on a write failure the transaction rolls back (and Quay
-	// only logs); the emulator refuses to start instead.
-	t, secret := e.mintBootstrapToken(owner)
+	var canonical *application
+	var stale []*application
+	apps := sortedApps(e.db.apps)
+	for i := len(apps) - 1; i >= 0; i-- { // newest first
+		a := apps[i]
+		if a.name != reservedAppName || !e.db.hasBootstrapTokens(a.clientID, "") {
+			continue
+		}
+		if canonical == nil && a.org == owner && e.db.hasBootstrapTokens(a.clientID, owner) {
+			canonical = a
+			continue
+		}
+		stale = append(stale, a)
+	}
+	deleteStale := func() {
+		for _, a := range stale {
+			e.db.deleteTokensOfApp(a.clientID)
+			delete(e.db.apps, a.clientID)
+		}
+	}
+	if canonical != nil {
+		deleteStale()
+		return nil
+	}
+	app := &application{id: e.db.id(), clientID: randomString(20, upperDigit), clientSecret: randomString(40, upperDigit),
+		org: owner, name: reservedAppName, description: bootstrapAppDescription}
+	e.db.apps[app.clientID] = app
+	t, secret := e.mintBootstrapTokenOn(app, owner)
 	if err := writeBootstrapToken(e.bootstrapTokenPath(), secret); err != nil {
 		delete(e.db.tokens, t.lookup)
+		delete(e.db.apps, app.clientID)
 		return fmt.Errorf("writing the bootstrap token: %w", err)
 	}
+	deleteStale()
 	return nil
+}
+
+// hasBootstrapTokens reports whether the application holds a token minted
+// by programmatic bootstrap (for owner, when not empty), expired or not.
+func (s *store) hasBootstrapTokens(clientID, owner string) bool {
+	for _, t := range s.tokens {
+		if t.bootstrap && t.clientID == clientID && (owner == "" || t.user == owner) {
+			return true
+		}
+	}
+	return false
 }
 
 // bootstrapScope is BOOTSTRAP_TOKEN_SCOPE as configured: Quay stores the
@@ -72,24 +140,6 @@ func (e *Emulator) bootstrapTokenPath() string {
 
 // bootstrapAppDescription is data/model/oauth.py BOOTSTRAP_APP_DESCRIPTION.
 const bootstrapAppDescription = "Auto-created by bootstrap token provisioning"
-
-// mintBootstrapToken creates the owner's __quay_bootstrap_app if needed and
-// a bootstrap token on it (40 characters [A-Z0-9], token_type Bearer, the
-// configured scope and lifetime). The caller writes the file.
-func (e *Emulator) mintBootstrapToken(owner string) (*oauthToken, string) {
-	var app *application
-	for _, a := range sortedApps(e.db.apps) {
-		if a.name == reservedAppName && a.org == owner {
-			app = a // the newest wins, as lookup_applications_by_name orders
-		}
-	}
-	if app == nil {
-		app = &application{id: e.db.id(), clientID: randomString(20, upperDigit), clientSecret: randomString(40, upperDigit),
-			org: owner, name: reservedAppName, description: bootstrapAppDescription}
-		e.db.apps[app.clientID] = app
-	}
-	return e.mintBootstrapTokenOn(app, owner)
-}
 
 // mintBootstrapTokenOn creates a bootstrap token for owner on app.
 func (e *Emulator) mintBootstrapTokenOn(app *application, owner string) (*oauthToken, string) {

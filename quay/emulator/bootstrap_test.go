@@ -24,6 +24,9 @@ func newBootstrapEnv(t *testing.T, extra string) *bootstrapEnv {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "sub", "quay-machine-token.json")
 	q := emptyQuay(t, fmt.Sprintf("SUPER_USERS: [owner]\nFEATURE_PROGRAMMATIC_BOOTSTRAP: true\nBOOTSTRAP_TOKEN_OWNER: owner\nBOOTSTRAP_TOKEN_PATH: %s\n%s", path, extra))
+	// As with Quay: the owner first, then a start that finds it.
+	require.NoError(t, q.emu.CreateUser("owner", "password1", "owner@example.com"))
+	require.NoError(t, q.emu.Restart())
 	return &bootstrapEnv{quayEnv: q, path: path}
 }
 
@@ -150,7 +153,7 @@ func TestBootstrap_Renew(t *testing.T) {
 func TestBootstrap_FeatureOff(t *testing.T) {
 	q := newQuayEnv(t, "")
 	code, _, raw := q.do(t, "POST", "/api/v1/bootstrap/renew", q.admin, "")
-	assert.Equal(t, 404, code, "not registered without FEATURE_PROGRAMMATIC_BOOTSTRAP")
+	assert.Equal(t, 405, code, "not registered without FEATURE_PROGRAMMATIC_BOOTSTRAP: only the web UI's GET catch-all matches")
 	assert.False(t, strings.Contains(raw, "rotated"))
 }
 
@@ -162,8 +165,10 @@ func TestBootstrap_FileBytesAndMode(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, []byte("stale"), 0o644))
 	cfg, err := ParseConfig([]byte("SUPER_USERS: [owner]\nFEATURE_PROGRAMMATIC_BOOTSTRAP: true\nBOOTSTRAP_TOKEN_OWNER: owner\nBOOTSTRAP_TOKEN_PATH: " + path + "\n"))
 	require.NoError(t, err)
-	_, err = New(cfg)
+	emu, err := New(cfg)
 	require.NoError(t, err)
+	require.NoError(t, emu.CreateUser("owner", "password1", "owner@example.com"))
+	require.NoError(t, emu.Restart())
 	raw, err := os.ReadFile(path)
 	require.NoError(t, err)
 	assert.Regexp(t, `^\{"access_token": "[A-Z0-9]{40}"\}$`, string(raw))
@@ -207,4 +212,79 @@ func TestBootstrap_ScopeStoredAsConfigured(t *testing.T) {
 	code, body, _ := b.do(t, "POST", "/api/v1/organization/", b.token(t), `{"name":"neworg"}`)
 	assert.Equal(t, 403, code, "authenticated, so no CSRF 403 but Unauthorized")
 	assert.Equal(t, "insufficient_scope", body["error_type"])
+}
+
+// boot.py writes nothing until BOOTSTRAP_TOKEN_OWNER exists: Quay does not
+// create the owner. Once it exists (here through initialize, as on a fresh
+// Quay), the next start writes the token.
+func TestBootstrap_OwnerMustExistFirst(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "token.json")
+	q := emptyQuay(t, "SUPER_USERS: [owner]\nFEATURE_USER_INITIALIZE: true\nFEATURE_PROGRAMMATIC_BOOTSTRAP: true\nBOOTSTRAP_TOKEN_OWNER: owner\nBOOTSTRAP_TOKEN_PATH: "+path+"\n")
+	_, err := os.Stat(path)
+	require.ErrorIs(t, err, os.ErrNotExist, "no owner at the first start: no file")
+	require.NoError(t, q.emu.Restart())
+	_, err = os.Stat(path)
+	require.ErrorIs(t, err, os.ErrNotExist, "still no owner")
+
+	code, _, _ := q.do(t, "POST", "/api/v1/user/initialize", "", `{"username":"owner","password":"password1","email":"o@example.com"}`)
+	require.Equal(t, 200, code)
+	_, err = os.Stat(path)
+	require.ErrorIs(t, err, os.ErrNotExist, "initialize does not write it either")
+	require.NoError(t, q.emu.Restart())
+	b := &bootstrapEnv{quayEnv: q, path: path}
+	code, user, _ := q.do(t, "GET", "/api/v1/user/", b.token(t), "")
+	require.Equal(t, 200, code)
+	assert.Equal(t, "owner", user["username"])
+}
+
+// Later starts keep the provisioned token and do not rewrite the file, even
+// after it expired or the file was removed; a token deleted in Quay (the
+// engine revoking it through /api/v1/user/authorizations) is replaced at the
+// next start, by a new application beside the emptied one.
+func TestBootstrap_RestartSemantics(t *testing.T) {
+	b := newBootstrapEnv(t, "BOOTSTRAP_TOKEN_EXPIRATION: 600\n")
+	first := b.token(t)
+
+	require.NoError(t, b.emu.Restart())
+	assert.Equal(t, first, b.token(t), "a restart keeps the file")
+	b.clock.Advance(time.Hour)
+	require.False(t, b.emu.TokenValid(first))
+	require.NoError(t, b.emu.Restart())
+	assert.Equal(t, first, b.token(t), "an expired bootstrap token is not replaced")
+	require.NoError(t, os.Remove(b.path))
+	require.NoError(t, b.emu.Restart())
+	_, err := os.Stat(b.path)
+	assert.ErrorIs(t, err, os.ErrNotExist, "nor a missing file rewritten")
+
+	// Renewing from the local host is the way out; then revoke it.
+	code, _ := b.renew(t, "Bearer "+first, "127.0.0.1:4000")
+	require.Equal(t, 200, code)
+	second := b.token(t)
+	admin, err := b.emu.IssueToken("owner", "user:admin user:read", time.Hour)
+	require.NoError(t, err)
+	_, auths, _ := b.do(t, "GET", "/api/v1/user/authorizations", admin, "")
+	var bootstrapUUID string
+	for _, a := range auths["authorizations"].([]any) {
+		a := a.(map[string]any)
+		if a["application"].(map[string]any)["name"] == "__quay_bootstrap_app" {
+			bootstrapUUID = a["uuid"].(string)
+		}
+	}
+	require.NotEmpty(t, bootstrapUUID)
+	code, _, _ = b.do(t, "DELETE", "/api/v1/user/authorizations/"+bootstrapUUID, admin, "")
+	require.Equal(t, 204, code)
+	assert.Equal(t, second, b.token(t), "revoking does not touch the file")
+	assert.False(t, b.emu.TokenValid(second))
+
+	require.NoError(t, b.emu.Restart())
+	third := b.token(t)
+	assert.NotEqual(t, second, third, "the next start provisions a new token")
+	assert.True(t, b.emu.TokenValid(third))
+	apps := 0
+	for _, a := range b.emu.db.apps {
+		if a.name == "__quay_bootstrap_app" {
+			apps++
+		}
+	}
+	assert.Equal(t, 2, apps, "a new application, the emptied one stays")
 }

@@ -16,6 +16,8 @@ import (
 //	DELETE /faults         remove every fault
 //	GET    /calls          {"<nickname>": count, ...}
 //	DELETE /calls          reset the counters
+//	POST   /restart        what restarting Quay on the same database does
+//	                       (boot.py's programmatic bootstrap runs again)
 //	POST   /clock          {"advance_seconds": n}
 //	POST   /users          {"username", "password", "email", "superuser"}
 //	POST   /organizations  {"name", "admin"}
@@ -28,7 +30,8 @@ import (
 //	GET    /robots/exists?username=…      {"exists": bool}
 //
 // Errors are 400 {"error": "..."}; successful writes without an answer
-// are 204. Never log what /tokens returns.
+// are 204. Never log what /tokens returns. In front of a real Quay
+// (Proxy.ControlHandler) only /faults and /calls work.
 func (e *Emulator) ControlHandler() http.Handler {
 	mux := http.NewServeMux()
 	ok := func(w http.ResponseWriter, err error) {
@@ -45,25 +48,8 @@ func (e *Emulator) ControlHandler() http.Handler {
 		}
 		return true
 	}
-	mux.HandleFunc("POST /faults", func(w http.ResponseWriter, r *http.Request) {
-		var f Fault
-		if decode(w, r, &f) {
-			e.faults.Add(f)
-			w.WriteHeader(http.StatusNoContent)
-		}
-	})
-	mux.HandleFunc("GET /faults", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"faults": e.faults.List()})
-	})
-	mux.HandleFunc("DELETE /faults", func(w http.ResponseWriter, r *http.Request) {
-		e.faults.Reset()
-		w.WriteHeader(http.StatusNoContent)
-	})
-	mux.HandleFunc("GET /calls", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, e.CallCounts()) })
-	mux.HandleFunc("DELETE /calls", func(w http.ResponseWriter, r *http.Request) {
-		e.ResetCalls()
-		w.WriteHeader(http.StatusNoContent)
-	})
+	controlFaultsAndCalls(mux, e.faults, &e.calls)
+	mux.HandleFunc("POST /restart", func(w http.ResponseWriter, r *http.Request) { ok(w, e.Restart()) })
 	mux.HandleFunc("POST /clock", func(w http.ResponseWriter, r *http.Request) {
 		var body struct {
 			AdvanceSeconds int64 `json:"advance_seconds"`
@@ -139,4 +125,36 @@ func (e *Emulator) ControlHandler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]bool{"exists": e.RobotExists(r.URL.Query().Get("username"))})
 	})
 	return mux
+}
+
+// emulatorOnlyControls are the control routes a Proxy cannot serve.
+var emulatorOnlyControls = []string{
+	"POST /restart", "POST /clock", "POST /users", "POST /organizations", "POST /applications", "POST /repositories",
+	"POST /tokens", "GET /tokens/valid", "GET /tokens/exists", "GET /applications/exists", "GET /robots/exists",
+}
+
+// controlFaultsAndCalls serves the fault and counter routes of the control
+// API, which the emulator and the proxy share.
+func controlFaultsAndCalls(mux *http.ServeMux, faults *Faults, calls *callCounter) {
+	mux.HandleFunc("POST /faults", func(w http.ResponseWriter, r *http.Request) {
+		var f Fault
+		if err := json.NewDecoder(r.Body).Decode(&f); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid JSON: " + err.Error()})
+			return
+		}
+		faults.Add(f)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /faults", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"faults": faults.List()})
+	})
+	mux.HandleFunc("DELETE /faults", func(w http.ResponseWriter, r *http.Request) {
+		faults.Reset()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /calls", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, calls.snapshot()) })
+	mux.HandleFunc("DELETE /calls", func(w http.ResponseWriter, r *http.Request) {
+		calls.reset()
+		w.WriteHeader(http.StatusNoContent)
+	})
 }

@@ -62,6 +62,10 @@ type Emulator struct {
 	offset time.Duration
 
 	mux *http.ServeMux
+	// routeTable lists the routes in registration order; nicknames maps a
+	// ServeMux pattern to its route's nickname (see routes.go).
+	routeTable []Route
+	nicknames  map[string]string
 
 	// mu guards db and offset. Handlers run with it held; injected
 	// latency is applied before taking it, so a slow route does not stall
@@ -99,9 +103,10 @@ func WithHTTPClient(c *http.Client) Option {
 	return func(e *Emulator) { e.httpClient, e.customHTTPClient = c, true }
 }
 
-// New returns an emulator for cfg. With FEATURE_PROGRAMMATIC_BOOTSTRAP it
-// provisions the bootstrap token and writes BOOTSTRAP_TOKEN_PATH, as Quay's
-// boot.py does at start-up.
+// New returns an emulator for cfg, on an empty database. With
+// FEATURE_PROGRAMMATIC_BOOTSTRAP it checks the bootstrap settings; as in
+// Quay, the token is only written by a start (Restart) that finds
+// BOOTSTRAP_TOKEN_OWNER in the database.
 func New(cfg Config, opts ...Option) (*Emulator, error) {
 	e := &Emulator{cfg: cfg, clock: time.Now, db: newStore(), faults: &Faults{}, httpClient: &http.Client{Timeout: 10 * time.Second}}
 	for _, opt := range opts {
@@ -114,9 +119,11 @@ func New(cfg Config, opts ...Option) (*Emulator, error) {
 	e.mux = http.NewServeMux()
 	e.routes()
 	if cfg.FeatureProgrammaticBootstrap {
-		if err := e.provisionBootstrapToken(); err != nil {
+		if err := e.checkBootstrapConfig(); err != nil {
 			return nil, err
 		}
+		// The emulator starts on an empty database, where boot.py finds
+		// no owner and writes nothing; Restart runs it again.
 	}
 	return e, nil
 }
@@ -149,6 +156,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, c *caller)
 // handle registers a route under Quay's operation nickname; the nickname is
 // what faults and call counters refer to.
 func (e *Emulator) handle(pattern, nickname string, kind routeKind, h handlerFunc) {
+	e.declare(pattern, nickname)
 	e.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		e.serve(w, r, nickname, kind, h)
 	})
@@ -237,8 +245,17 @@ func (e *Emulator) routes() {
 	e.oauthRoutes()
 	e.bootstrapRoutes()
 
-	// Anything else under /api is unregistered: 404 (reference §1.4 D2).
-	e.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) { abort(w, http.StatusNotFound, "Not Found") })
+	// Anything else under /api is unregistered: for GET (and HEAD) Quay's
+	// web 404 page; any other method matches only the web UI's GET
+	// catch-all, so Werkzeug answers 405.
+	e.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			webNotFound(w)
+			return
+		}
+		w.Header().Set("Allow", "HEAD, OPTIONS, GET")
+		htmlError(w, http.StatusMethodNotAllowed)
+	})
 }
 
 // callCounter counts calls per nickname.
@@ -256,42 +273,46 @@ func (c *callCounter) add(nickname string) {
 	c.counts[nickname]++
 }
 
+func (c *callCounter) get(nickname string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.counts[nickname]
+}
+
+func (c *callCounter) snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int, len(c.counts))
+	for k, v := range c.counts {
+		out[k] = v
+	}
+	return out
+}
+
+func (c *callCounter) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.counts = map[string]int{}
+}
+
 // Calls returns how many requests reached the route with this nickname
 // since the last ResetCalls (faulted ones included).
-func (e *Emulator) Calls(nickname string) int {
-	e.calls.mu.Lock()
-	defer e.calls.mu.Unlock()
-	return e.calls.counts[nickname]
-}
+func (e *Emulator) Calls(nickname string) int { return e.calls.get(nickname) }
 
 // TotalCalls returns how many requests reached any route.
 func (e *Emulator) TotalCalls() int {
-	e.calls.mu.Lock()
-	defer e.calls.mu.Unlock()
 	n := 0
-	for _, v := range e.calls.counts {
+	for _, v := range e.calls.snapshot() {
 		n += v
 	}
 	return n
 }
 
 // CallCounts returns a copy of all counters.
-func (e *Emulator) CallCounts() map[string]int {
-	e.calls.mu.Lock()
-	defer e.calls.mu.Unlock()
-	out := make(map[string]int, len(e.calls.counts))
-	for k, v := range e.calls.counts {
-		out[k] = v
-	}
-	return out
-}
+func (e *Emulator) CallCounts() map[string]int { return e.calls.snapshot() }
 
 // ResetCalls zeroes the counters.
-func (e *Emulator) ResetCalls() {
-	e.calls.mu.Lock()
-	defer e.calls.mu.Unlock()
-	e.calls.counts = map[string]int{}
-}
+func (e *Emulator) ResetCalls() { e.calls.reset() }
 
 // Faults returns the fault-injection API.
 func (e *Emulator) Faults() *Faults { return e.faults }

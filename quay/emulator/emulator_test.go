@@ -294,6 +294,8 @@ func TestBootstrapTokenFile(t *testing.T) {
 	require.NoError(t, err)
 	emu, err := New(cfg)
 	require.NoError(t, err)
+	require.NoError(t, emu.CreateUser("owner", "password1", "owner@example.com"))
+	require.NoError(t, emu.Restart())
 	srv := httptest.NewServer(emu)
 	defer srv.Close()
 	q := &quayEnv{emu: emu, srv: srv}

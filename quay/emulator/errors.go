@@ -47,9 +47,22 @@ func (e *Emulator) unauthorized(w http.ResponseWriter, r *http.Request, c *calle
 	e.apiException(w, r, http.StatusForbidden, "insufficient_scope", "Unauthorized", nil)
 }
 
-// abort is util.http.abort: {"error": msg}.
+// abort is util.http.abort: json.dumps({"error": msg}) in a response
+// Flask gives its default mimetype, text/html (make_response of a string).
 func abort(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
+	quoted, _ := json.Marshal(msg)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(`{"error": ` + string(quoted) + `}`))
+}
+
+// webNotFound is endpoints/web.py not_found_error_display: the web UI's
+// index page with status 404, which is also what an unknown /api/ path
+// gets (the API blueprint has no 404 handler of its own).
+func webNotFound(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusNotFound)
+	_, _ = w.Write([]byte("<!DOCTYPE html>\n<html ng-app=\"quay\" class=\"onprem\">\n<head><title>Quay</title></head>\n<body><div class=\"page-not-found\">404: page not found</div></body>\n</html>\n"))
 }
 
 // dataModelError is a DataModelException surfacing as 400 {"message": msg}.

@@ -71,6 +71,7 @@ func (e *Emulator) federationRoutes() {
 	}
 	// The exchange reaches the issuer over the network: it is served
 	// outside the global lock, which it takes only around the store.
+	e.declare("GET /oauth2/federation/robot/token", federatedTokenRoute)
 	e.mux.HandleFunc("GET /oauth2/federation/robot/token", e.federatedRobotToken)
 	// Flask answers OPTIONS itself and refuses other methods.
 	e.mux.HandleFunc("/oauth2/federation/robot/token", func(w http.ResponseWriter, r *http.Request) {
@@ -220,7 +221,9 @@ type federationFailure struct {
 func (f *federationFailure) write(w http.ResponseWriter) {
 	switch f.status {
 	case http.StatusUnauthorized:
-		abort(w, f.status, f.msg)
+		// The view returns a dict: Flask's jsonify, application/json
+		// (not util.http.abort's text/html).
+		writeJSON(w, f.status, map[string]string{"error": f.msg})
 	case http.StatusBadRequest:
 		dataModelError(w, f.msg)
 	default:

@@ -65,21 +65,32 @@ func (e *Emulator) getOrganization(w http.ResponseWriter, r *http.Request, c *ca
 		e.notFound(w, r)
 		return
 	}
-	admin, member := e.orgAdmin(c, name), e.orgMember(c, name)
-	email := ""
-	if admin && validEmail(org.email) {
-		email = org.email
-	}
-	view := map[string]any{"name": name, "email": email, "avatar": avatar(name, "org"), "is_admin": admin, "is_member": member}
-	if member {
-		var teams []*team
+	var teams []*team
+	if e.orgMember(c, name) {
+		teams = []*team{}
 		for _, t := range e.db.teams[name] {
 			teams = append(teams, t)
 		}
+	}
+	writeJSON(w, http.StatusOK, e.orgView(c, name, teams))
+}
+
+// orgView is endpoints/api/organization.py org_view for the caller: teams
+// (nil: none shown) in creation order; an administrator sees the email and
+// the account's settings. ns may be a user's namespace (the organization of
+// an application in it).
+func (e *Emulator) orgView(c *caller, ns string, teams []*team) map[string]any {
+	admin, member := e.orgAdmin(c, ns), e.orgMember(c, ns)
+	email := ""
+	if a := e.db.accounts[ns]; admin && a != nil && validEmail(a.email) {
+		email = a.email
+	}
+	view := map[string]any{"name": ns, "email": email, "avatar": avatar(ns, "org"), "is_admin": admin, "is_member": member}
+	if teams != nil {
 		sort.Slice(teams, func(i, j int) bool { return teams[i].id < teams[j].id })
 		views, ordered := map[string]any{}, []string{}
 		for _, t := range teams {
-			views[t.name] = e.teamView(t, admin || t.members[c.user.username])
+			views[t.name] = e.teamView(t, admin || (c != nil && c.user != nil && t.members[c.user.username]))
 			ordered = append(ordered, t.name)
 		}
 		view["teams"], view["ordered_teams"] = views, ordered
@@ -90,7 +101,7 @@ func (e *Emulator) getOrganization(w http.ResponseWriter, r *http.Request, c *ca
 		view["tag_expiration_s"] = 1209600
 		view["is_free_account"] = true
 	}
-	writeJSON(w, http.StatusOK, view)
+	return view
 }
 
 // isOrg reports whether name is an organization.

@@ -51,6 +51,7 @@ func (e *Emulator) registryRoutes() {
 	e.registry = registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithBlobHandler(e.blobs))
 	e.handle("GET /v2/auth", "v2Auth", webRoute, e.v2Auth)
 	e.handle("GET /keys/services/quay/keys", "listServiceKeys", webRoute, e.serviceKeys)
+	e.declareOnly("", "/v2/{rest...}", "v2")
 	// Registry traffic is served outside the global lock: the OCI store
 	// has its own, and blobs can be large.
 	e.mux.HandleFunc("/v2/", func(w http.ResponseWriter, r *http.Request) {
@@ -401,11 +402,12 @@ func (e *Emulator) grantActions(w http.ResponseWriter, id registryIdentity, ns, 
 }
 
 // serviceKeys is GET /keys/services/quay/keys: the JWK set that verifies
-// registry tokens.
+// registry tokens, each key as stored (kty, n, e) plus its kid
+// (endpoints/keyserver jwk_with_kid).
 func (e *Emulator) serviceKeys(w http.ResponseWriter, _ *http.Request, _ *caller) {
 	pub := e.registryKey.PublicKey
 	writeJSON(w, http.StatusOK, map[string]any{"keys": []map[string]any{{
-		"kty": "RSA", "kid": e.registryKeyID, "use": "sig", "alg": "RS256",
+		"kty": "RSA", "kid": e.registryKeyID,
 		"n": base64.RawURLEncoding.EncodeToString(pub.N.Bytes()),
 		"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes()),
 	}}})

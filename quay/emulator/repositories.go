@@ -22,6 +22,14 @@ func validRepoName(name string) bool { return len(name) <= 255 && repoNameRule.M
 func (e *Emulator) repositoryRoutes() {
 	e.handle("POST /api/v1/repository", "createRepo", apiRoute, e.createRepo)
 	e.handle("GET /api/v1/repository", "listRepos", apiRoute, e.listRepos)
+	e.declareOnly(http.MethodGet, repositoryPath, "getRepo")
+	for _, kind := range []struct{ kind, name, list string }{{"user", "{username}", "listRepoUserPermissions"}, {"team", "{teamname}", "listRepoTeamPermissions"}} {
+		e.declareOnly(http.MethodGet, repositoryPath+"/permissions/"+kind.kind+"/", kind.list)
+		title := strings.ToUpper(kind.kind[:1]) + kind.kind[1:]
+		e.declareOnly(http.MethodGet, repositoryPath+"/permissions/"+kind.kind+"/"+kind.name, "get"+title+"Permissions")
+		e.declareOnly(http.MethodPut, repositoryPath+"/permissions/"+kind.kind+"/"+kind.name, "change"+title+"Permissions")
+		e.declareOnly(http.MethodDelete, repositoryPath+"/permissions/"+kind.kind+"/"+kind.name, "delete"+title+"Permissions")
+	}
 	for _, method := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
 		e.mux.HandleFunc(method+" /api/v1/repository/{path...}", func(w http.ResponseWriter, r *http.Request) {
 			nickname, h := e.repositoryRoute(r)
@@ -149,7 +157,8 @@ func (e *Emulator) createRepo(w http.ResponseWriter, r *http.Request, c *caller)
 // the organization's default permissions apply when the creator is not the
 // namespace itself.
 func (s *store) createRepo(ns, name string, public bool, description, creator string, now time.Time) *repository {
-	repo := &repository{id: s.id(), namespace: ns, name: name, public: public, description: description, created: now, userPerms: map[string]string{}, teamPerms: map[string]string{}}
+	repo := &repository{id: s.id(), namespace: ns, name: name, public: public, description: description, created: now, badgeToken: newUUID(),
+		userPerms: map[string]string{}, teamPerms: map[string]string{}}
 	s.repos[ns+"/"+name] = repo
 	if a := s.accounts[creator]; a == nil || a.org {
 		return repo
@@ -196,29 +205,47 @@ func (s *store) applyDefaultPermissions(repo *repository, creator string) {
 	}
 }
 
-func repoView(repo *repository) map[string]any {
-	return map[string]any{
+// repoView is RepositoryBaseElement.to_dict, a repository in a list: with
+// is_starred for a signed-in caller (nothing is ever starred here).
+func repoView(repo *repository, c *caller) map[string]any {
+	v := map[string]any{
 		"namespace": repo.namespace, "name": repo.name, "description": repo.description,
 		"is_public": repo.public, "kind": "image", "state": "NORMAL",
 	}
+	if c != nil && c.user != nil {
+		v["is_starred"] = false
+	}
+	return v
 }
 
+// getRepo is Repository.get: ImageRepositoryRepository.to_dict plus the
+// caller's rights. A private repository's status_token is its badge
+// token. The emulator keeps no tag history, so tags is always empty.
 func (e *Emulator) getRepo(w http.ResponseWriter, r *http.Request, c *caller) {
 	ns, name := pathValue(r, "ns"), pathValue(r, "repo")
 	repo := e.db.repos[ns+"/"+name]
-	if repo != nil && repo.public {
-		writeJSON(w, http.StatusOK, repoView(repo))
-		return
+	if repo == nil || !repo.public {
+		if e.repoRole(c, ns, name) == "" {
+			e.unauthorized(w, r, c)
+			return
+		}
+		if repo == nil {
+			e.notFound(w, r)
+			return
+		}
 	}
-	if e.repoRole(c, ns, name) == "" {
-		e.unauthorized(w, r, c)
-		return
+	role := e.repoRole(c, ns, name)
+	statusToken := ""
+	if !repo.public {
+		statusToken = repo.badgeToken
 	}
-	if repo == nil {
-		e.notFound(w, r)
-		return
-	}
-	writeJSON(w, http.StatusOK, repoView(repo))
+	writeJSON(w, http.StatusOK, map[string]any{
+		"namespace": repo.namespace, "name": repo.name, "kind": "image", "description": repo.description,
+		"is_public": repo.public, "is_organization": e.isOrg(repo.namespace), "is_starred": false,
+		"status_token": statusToken, "trust_enabled": false, "tag_expiration_s": 1209600,
+		"is_free_account": true, "state": "NORMAL", "tags": map[string]any{},
+		"can_write": role == "write" || role == "admin", "can_admin": role == "admin",
+	})
 }
 
 // reposPerPage is REPOS_PER_PAGE (endpoints/api/repository_models_pre_oci.py).
@@ -256,7 +283,7 @@ func (e *Emulator) listRepos(w http.ResponseWriter, r *http.Request, c *caller) 
 	}
 	list := make([]map[string]any, 0, len(visible))
 	for _, repo := range visible {
-		list = append(list, repoView(repo))
+		list = append(list, repoView(repo, c))
 	}
 	resp["repositories"] = list
 	writeJSON(w, http.StatusOK, resp)

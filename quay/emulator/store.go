@@ -85,9 +85,11 @@ type repository struct {
 	namespace, name string
 	public          bool
 	description     string
-	userPerms       map[string]string // username (users and robots) -> role
-	teamPerms       map[string]string // team -> role
-	created         time.Time
+	// badgeToken is the repository's status (badge) token.
+	badgeToken string
+	userPerms  map[string]string // username (users and robots) -> role
+	teamPerms  map[string]string // team -> role
+	created    time.Time
 }
 
 type prototype struct {
