@@ -35,11 +35,14 @@ type recovery struct {
 	done   chan struct{}
 }
 
-// startRecovery settles what an earlier instance left, in the background.
-// ctx is Vault's active context: it ends when this node stops being active.
+// startRecovery settles what an earlier instance left, in the background,
+// until it is done or clean stops it. It does not take ctx's cancellation:
+// an external plugin gets Initialize's gRPC call context, which ends as soon
+// as Initialize returns (the storage stays usable: it is the plugin's
+// brokered connection).
 func (b *backend) startRecovery(ctx context.Context, s logical.Storage) {
 	b.stopRecovery()
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	b.recovery.mu.Lock()
 	b.recovery.cancel, b.recovery.done = cancel, done

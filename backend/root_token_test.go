@@ -254,7 +254,11 @@ func (e *testEnv) restart() {
 	b, _ := newTestBackend(e.t, e.logs, time.Hour, 24*time.Hour)
 	b.now = e.clock.Now
 	e.b = b
-	require.NoError(e.t, b.Initialize(context.Background(), &logical.InitializationRequest{Storage: e.storage}))
+	// Vault calls an external plugin's Initialize over gRPC: its context
+	// ends when the call returns.
+	ctx, cancel := context.WithCancel(context.Background())
+	require.NoError(e.t, b.Initialize(ctx, &logical.InitializationRequest{Storage: e.storage}))
+	cancel()
 	b.waitRecovered()
 }
 
