@@ -234,8 +234,9 @@ func TestBootstrap_PasswordRefusals(t *testing.T) {
 	assert.False(t, env.configSaved(), "nothing saved")
 }
 
-// entraQuay is an empty Quay accepting the provider's tokens (reference §9)
-// for api://quay-api from the allowed client "vault", plus the provider.
+// entraQuay is an empty Quay accepting the provider's tokens for
+// api://quay-api from the allowed client "vault" (oauth/oidc.py
+// OIDC_AUDIENCES, OIDC_ALLOWED_CLIENTS), plus the provider.
 // tokens collects every access token the provider hands out.
 type entraEnv struct {
 	*testEnv

@@ -25,7 +25,8 @@ import (
 const entraTenant = "11111111-2222-3333-4444-555555555555"
 
 // ssoQuay is an emulated Quay accepting the provider's v1.0 and v2.0
-// tokens for api://quay-api from the allowed client "vault" (reference §9).
+// tokens for api://quay-api from the allowed client "vault" (oauth/oidc.py
+// OIDC_ISSUERS, OIDC_AUDIENCES, OIDC_ALLOWED_CLIENTS).
 func ssoQuay(t *testing.T, idpURL string) *quay.Client {
 	t.Helper()
 	_, q := emulated(t, `

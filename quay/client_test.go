@@ -262,8 +262,9 @@ func TestTLS(t *testing.T) {
 	})
 }
 
-// Quay's nginx allows ten times the request rate over HTTP/2 (reference
-// §8): with its own TLS settings the client must still offer h2.
+// Quay's nginx allows ten times the request rate over HTTP/2
+// (conf/nginx/rate-limiting.conf.jnj, the *_http2 zones): with its own TLS
+// settings the client must still offer h2.
 func TestTLS_SpeaksHTTP2(t *testing.T) {
 	var proto atomic.Value
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -243,9 +243,10 @@ func TestEmulator_RepositoriesAndPrototypes(t *testing.T) {
 	assert.Empty(t, protos)
 }
 
-// Quay's answers to credentials it does not accept (reference §1.5): a GET
-// gets 401 invalid_token, a mutation the CSRF 403; a known token without the
-// scope gets 403 insufficient_scope.
+// Quay's answers to credentials it does not accept (endpoints/csrf.py
+// csrf_protect, endpoints/exception.py Unauthorized): a GET gets 401
+// invalid_token, a mutation the CSRF 403; a known token without the scope
+// gets 403 insufficient_scope.
 func TestEmulator_CredentialErrors(t *testing.T) {
 	q := newQuayEnv(t)
 	bogus := client(t, q.srv.URL, quay.StaticToken("BOGUSBOGUSBOGUSBOGUSBOGUSBOGUSBOGUSBOGUS"))

@@ -13,14 +13,16 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// apiException is the body of Quay's ApiException family (reference §1.4 A).
+// apiException is the body of Quay's ApiException family
+// (endpoints/exception.py ApiException.to_dict).
 func apiException(status int, errorType, detail string) string {
 	return fmt.Sprintf(`{"detail": %q, "error_message": %q, "error_type": %q, "title": %q, "type": "https://quay.example.com/api/v1/error/%s", "status": %d}`,
 		detail, detail, errorType, errorType, errorType, status)
 }
 
 // Every error body shape Quay (and the nginx in front of it) sends becomes
-// an *Error with Quay's status, type and message (reference §1.4).
+// an *Error with Quay's status, type and message (endpoints/exception.py,
+// util/http.py abort, endpoints/decorated.py, endpoints/v2/errors.py).
 func TestErrors_EveryQuayBodyShape(t *testing.T) {
 	type want struct {
 		errType, message                             string
@@ -243,7 +245,8 @@ func TestErrors_UnauthorizedVersusForbidden(t *testing.T) {
 	assert.False(t, IsUnauthorized(err))
 	assert.True(t, IsForbidden(err))
 
-	// A mutation with an unknown token meets Quay's CSRF check first (§1.5).
+	// A mutation with an unknown token meets Quay's CSRF check first
+	// (endpoints/csrf.py csrf_protect).
 	srv = newFakeQuay(t, jsonReply(403, `{"error": "CSRF token was invalid or missing."}`))
 	_, err = newTestClient(t, srv.URL).CreateRobot(bg, acme, "ci", RobotSpec{})
 	assert.True(t, IsUnauthorized(err))

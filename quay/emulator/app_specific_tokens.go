@@ -10,7 +10,8 @@ import (
 	"time"
 )
 
-// App-specific tokens (reference §1.6): per-user registry passwords, used
+// App-specific tokens (endpoints/api/appspecifictokens.py,
+// data/model/appspecifictoken.py): per-user registry passwords, used
 // only as Basic credentials with the username "$app". 120 characters
 // [A-Z0-9]. Expiry comes only from APP_SPECIFIC_TOKEN_EXPIRATION.
 

@@ -11,7 +11,8 @@ import (
 	"time"
 )
 
-// Organization application tokens, Quay 3.18+ (reference §2.3).
+// Organization application tokens, Quay 3.18+
+// (endpoints/api/organization_application_tokens.py, data/model/oauth.py).
 
 const (
 	appTokensPageSize = 50

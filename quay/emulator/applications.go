@@ -4,7 +4,8 @@ import (
 	"net/http"
 )
 
-// reservedAppName is the programmatic bootstrap application (reference §2.4).
+// reservedAppName is the programmatic bootstrap application
+// (data/model/oauth.py BOOTSTRAP_APP_NAME).
 const reservedAppName = "__quay_bootstrap_app"
 
 func appView(a *application, admin bool) map[string]any {

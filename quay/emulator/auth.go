@@ -7,7 +7,8 @@ import (
 	"strings"
 )
 
-// caller is who an /api/v1 request acts as (auth/oauth.py, reference §1.1).
+// caller is who an /api/v1 request acts as (auth/decorators.py
+// process_oauth, auth/oauth.py validate_bearer_auth).
 type caller struct {
 	user  *account
 	token *oauthToken // nil for an SSO JWT
@@ -88,7 +89,8 @@ func (c *caller) has(scope string) bool {
 }
 
 // superuser: listed in SUPER_USERS (with the feature on) and, for an OAuth
-// token, holding super:user (reference §6.3).
+// token, holding super:user (data/users/__init__.py UserManager.is_superuser,
+// auth/permissions.py QuayDeferredPermissionUser.can).
 func (e *Emulator) superuser(c *caller) bool {
 	if c == nil || c.user == nil || !e.cfg.superUsersEnabled() {
 		return false

@@ -10,7 +10,8 @@ import (
 	"time"
 )
 
-// Programmatic bootstrap (FEATURE_PROGRAMMATIC_BOOTSTRAP, reference §2.4).
+// Programmatic bootstrap (FEATURE_PROGRAMMATIC_BOOTSTRAP; boot.py
+// setup_bootstrap_token, util/bootstrap_token.py, endpoints/api/bootstrap.py).
 
 const defaultBootstrapTokenPath = "/var/lib/quay/quay-machine-token.json"
 

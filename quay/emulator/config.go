@@ -53,7 +53,8 @@ type Config struct {
 	LoginConfigOrder []string `yaml:"-"`
 }
 
-// OIDCLoginConfig is one *_LOGIN_CONFIG block (reference §9).
+// OIDCLoginConfig is one *_LOGIN_CONFIG block (oauth/loginmanager.py
+// OAuthLoginManager, oauth/oidc.py OIDCLoginService).
 type OIDCLoginConfig struct {
 	ClientID                   string   `yaml:"CLIENT_ID"`
 	ClientSecret               string   `yaml:"CLIENT_SECRET"`
@@ -72,7 +73,7 @@ type OIDCLoginConfig struct {
 	Debugging bool `yaml:"DEBUGGING"`
 }
 
-// defaultBootstrapScope is BOOTSTRAP_TOKEN_SCOPE's default (reference §2.4).
+// defaultBootstrapScope is BOOTSTRAP_TOKEN_SCOPE's default (config.py).
 const defaultBootstrapScope = "org:admin repo:admin repo:create repo:read repo:write super:user user:admin user:read"
 
 // ParseConfig reads a Quay config.yaml.

@@ -2,9 +2,9 @@
 // users' own experiments: an http.Handler that answers like real Quay for
 // every call the Vault plugin makes, quirks included (error bodies, CSRF on
 // unauthenticated mutations, 400 for missing robots, ...). The ground truth
-// is the project's reference of Quay's API (docs/ and
-// ../shared/reference/quay-api.md, checked against Quay's source); section
-// numbers in comments point there.
+// is Quay 3.18.0 itself: comments cite Quay's source files (tag v3.18.0),
+// with the function or class where it helps, and when the emulator and a
+// real Quay disagree, real Quay is right (docs/emulator.md).
 //
 // It is configured with Quay's own config.yaml keys. Fault injection, call
 // counters and test seeding live apart from the Quay surface: a Go API on
@@ -197,7 +197,8 @@ func (e *Emulator) handleCall(w http.ResponseWriter, r *http.Request, nickname s
 }
 
 // redirectSlash answers the slash-less form of a resource declared with a
-// trailing slash with Werkzeug's 308 (reference §0).
+// trailing slash with Werkzeug's 308 (endpoints/decorated.py
+// handle_bad_redirect).
 func (e *Emulator) redirectSlash(path string) {
 	e.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 		// Werkzeug's make_redirect_url builds an absolute URL from the

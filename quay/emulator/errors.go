@@ -5,7 +5,8 @@ import (
 	"net/http"
 )
 
-// Quay's error bodies (reference §1.4).
+// Quay's error bodies: endpoints/exception.py (ApiException), util/http.py
+// abort, endpoints/decorated.py (data-model errors).
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")

@@ -81,7 +81,8 @@ func (f *Faults) FailNextWith(route string, n, status int, body, retryAfter stri
 }
 
 // Burst429 makes the next n calls to route answer nginx's 429, which carries
-// no Retry-After (reference §8).
+// no Retry-After (conf/nginx/rate-limiting.conf.jnj limit_req_status 429;
+// nothing in conf/nginx adds one).
 func (f *Faults) Burst429(route string, n int) {
 	f.Add(Fault{Route: route, Count: n, Status: http.StatusTooManyRequests})
 }

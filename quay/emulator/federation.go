@@ -16,7 +16,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// Robot identity federation (reference §5.8): a robot trusts an external
+// Robot identity federation (files below): a robot trusts an external
 // OIDC issuer, and a JWT of that issuer is exchanged for a one-hour robot
 // JWT signed by Quay, which Quay then accepts as the robot's password.
 //

@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// Quay's "direct OAuth" (reference §2.5, endpoints/web.py
-// authorize_application, data/model/oauth.py DatabaseAuthorizationProvider):
+// Quay's "direct OAuth" (endpoints/web.py authorize_application,
+// data/model/oauth.py DatabaseAuthorizationProvider):
 // POST /oauth/authorizeapp with Basic user:password credentials and a form;
 // CSRF is skipped only for client IDs in DIRECT_OAUTH_CLIENTID_WHITELIST.
 // The token comes back in the fragment of a 302's Location and lives ten

@@ -15,11 +15,11 @@ import (
 	"github.com/go-jose/go-jose/v4"
 )
 
-// SSO JWTs as Bearer tokens on /api/v1 (reference §9; auth/oauth.py
+// SSO JWTs as Bearer tokens on /api/v1 (auth/oauth.py
 // validate_sso_oauth_token, oauth/loginmanager.py, oauth/oidc.py,
-// oauth/login_utils.py, all read at the reference's commit). Every refusal
-// is a 401 {"error": <reason>} at once, with Quay's reason; a few failures
-// escape Quay's handler and are 500s.
+// oauth/login_utils.py, all as of Quay v3.18.0). Every refusal is a 401
+// {"error": <reason>} at once, with Quay's reason; a few failures escape
+// Quay's handler and are 500s.
 
 // publicKeyCacheTTL is oauth/oidc.py PUBLIC_KEY_CACHE_TTL.
 const publicKeyCacheTTL = time.Hour

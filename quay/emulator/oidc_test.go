@@ -18,8 +18,9 @@ import (
 	"github.com/quay-vault/vault-plugin-secrets-quay/quay/emulator/oidcprovider"
 )
 
-// The SSO path: Entra-shaped JWTs as Bearer tokens on /api/v1 (reference
-// §9), against the test identity provider served over httptest.
+// The SSO path: Entra-shaped JWTs as Bearer tokens on /api/v1 (auth/oauth.py
+// validate_sso_oauth_token), against the test identity provider served over
+// httptest.
 
 const tenant = "11111111-2222-3333-4444-555555555555"
 
@@ -36,7 +37,8 @@ type ssoEnv struct {
 }
 
 // ssoConfig: Quay accepting Entra v1.0 and v2.0 tokens for api://quay-api
-// from the allowed client "vault" (reference §9). DEBUGGING sits inside the
+// from the allowed client "vault" (oauth/oidc.py OIDC_ISSUERS,
+// OIDC_AUDIENCES, OIDC_ALLOWED_CLIENTS). DEBUGGING sits inside the
 // block, where oauth/oidc.py reads it; FEATURE_MAILING is off, since
 // client-credentials tokens carry no verified email.
 func ssoConfig(server string) string {
@@ -564,7 +566,8 @@ func TestSSO_UsernameCollisionsAndClaims(t *testing.T) {
 }
 
 // An SSO JWT is not scope-capped and skips CSRF on mutations; the identity
-// acts with the user's full rights (reference §9 step 5).
+// acts with the user's full rights (auth/auth_context_type.py identity:
+// direct_user_login; endpoints/csrf.py csrf_protect skips an SSO token).
 func TestSSO_MutationsWithoutCSRF(t *testing.T) {
 	s := newSSOEnv(t)
 	tok := s.fetch(t, s.client, "api://quay-api/.default")

@@ -5,8 +5,8 @@ import (
 	"sort"
 )
 
-// createOrganization is POST /api/v1/organization/ (reference §4,
-// endpoints/api/organization.py OrganizationList.post): needs user:admin
+// createOrganization is POST /api/v1/organization/
+// (endpoints/api/organization.py OrganizationList.post): needs user:admin
 // (checked before the body); answers 201 with the JSON string "Created".
 // The creator joins the "owners" team, which has the admin role.
 func (e *Emulator) createOrganization(w http.ResponseWriter, r *http.Request, c *caller) {

@@ -4,7 +4,8 @@ import (
 	"net/http"
 )
 
-// Default permissions ("prototypes", reference §5.7). Need org admin.
+// Default permissions ("prototypes", endpoints/api/prototype.py). Need org
+// admin.
 
 func (e *Emulator) prototypeRoutes() {
 	base := "/api/v1/organization/{orgname}/prototypes"

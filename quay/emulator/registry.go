@@ -19,7 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 )
 
-// The Docker Registry v2 side (reference §7; endpoints/v2/v2auth.py,
+// The Docker Registry v2 side (endpoints/v2/v2auth.py,
 // endpoints/v2/__init__.py, auth/registry_jwt_auth.py,
 // util/security/registry_jwt.py): the token endpoint /v2/auth issuing RS256
 // JWTs, the key set, and a real OCI registry (go-containerregistry's

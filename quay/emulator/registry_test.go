@@ -119,7 +119,8 @@ func TestRegistry_DeletedOrRegeneratedRobotIsRefused(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 }
 
-// /v2/auth answers {"token": …} only, with the claims of reference §7, and
+// /v2/auth answers {"token": …} only, with the claims of
+// endpoints/v2/v2auth.py generate_registry_jwt, and
 // down-scopes what the caller may not do.
 func TestRegistry_AuthTokenShape(t *testing.T) {
 	env := newRegistryEnv(t)
@@ -161,7 +162,7 @@ func TestRegistry_ChallengeAndKeys(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 	assert.Equal(t, `Bearer realm="http://`+env.host+`/v2/auth",service="`+env.host+`"`, resp.Header.Get("WWW-Authenticate"))
 	assert.Equal(t, "registry/2.0", resp.Header.Get("Docker-Distribution-API-Version"))
-	assert.Equal(t, "true", string(b), "reference §7.1: the body is true, even on the 401")
+	assert.Equal(t, "true", string(b), "endpoints/v2/__init__.py: the body is true, even on the 401")
 	assert.Equal(t, "false", resp.Header.Get("X-Sparse-Manifest-Support"))
 
 	status, keys := call(t, env.srv, http.MethodGet, "/keys/services/quay/keys", "", "")
@@ -177,7 +178,8 @@ func TestRegistry_ChallengeAndKeys(t *testing.T) {
 	assert.NotEmpty(t, resp.Header.Get("WWW-Authenticate"))
 }
 
-// "$app" logins use a user's app-specific token (reference §1.6, §7.2).
+// "$app" logins use a user's app-specific token (auth/credentials.py
+// validate_credentials, endpoints/api/appspecifictokens.py).
 func TestRegistry_AppSpecificTokenLogin(t *testing.T) {
 	env := newRegistryEnv(t)
 	admin, err := env.emu.IssueToken("admin", "user:admin", time.Hour)

@@ -10,8 +10,9 @@ import (
 	"time"
 )
 
-// Repositories and their permissions (reference §5.5). The repository path
-// may be nested (FEATURE_EXTENDED_REPOSITORY_NAMES, on by default):
+// Repositories and their permissions (endpoints/api/repository.py,
+// endpoints/api/permission.py). The repository path may be nested
+// (FEATURE_EXTENDED_REPOSITORY_NAMES, on by default):
 // /api/v1/repository/<ns>/<a/b>/permissions/user/<username>.
 
 // repoNameRule is util/names.py REPOSITORY_NAME_EXTENDED_REGEX.
@@ -320,7 +321,8 @@ func (e *Emulator) repoAdmin(w http.ResponseWriter, r *http.Request, c *caller) 
 }
 
 // internalError is what an unhandled exception looks like (e.g. peewee's
-// DoesNotExist for a permission on a missing repository, reference §5.5).
+// DoesNotExist for a permission on a missing repository:
+// data/model/permission.py __set_entity_repo_permission).
 func internalError(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "text/html")
 	w.WriteHeader(http.StatusInternalServerError)

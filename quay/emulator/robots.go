@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// Robot accounts (reference §5.1–5.4). Organization robots need org admin
+// Robot accounts (endpoints/api/robot.py). Organization robots need org admin
 // (org:admin); user robots live in the caller's own namespace (user:admin).
 
 const robotNotFoundMessage = "Could not find robot with specified username"
@@ -329,8 +329,8 @@ func (e *Emulator) regenerateRobot(w http.ResponseWriter, r *http.Request, c *ca
 
 // robotPermissions is decorated require_user_admin in Quay, so an OAuth
 // caller needs user:admin first (an ApiException otherwise); a caller
-// without organization admin then gets Flask's plain abort(403) (reference
-// §5.3).
+// without organization admin then gets Flask's plain abort(403)
+// (endpoints/api/robot.py OrgRobotPermissions.get).
 func (e *Emulator) robotPermissions(w http.ResponseWriter, r *http.Request, c *caller) {
 	ns, ok := e.userRobotNamespace(w, r, c)
 	if !ok {

@@ -5,7 +5,8 @@ import (
 	"strings"
 )
 
-// Quay's grantable scopes (auth/scopes.py, reference §1.3), in Quay's order.
+// Quay's grantable scopes (auth/scopes.py), in the order that file defines
+// them.
 var knownScopes = []string{"repo:read", "repo:write", "repo:admin", "repo:create", "user:read", "user:admin", "org:admin", "super:user"}
 
 // scopeSeparator is scopes_from_scope_string's re.split(" |,"): every single

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// Teams and members (reference §5.6). Managing them needs org admin.
+// Teams and members (endpoints/api/team.py). Managing them needs org admin.
 
 func (e *Emulator) teamRoutes() {
 	base := "/api/v1/organization/{orgname}/team/{teamname}"

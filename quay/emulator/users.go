@@ -16,7 +16,8 @@ import (
 )
 
 // usernameRule is util/validation.py's rule for users, organizations, robots
-// and teams (reference §5.1).
+// and teams (validate_username; data/model/team.py validate_team_name has
+// the same regex and lengths).
 var usernameRule = regexp.MustCompile(`^([a-z0-9]+(?:[._-][a-z0-9]+)*)$`)
 
 func validName(s string) bool { return len(s) >= 2 && len(s) <= 255 && usernameRule.MatchString(s) }
@@ -63,14 +64,15 @@ func validEmail(addr string) bool {
 	return true
 }
 
-// initializeScope is the fixed scope of the initialization token (reference §3).
+// initializeScope is the fixed scope of the initialization token
+// (endpoints/web.py user_initialize).
 const initializeScope = "org:admin repo:admin repo:create repo:read repo:write super:user user:admin user:read"
 
 // initializeTokenLifetime: data/model/oauth.py create_user_access_token default.
 const initializeTokenLifetime = 9000 * time.Second
 
 // initializeUser is POST /api/v1/user/initialize (endpoints/web.py
-// user_initialize), a plain web route: no auth, no CSRF (reference §3).
+// user_initialize), a plain web route: no auth, no CSRF.
 func (e *Emulator) initializeUser(w http.ResponseWriter, r *http.Request, _ *caller) {
 	if !e.cfg.FeatureUserInitialize {
 		abort(w, http.StatusNotFound, "Not Found") // route_show_if
@@ -168,9 +170,9 @@ func randomHashFor(name string) string {
 	return string(out)
 }
 
-// getLoggedInUser is GET /api/v1/user/ (reference §6.1). Without a user, or
-// without user:read, it is InvalidToken (401) with session_required, not
-// the usual 403 (endpoints/api/user.py User.get).
+// getLoggedInUser is GET /api/v1/user/ (endpoints/api/user.py User.get).
+// Without a user, or without user:read, it is InvalidToken (401) with
+// session_required, not the usual 403.
 func (e *Emulator) getLoggedInUser(w http.ResponseWriter, r *http.Request, c *caller) {
 	if c == nil || !e.userRead(c) {
 		e.apiException(w, r, http.StatusUnauthorized, "invalid_token", "Requires authentication", map[string]any{"session_required": false})
@@ -237,7 +239,8 @@ func (e *Emulator) userView(c *caller) map[string]any {
 	return view
 }
 
-// changeUserDetails is PUT /api/v1/user/ (internal, reference §6.1): needs
+// changeUserDetails is PUT /api/v1/user/ (internal; endpoints/api/user.py
+// User.put, data/model/user.py change_password): needs
 // user:admin (checked before the body); a password change asks for no
 // current password, rotates the user's uuid, and leaves OAuth tokens valid.
 // With FEATURE_MAILING an email change only sends a confirmation mail.
@@ -279,7 +282,8 @@ var updateUserSchema = objectSchema{props: []prop{
 	{name: "username", types: []string{"string"}},
 }}
 
-// Authorizations (internal, reference §2.5): the caller's own OAuth tokens.
+// Authorizations (internal; endpoints/api/user.py UserAuthorizationList,
+// UserAuthorization): the caller's own OAuth tokens.
 
 func (e *Emulator) authorizationView(t *oauthToken) map[string]any {
 	app := e.db.apps[t.clientID]

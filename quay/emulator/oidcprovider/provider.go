@@ -565,7 +565,8 @@ func (p *Provider) Mint(claims jwt.MapClaims, opts *MintOptions) (string, error)
 	return tok.SignedString(key)
 }
 
-// Refusal names a token Quay must refuse (reference §9).
+// Refusal names a token Quay must refuse (auth/oauth.py
+// validate_sso_oauth_token, oauth/oidc.py OIDCLoginService.decode_user_jwt).
 type Refusal string
 
 const (
