@@ -7,8 +7,10 @@ import (
 	"strings"
 )
 
-// Robot accounts (endpoints/api/robot.py). Organization robots need org admin
-// (org:admin); user robots live in the caller's own namespace (user:admin).
+// Robot accounts (endpoints/api/robot.py). Listing an organization's robots
+// needs membership (OrgRobotList.get), their tokens and permissions and any
+// change need org admin (org:admin); user robots live in the caller's own
+// namespace (user:admin).
 
 const robotNotFoundMessage = "Could not find robot with specified username"
 

@@ -14,8 +14,8 @@ type UserOption func(*userOptions)
 type userOptions struct{ superuser bool }
 
 // SuperUser makes the new user a superuser, as if listed in SUPER_USERS
-// (Quay registers superusers at run time the same way for OIDC group
-// sync). FEATURE_SUPER_USERS must be on, and an OAuth token still needs
+// (util/config/superusermanager.py register_superuser, which Quay 3.18
+// itself never calls at run time). FEATURE_SUPER_USERS must be on, and an OAuth token still needs
 // super:user for the grant (data/users/__init__.py UserManager.is_superuser,
 // auth/permissions.py QuayDeferredPermissionUser.can).
 func SuperUser() UserOption { return func(o *userOptions) { o.superuser = true } }
