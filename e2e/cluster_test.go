@@ -3,6 +3,8 @@
 package e2e
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -230,6 +232,16 @@ func (c *Cluster) LeaderIndex(t testing.TB) int {
 				ok = false
 			}
 		}
+		// A standby answers 429 as soon as it is unsealed, but forwards
+		// only once it knows the active node.
+		for i, v := range c.Nodes {
+			if ok && leader >= 0 && i != leader && c.Running(i) {
+				if addr, err := v.leaderAddress(); err != nil || addr != c.Nodes[leader].Addr {
+					states = append(states, fmt.Sprintf("%s sees leader %q", c.names[i], addr))
+					ok = false
+				}
+			}
+		}
 		if ok && leader >= 0 {
 			return leader
 		}
@@ -239,6 +251,23 @@ func (c *Cluster) LeaderIndex(t testing.TB) int {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// leaderAddress is the active node's API address as v knows it (sys/leader).
+func (v *Vault) leaderAddress() (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, v.Addr+"/v1/sys/leader", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		LeaderAddress string `json:"leader_address"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&out)
+	return out.LeaderAddress, err
 }
 
 // Leader returns the active node.
