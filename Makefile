@@ -32,7 +32,7 @@ EMULATOR    := $(BIN)/quay-emulator
 VAULT       := $(BIN)/vault
 LDFLAGS     := -X $(MODULE)/version.Version=$(VERSION)
 
-E2E_TIMEOUT ?= 30m
+E2E_TIMEOUT ?= 45m
 DEMO_BOOTSTRAP ?= token
 # Packages of the plugin module without the e2e suite (its files carry the
 # e2e build tag, so it is excluded explicitly to keep test-unit unit-only).
