@@ -25,6 +25,9 @@ type quayInventory struct {
 	// OAuthTokens are the UUIDs of the tokens of the engine's managed
 	// applications in the organization.
 	OAuthTokens []string
+	// OAuthNames names each of OAuthTokens (Quay's token name, which the
+	// engine's logs and write-ahead entries carry).
+	OAuthNames map[string]string
 	// RootTokens are the UUIDs of the tokens of the engine's root
 	// application(s) in the root organization.
 	RootTokens []string
@@ -33,7 +36,7 @@ type quayInventory struct {
 // inventory lists org's robots and the engine's tokens in org and rootOrg.
 func (e *Emulator) inventory(t testing.TB, insp, org, rootOrg string) quayInventory {
 	t.Helper()
-	var inv quayInventory
+	inv := quayInventory{OAuthNames: map[string]string{}}
 	code, body := e.Do(t, http.MethodGet, "/api/v1/organization/"+org+"/robots?token=false", insp, nil)
 	if code != http.StatusOK {
 		t.Fatalf("listing robots of %s: %d %s", org, code, body)
@@ -47,7 +50,10 @@ func (e *Emulator) inventory(t testing.TB, insp, org, rootOrg string) quayInvent
 	}
 	for _, a := range e.applications(t, insp, org) {
 		if strings.HasPrefix(a.Name, "vault-secrets-quay") && !strings.HasSuffix(a.Name, "-root") {
-			inv.OAuthTokens = append(inv.OAuthTokens, e.appTokenIDs(t, insp, org, a.ClientID)...)
+			for _, tok := range e.appTokens(t, insp, org, a.ClientID) {
+				inv.OAuthTokens = append(inv.OAuthTokens, tok.UUID)
+				inv.OAuthNames[tok.UUID] = tok.Name
+			}
 		}
 	}
 	if rootOrg != "" {
@@ -80,10 +86,10 @@ func (e *Emulator) applications(t testing.TB, insp, org string) []quayApplicatio
 	return apps.Applications
 }
 
-// appTokenIDs lists an application's (unexpired) token UUIDs, all pages.
-func (e *Emulator) appTokenIDs(t testing.TB, insp, org, clientID string) []string {
+// appTokens lists an application's (unexpired) tokens, all pages.
+func (e *Emulator) appTokens(t testing.TB, insp, org, clientID string) []appToken {
 	t.Helper()
-	var ids []string
+	var tokens []appToken
 	next := ""
 	for {
 		path := "/api/v1/organization/" + org + "/applications/" + clientID + "/tokens"
@@ -99,11 +105,9 @@ func (e *Emulator) appTokenIDs(t testing.TB, insp, org, clientID string) []strin
 			NextPage string     `json:"next_page"`
 		}
 		must(t, json.Unmarshal(body, &page))
-		for _, tok := range page.Tokens {
-			ids = append(ids, tok.UUID)
-		}
+		tokens = append(tokens, page.Tokens...)
 		if page.NextPage == "" {
-			return ids
+			return tokens
 		}
 		next = page.NextPage
 	}
