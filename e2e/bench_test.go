@@ -43,7 +43,13 @@ import (
 //	make bench     # or: KV_PLUGIN_BINARY=bin/bench/vault-plugin-secrets-kv \
 //	               #     go test -tags e2e -run '^$' -bench SideBySide ./e2e/
 //
-// BENCH_LEASES changes the 10,000.
+// BENCH_LEASES changes the 10,000; BENCH_VAULT_LOG_LEVEL Vault's log level
+// (default info). BENCH_OTHER_PLUGINS=name=path,... mounts
+// other builds of a Quay engine (another version, an experiment, or
+// redhat-cop/vault-plugin-secrets-quay) at other-<name>/ beside quay/ and
+// adds creds_robot_interleaved: one client reads a fresh robot from each
+// mount in turn, idle 50 ms before each read, so every engine meets the
+// same machine state and the comparison holds on a busy machine.
 func BenchmarkSideBySide(b *testing.B) {
 	kvBin := os.Getenv("KV_PLUGIN_BINARY")
 	if kvBin == "" {
@@ -54,7 +60,17 @@ func BenchmarkSideBySide(b *testing.B) {
 		_, err := fmt.Sscan(s, &leases)
 		must(b, err)
 	}
-	env := newBenchEnv(b, kvBin)
+	others := map[string]string{}
+	if raw := os.Getenv("BENCH_OTHER_PLUGINS"); raw != "" {
+		for _, item := range strings.Split(raw, ",") {
+			name, path, ok := strings.Cut(item, "=")
+			if !ok || name == "" || path == "" {
+				b.Fatalf("BENCH_OTHER_PLUGINS: %q is not name=path", item)
+			}
+			others[name] = path
+		}
+	}
+	env := newBenchEnv(b, kvBin, others)
 	results := &benchResults{byName: map[string]benchResult{}}
 
 	cases := []struct {
@@ -111,6 +127,16 @@ func BenchmarkSideBySide(b *testing.B) {
 		b.StopTimer()
 		env.revokeRole("oauth")(b)
 	})
+	if len(env.others) > 0 {
+		b.Run("creds_robot_interleaved/clients=1", func(b *testing.B) {
+			results.interleaved = env.interleaved(b, 50*time.Millisecond, "creds/robot")
+		})
+		// The same for a role read (one storage read in the plugin):
+		// what the engines differ by besides creating a credential.
+		b.Run("role_read_interleaved/clients=1", func(b *testing.B) {
+			results.interleavedRole = env.interleaved(b, 50*time.Millisecond, "roles/robot")
+		})
+	}
 
 	// Memory with no lease, then with `leases` live ones; revoke -prefix
 	// of all of them; the same number of deletes sent to Quay directly.
@@ -159,9 +185,11 @@ type benchEnv struct {
 	// emulator (whose token delete scans every token).
 	bareApp string
 	bareN   int
+	// others are the mounts of BENCH_OTHER_PLUGINS, by name.
+	others []string
 }
 
-func newBenchEnv(b *testing.B, kvBin string) *benchEnv {
+func newBenchEnv(b *testing.B, kvBin string, others map[string]string) *benchEnv {
 	b.Helper()
 	dir, err := filepath.EvalSymlinks(b.TempDir())
 	must(b, err)
@@ -169,6 +197,9 @@ func newBenchEnv(b *testing.B, kvBin string) *benchEnv {
 	must(b, os.MkdirAll(pluginDir, 0o755))
 	must(b, copyFile(suite.pluginPath, filepath.Join(pluginDir, pluginName), 0o755))
 	must(b, copyFile(kvBin, filepath.Join(pluginDir, "vault-plugin-secrets-kv"), 0o755))
+	for name, path := range others {
+		must(b, copyFile(path, filepath.Join(pluginDir, "other-"+name), 0o755))
+	}
 
 	env := &benchEnv{q: StartEmulator(b, EmulatorOptions{}), org: "acme"}
 	env.q.CreateOrganization(b, env.org)
@@ -177,7 +208,13 @@ func newBenchEnv(b *testing.B, kvBin string) *benchEnv {
 	// storage operations per request.
 	telemetry := filepath.Join(dir, "telemetry.hcl")
 	must(b, os.WriteFile(telemetry, []byte("telemetry {\n  prometheus_retention_time = \"1h\"\n  disable_hostname = true\n}\n"), 0o600))
-	env.v = startDevVaultIn(b, pluginDir, false, "-config="+telemetry)
+	// Vault at info, as in production: at debug the engine logs every
+	// Quay call, and each plugin log line is a round trip to Vault too.
+	logLevel := "info"
+	if l := os.Getenv("BENCH_VAULT_LOG_LEVEL"); l != "" {
+		logLevel = l
+	}
+	env.v = startDevVaultIn(b, pluginDir, false, "-config="+telemetry, "-log-level="+logLevel)
 	s := &stack{Vault: env.v, Quay: env.q, Org: env.org}
 	env.v.EnablePlugin(b, mount)
 	s.configure(b)
@@ -190,6 +227,16 @@ func newBenchEnv(b *testing.B, kvBin string) *benchEnv {
 	for _, path := range []string{"kvb/bench", "kvx/bench"} {
 		env.v.MustCLI(b, "write", path, "username=demo", "password=not-a-secret")
 	}
+	for name := range others {
+		// The fields of redhat-cop/vault-plugin-secrets-quay, which
+		// this engine keeps.
+		path := "other-" + name
+		env.v.MustCLI(b, "secrets", "enable", "-path="+path, path)
+		env.v.MustCLI(b, "write", path+"/config", "url="+env.q.URL, "token="+env.q.BootstrapToken)
+		env.v.MustCLI(b, "write", path+"/roles/robot", "namespace_name="+env.org, `repositories={"app":"read"}`, "ttl=1h")
+		env.others = append(env.others, name)
+	}
+	slices.Sort(env.others)
 	env.resetBareApp(b)
 	return env
 }
@@ -229,6 +276,47 @@ func (env *benchEnv) issue(b *testing.B, role string, n int) {
 	parallel(b, env.v, 16, n, func(ctx context.Context, c *api.Client, _ int) error {
 		return env.creds(role)(ctx, c)
 	})
+}
+
+// interleaved reads a fresh robot from quay/ and every other mount in turn,
+// b.N rounds, idle pause before each read, and returns each mount's p50.
+func (env *benchEnv) interleaved(b *testing.B, pause time.Duration, path string) map[string]time.Duration {
+	b.Helper()
+	mounts := append([]string{mount}, env.others...)
+	paths := map[string]string{mount: mount}
+	for _, name := range env.others {
+		paths[name] = "other-" + name
+	}
+	lat := map[string][]time.Duration{}
+	c := env.v.newClient(b)
+	b.ResetTimer()
+	for range b.N {
+		for _, m := range mounts {
+			b.StopTimer()
+			time.Sleep(pause)
+			b.StartTimer()
+			t0 := time.Now()
+			sec, err := c.Logical().Read(paths[m] + "/" + path)
+			lat[m] = append(lat[m], time.Since(t0))
+			if err != nil {
+				b.Fatalf("%s/%s: %v", paths[m], path, err)
+			}
+			if sec == nil || (strings.HasPrefix(path, "creds/") && sec.LeaseID == "") {
+				b.Fatalf("%s/%s returned no lease", paths[m], path)
+			}
+		}
+	}
+	b.StopTimer()
+	out := map[string]time.Duration{}
+	for _, m := range mounts {
+		slices.Sort(lat[m])
+		out[m] = lat[m][len(lat[m])/2]
+		b.ReportMetric(float64(out[m].Microseconds())/1000, "p50-ms-"+m)
+		if strings.HasPrefix(path, "creds/") {
+			must(b, env.v.Client.Sys().RevokePrefix(paths[m]+"/"+path))
+		}
+	}
+	return out
 }
 
 // resetBareApp deletes the bare calls' application (and with it its tokens)
@@ -496,6 +584,9 @@ type benchResults struct {
 	deletePerToken time.Duration
 	rss0, rssN     int
 	leases         int
+	// interleaved is each mount's fresh-robot p50 (BENCH_OTHER_PLUGINS),
+	// interleavedRole its role read's.
+	interleaved, interleavedRole map[string]time.Duration
 }
 
 func (r *benchResults) put(name string, clients int, res benchResult) {
@@ -573,6 +664,18 @@ func (r *benchResults) print(out *os.File) {
 		fmt.Fprintf(w, "%s\t\n", row)
 	}
 	w.Flush()
+
+	if len(r.interleaved) > 0 {
+		w = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(w, "\nmounts in turn, one client, idle 50 ms before each read\tcreds/robot p50 ms\tvs quay/\troles/robot p50 ms\tvs quay/\t")
+		base, baseRole := r.interleaved[mount], r.interleavedRole[mount]
+		for _, m := range sortedKeys(r.interleaved) {
+			role := r.interleavedRole[m]
+			fmt.Fprintf(w, "%s\t%s\t%.2fx\t%s\t%.2fx\t\n", m, ms(r.interleaved[m]), float64(r.interleaved[m])/float64(base),
+				ms(role), float64(role)/float64(max(baseRole, 1)))
+		}
+		w.Flush()
+	}
 
 	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "\ngoal\tmeasured\tverdict")
