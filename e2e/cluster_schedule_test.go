@@ -71,8 +71,11 @@ func TestClusterSchedulesRunOncePerPeriod(t *testing.T) {
 	// period plus two ticks plus the failover; about window/period of them.
 	for _, r := range []string{rootRoute, staticRoute} {
 		times := calls.routes[r]
-		if len(times) < int(window/(period+tick)) {
-			t.Errorf("%s: %d runs in %s, want at least %d", r, len(times), window, int(window/(period+tick)))
+		// A job due right after a tick waits for the next one, and the
+		// engine schedules from the end of the previous run, so a
+		// one-minute period often takes two ticks.
+		if want := int(window / (period + 2*tick)); len(times) < want {
+			t.Errorf("%s: %d runs in %s, want at least %d", r, len(times), window, want)
 		}
 		prev := configured
 		for i, at := range times {
