@@ -710,6 +710,10 @@ func (r *benchResults) print(out *os.File) {
 		fmt.Fprintf(w, "revoke -prefix per lease <= 1.2 x (kv p50 + Quay delete)\t%s ms vs 1.2 x %s ms (%d leases in %s; bare deletes %s) = %.2fx\t%s\n",
 			ms(r.revokePerLease), ms(floor), r.leases, r.revokeTotal.Round(time.Millisecond), r.deleteTotal.Round(time.Millisecond), ratio, verdict(ratio <= 1.2))
 	}
+	if rc, ok := r.interleaved["redhatcop"]; ok {
+		q := r.interleaved[mount]
+		fmt.Fprintf(w, "fresh robot p50 below redhat-cop's (mounts in turn)\t%s ms vs %s ms (%.2fx)\t%s\n", ms(q), ms(rc), float64(q)/float64(rc), verdict(q < rc))
+	}
 	if r.rss0 > 0 {
 		growth := float64(r.rssN-r.rss0) / float64(r.rss0)
 		fmt.Fprintf(w, "plugin RSS within 10%% from 0 to %d leases\t%d KiB -> %d KiB (%+.1f%%)\t%s\n", r.leases, r.rss0, r.rssN, 100*growth, verdict(growth <= 0.10))
