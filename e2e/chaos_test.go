@@ -282,6 +282,9 @@ type chaosState struct {
 	leases  map[string]chaosLease
 	secrets map[string]bool
 	report  *chaosReport
+	// login is a registry login with a robot's credentials (GET
+	// /v2/auth, which the soak never faults): its HTTP status.
+	login func(username, password string) (int, error)
 }
 
 type opCount struct {
@@ -303,15 +306,22 @@ type chaosReport struct {
 	// FaultedShare is faulted calls / Quay API calls.
 	FaultedShare float64        `json:"faulted_share"`
 	ClientErrors map[string]int `json:"client_errors"`
+	// ClientErrorClasses groups ClientErrors by cause.
+	ClientErrorClasses map[string]int `json:"client_error_classes"`
 	// QuayRetries are the engine's retried Quay calls (its trace log).
 	QuayRetries int `json:"quay_retries"`
 	// RevocationRetries are Vault's retried revocations (its log).
 	RevocationRetries int `json:"revocation_retries"`
 	// Irrevocable are leases Vault gave up revoking (after six attempts).
-	Irrevocable int       `json:"irrevocable_leases"`
-	PluginKills int       `json:"plugin_kills"`
-	LeaderKills int       `json:"leader_kills"`
-	FailoverSec []float64 `json:"failover_seconds"`
+	Irrevocable int `json:"irrevocable_leases"`
+	// StaticLogins are registry logins with the password static-creds
+	// just served: refused ones are a password Quay no longer accepts (a
+	// rotation whose result Vault did not store yet, or one racing the
+	// check).
+	StaticLogins opCount   `json:"static_creds_logins"`
+	PluginKills  int       `json:"plugin_kills"`
+	LeaderKills  int       `json:"leader_kills"`
+	FailoverSec  []float64 `json:"failover_seconds"`
 
 	// OrphansRemoved counts what the engine cleaned up by itself during
 	// and after the run, by mechanism (its logs and tidy reports).
@@ -351,7 +361,36 @@ func (s *chaosState) count(op chaosOp, err error) {
 		return
 	}
 	c.Errors++
-	s.report.ClientErrors[string(op)+": "+classifyError(err)]++
+	kind := classifyError(err)
+	s.report.ClientErrors[string(op)+": "+truncate(kind, 240)]++
+	s.report.ClientErrorClasses[errorCause(kind)]++
+}
+
+// errorCause is the cause of a client-visible error, from its kind.
+func errorCause(kind string) string {
+	switch {
+	case strings.Contains(kind, "csrf") || strings.Contains(kind, "CSRF"):
+		return "the root token was rotated away under the request (Quay 403 CSRF)"
+	case strings.Contains(kind, "active cluster node not found"):
+		return "no active node yet (failover)"
+	case strings.HasPrefix(kind, "transport "):
+		return "connection to a node that was killed"
+	case strings.Contains(kind, "rpc error") || strings.HasPrefix(kind, "500 internal error"):
+		return "the plugin process was killed (Vault restarts it)"
+	case strings.Contains(kind, "lease not found"):
+		return "the lease had expired"
+	case strings.HasPrefix(kind, "409 "):
+		return "a tidy was already running"
+	case strings.Contains(kind, "Too Many Requests"):
+		return "Quay fault: 429 after the retries"
+	case strings.Contains(kind, "Bad Gateway") || strings.Contains(kind, "Service Unavailable"):
+		return "Quay fault: 502/503 (calls that create are not retried)"
+	case strings.Contains(kind, "timed out waiting for Quay"):
+		return "Quay fault: slower than request_timeout"
+	case strings.Contains(kind, "Quay unreachable"):
+		return "Quay fault: dropped connection"
+	}
+	return "other (see client_errors)"
 }
 
 func (s *chaosState) remember(secrets ...string) {
@@ -412,11 +451,14 @@ func classifyError(err error) string {
 	msg = errRobot.ReplaceAllString(msg, "<robot>")
 	msg = errApp.ReplaceAllString(msg, "applications/<client>")
 	msg = errNumber.ReplaceAllString(msg, "N")
-	msg = redactSecrets(msg)
-	if len(msg) > 160 {
-		msg = msg[:160] + "…"
+	return prefix + " " + redactSecrets(msg)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
 	}
-	return prefix + " " + msg
+	return s
 }
 
 func TestChaosSoak(t *testing.T) {
@@ -444,11 +486,26 @@ func TestChaosSoak(t *testing.T) {
 
 	st := &chaosState{leases: map[string]chaosLease{}, secrets: map[string]bool{}, report: &chaosReport{
 		Seed: cfg.Seed, Cycles: cfg.Cycles, Workers: cfg.Workers, FaultRate: cfg.FaultRate,
-		Operations: map[chaosOp]*opCount{}, Faults: map[string]int{}, ClientErrors: map[string]int{},
+		Operations: map[chaosOp]*opCount{}, Faults: map[string]int{}, ClientErrors: map[string]int{}, ClientErrorClasses: map[string]int{},
 		OrphansRemoved: map[string]int{}, Replay: replay,
 	}}
 	rep := st.report
 	st.remember(cs.Quay.BootstrapToken, cs.C.Token, cs.C.UnsealKey)
+	loginClient := &http.Client{Timeout: 10 * time.Second}
+	registryHost := strings.TrimPrefix(cs.Quay.URL, "http://")
+	st.login = func(username, password string) (int, error) {
+		req, err := http.NewRequest(http.MethodGet, cs.Quay.URL+"/v2/auth?service="+registryHost, nil)
+		if err != nil {
+			return 0, err
+		}
+		req.SetBasicAuth(username, password)
+		resp, err := loginClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
 	clients := make([]*api.Client, len(cs.C.Nodes))
 	for i, v := range cs.C.Nodes {
 		clients[i] = v.newClient(t)
@@ -619,6 +676,19 @@ func (st *chaosState) run(p plannedOp, c *api.Client, statics []string) {
 				if v, ok := sec.Data[k].(string); ok {
 					st.remember(v)
 				}
+			}
+			// What a user of static-creds meets: does the password
+			// work in Quay now?
+			user, _ := sec.Data["username"].(string)
+			pw, _ := sec.Data["password"].(string)
+			if code, lerr := st.login(user, pw); lerr == nil {
+				st.mu.Lock()
+				if code == http.StatusOK {
+					st.report.StaticLogins.OK++
+				} else {
+					st.report.StaticLogins.Errors++
+				}
+				st.mu.Unlock()
 			}
 		}
 	}
@@ -851,14 +921,15 @@ func (r *chaosReport) print(out *os.File) {
 		fmt.Fprintf(w, "%s\t%d\n", k, r.Faults[k])
 	}
 	fmt.Fprintf(w, "faulted share of %d Quay API calls\t%.1f%%\n", r.QuayAPICalls, 100*r.FaultedShare)
-	fmt.Fprintf(w, "\nclient-visible error\tcount\n")
-	for _, k := range sortedKeys(r.ClientErrors) {
-		fmt.Fprintf(w, "%s\t%d\n", k, r.ClientErrors[k])
+	fmt.Fprintf(w, "\nclient-visible errors by cause (each kind in the JSON report)\tcount\n")
+	for _, k := range sortedKeys(r.ClientErrorClasses) {
+		fmt.Fprintf(w, "%s\t%d\n", k, r.ClientErrorClasses[k])
 	}
 	fmt.Fprintf(w, "\nretries and kills\t\n")
 	fmt.Fprintf(w, "Quay calls retried by the engine\t%d\n", r.QuayRetries)
 	fmt.Fprintf(w, "revocations retried by Vault\t%d\n", r.RevocationRetries)
 	fmt.Fprintf(w, "leases Vault marked irrevocable\t%d\n", r.Irrevocable)
+	fmt.Fprintf(w, "static-creds passwords Quay accepted / refused at once\t%d / %d\n", r.StaticLogins.OK, r.StaticLogins.Errors)
 	fmt.Fprintf(w, "plugin processes killed\t%d\n", r.PluginKills)
 	fmt.Fprintf(w, "leaders killed (failover seconds)\t%d %v\n", r.LeaderKills, roundAll(r.FailoverSec))
 	fmt.Fprintf(w, "\norphans\t\n")
