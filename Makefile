@@ -6,7 +6,10 @@
 #   make test       test-unit, test-e2e (real Vault + Quay emulator processes), docs-check
 #   make test-realquay  the e2e suite and the conformance table against Quay 3.18.0
 #                   itself (REALQUAY_DIR, default ../shared/realquay)
-#   make bench      Go benchmarks (quay/, backend/) and the e2e benchmarks (creds vs kv, federated vs dynamic robot, static-creds healthy vs healing)
+#   make bench      Go benchmarks (quay/, backend/), the e2e side-by-side benchmark (kv builtin/external,
+#                   token create, creds; revoke -prefix; plugin RSS), federated vs dynamic robot and
+#                   static-creds healthy vs healing
+#   make chaos      chaos soak on a 3-node Raft cluster (CHAOS_CYCLES=1000, CHAOS_SEED)
 #   make demo       end-to-end walk-through with the real vault CLI (scripts/demo.sh);
 #                   QUAY=real tells it against Quay 3.18.0
 #   make sandbox    leave an emulator and a dev Vault with the plugin running (sandbox-stop stops them)
@@ -33,7 +36,7 @@ EMULATOR    := $(BIN)/quay-emulator
 VAULT       := $(BIN)/vault
 LDFLAGS     := -X $(MODULE)/version.Version=$(VERSION)
 
-E2E_TIMEOUT ?= 30m
+E2E_TIMEOUT ?= 45m
 REALQUAY_TIMEOUT ?= 60m
 DEMO_BOOTSTRAP ?= token
 # QUAY=real runs the demo against Quay 3.18.0 (realquay's start.sh) instead
@@ -44,7 +47,7 @@ REALQUAY_DIR ?= $(abspath $(CURDIR)/../shared/realquay)
 # e2e build tag, so it is excluded explicitly to keep test-unit unit-only).
 UNIT_PKGS = $$($(GO) list ./... | grep -v '/e2e$$')
 
-.PHONY: build plugin emulator vault test test-unit test-e2e test-realquay bench demo fmt vet clean distclean
+.PHONY: build plugin emulator vault kv-plugin test test-unit test-e2e test-realquay bench chaos demo fmt vet clean distclean
 .PHONY: sandbox sandbox-stop docs-check
 
 build: plugin emulator
@@ -81,9 +84,23 @@ test-e2e: vault build
 test-realquay: vault build
 	E2E_QUAY=real REALQUAY_DIR=$(REALQUAY_DIR) VAULT_BINARY=$(VAULT) $(GO) test -tags e2e -count=1 -timeout $(REALQUAY_TIMEOUT) ./e2e/...
 
-bench: vault build
+# HashiCorp's kv engine as an external plugin, from the module proxy at the
+# version Vault v1.21.0 builds in (scripts/tools): the floor of any external
+# plugin request in `make bench`.
+KV_PLUGIN := $(BIN)/bench/vault-plugin-secrets-kv
+
+kv-plugin: $(KV_PLUGIN)
+
+$(KV_PLUGIN):
+	@mkdir -p $(dir $(KV_PLUGIN))
+	cd scripts/tools && CGO_ENABLED=0 $(GO) build -trimpath -o $(KV_PLUGIN).tmp github.com/hashicorp/vault-plugin-secrets-kv/cmd/vault-plugin-secrets-kv
+	mv -f $(KV_PLUGIN).tmp $(KV_PLUGIN)
+
+BENCHTIME ?= 2s
+
+bench: vault build kv-plugin
 	$(GO) test -run '^$$' -bench . -benchmem ./quay/... ./backend/...
-	VAULT_BINARY=$(VAULT) $(GO) test -tags e2e -run '^$$' -bench 'BenchmarkCredsReadVsKV|BenchmarkCredsFederatedVsDynamicRobot|BenchmarkStaticCredsRead' -benchmem -timeout $(E2E_TIMEOUT) ./e2e/...
+	VAULT_BINARY=$(VAULT) KV_PLUGIN_BINARY=$(KV_PLUGIN) $(GO) test -tags e2e -run '^$$' -bench 'BenchmarkSideBySide|BenchmarkCredsFederatedVsDynamicRobot|BenchmarkStaticCredsRead' -benchtime $(BENCHTIME) -timeout $(E2E_TIMEOUT) ./e2e/...
 
 # A Quay emulator and a dev Vault with the plugin at quay/ that keep running
 # (in .sandbox/), for trying the docs' examples; it prints the export lines.
@@ -96,6 +113,18 @@ sandbox-stop:
 # Every ```shell example in docs/, run as written against a sandbox of its own.
 docs-check: vault build
 	@VAULT_BINARY=$(VAULT) PLUGIN_BINARY=$(PLUGIN) EMULATOR_BINARY=$(EMULATOR) GO=$(GO) scripts/docs-check.sh
+
+# The soak prints its table and writes it as JSON to CHAOS_REPORT; a failing
+# run prints the seed to replay.
+CHAOS_CYCLES ?= 1000
+CHAOS_SEED ?=
+CHAOS_WORKERS ?= 4
+CHAOS_REPORT ?= $(BIN)/chaos-report.json
+CHAOS_TIMEOUT ?= 3h
+
+chaos: vault build
+	VAULT_BINARY=$(VAULT) CHAOS_CYCLES=$(CHAOS_CYCLES) CHAOS_SEED=$(CHAOS_SEED) CHAOS_WORKERS=$(CHAOS_WORKERS) CHAOS_REPORT=$(CHAOS_REPORT) \
+		$(GO) test -tags e2e -count=1 -v -run '^TestChaosSoak$$' -timeout $(CHAOS_TIMEOUT) ./e2e/
 
 # DEMO_BOOTSTRAP=initialize runs the zero-touch path (Vault creates Quay's first user);
 # QUAY=real runs Quay 3.18.0 instead of the emulator.

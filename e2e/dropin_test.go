@@ -284,7 +284,7 @@ func TestDropInReplacesRedHatCopPlugin(t *testing.T) {
 	must(t, os.MkdirAll(pluginDir, 0o755))
 	pluginDir, err := filepath.EvalSymlinks(pluginDir)
 	must(t, err)
-	copyFile(t, rhc, filepath.Join(pluginDir, redHatCopPluginName))
+	must(t, copyFile(rhc, filepath.Join(pluginDir, redHatCopPluginName), 0o755))
 	rhcSHA, err := sha256File(rhc)
 	must(t, err)
 	v := StartFileVaultWithPlugins(t, pluginDir)
@@ -345,7 +345,7 @@ func TestDropInReplacesRedHatCopPlugin(t *testing.T) {
 	// one, registered under the same name with a version, the mount pinned
 	// to that version, the plugin reloaded.
 	ours := "vault-plugin-secrets-quay-" + pluginVersion
-	copyFile(t, suite.pluginPath, filepath.Join(pluginDir, ours))
+	must(t, copyFile(suite.pluginPath, filepath.Join(pluginDir, ours), 0o755))
 	v.MustCLI(t, "plugin", "register", "-sha256="+suite.pluginSHA, "-command="+ours, "-version="+pluginVersion, "secret", redHatCopPluginName)
 	v.MustCLI(t, "secrets", "tune", "-plugin-version="+pluginVersion, mount+"/")
 	v.MustCLI(t, "plugin", "reload", "-plugin="+redHatCopPluginName)
@@ -431,13 +431,6 @@ func TestDropInReplacesRedHatCopPlugin(t *testing.T) {
 	if deleted == nil || !strings.Contains(strings.Join(deleted.Warnings, " "), "kept in Quay") || !q.RobotExists(t, s.Org+"+pull") {
 		t.Errorf("deleting redhat-cop's static role: %+v; robot exists: %v", deleted, q.RobotExists(t, s.Org+"+pull"))
 	}
-}
-
-func copyFile(t testing.TB, from, to string) {
-	t.Helper()
-	b, err := os.ReadFile(from)
-	must(t, err)
-	must(t, os.WriteFile(to, b, 0o755))
 }
 
 func sameMap(a, b map[string]string) bool {

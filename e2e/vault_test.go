@@ -61,6 +61,14 @@ func StartDevVaultTLS(t testing.TB) *Vault {
 
 func startDevVault(t testing.TB, withTLS bool) *Vault {
 	t.Helper()
+	return startDevVaultIn(t, suite.pluginDir, withTLS)
+}
+
+// startDevVaultIn is startDevVault with another plugin directory (absolute,
+// free of symlinks; dev mode registers every binary in it) and more server
+// arguments (e.g. -config with a telemetry block).
+func startDevVaultIn(t testing.TB, pluginDir string, withTLS bool, extraArgs ...string) *Vault {
+	t.Helper()
 	dir := t.TempDir()
 	logs := logDir(t)
 	token := "e2e-" + randomHex(12)
@@ -73,10 +81,11 @@ func startDevVault(t testing.TB, withTLS bool) *Vault {
 			"server", "-dev",
 			"-dev-root-token-id=" + token,
 			"-dev-listen-address=" + fmt.Sprintf("127.0.0.1:%d", port),
-			"-dev-plugin-dir=" + suite.pluginDir,
+			"-dev-plugin-dir=" + pluginDir,
 			"-dev-no-store-token",
 			"-log-level=debug",
 		}
+		args = append(args, extraArgs...)
 		if withTLS {
 			certDir := filepath.Join(dir, "tls")
 			must(t, os.MkdirAll(certDir, 0o700))

@@ -2,7 +2,10 @@ module github.com/quay-vault/vault-plugin-secrets-quay/scripts/tools
 
 go 1.25.1
 
-tool github.com/hashicorp/vault
+tool (
+	github.com/hashicorp/vault
+	github.com/hashicorp/vault-plugin-secrets-kv/cmd/vault-plugin-secrets-kv
+)
 
 require (
 	cel.dev/expr v0.24.0 // indirect
