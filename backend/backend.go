@@ -78,7 +78,10 @@ type backend struct {
 	staticLocks []*locksutil.LockEntry
 	// roleLocks serialise writes and deletes of one role (see roleLock).
 	roleLocks []*locksutil.LockEntry
-	tidy      tidyGuard
+	// robotLocks serialise adopting a robot against deleting it (see
+	// robotLock).
+	robotLocks []*locksutil.LockEntry
+	tidy       tidyGuard
 	// rootLock serialises changes of the root credential (config writes,
 	// rotations, recovery). The hot paths never take it.
 	rootLock sync.Mutex
@@ -109,6 +112,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		instanceID:   randomHex(8),
 		staticLocks:  locksutil.CreateLocks(),
 		roleLocks:    locksutil.CreateLocks(),
+		robotLocks:   locksutil.CreateLocks(),
 		now:          time.Now,
 		createBudget: createBudget,
 	}

@@ -36,19 +36,32 @@ type cachedClient struct {
 // held by a request in flight, calls with the new credential as well, and a
 // call Quay refused for the old one is sent again (quay.ReplaceableCredential).
 // config/rotate-root deletes the old token at once; requests in flight
-// survive it. Only while config points at the same Quay: a credential is
-// never sent to another address than the one it was configured for.
+// survive it. Only while config points at the same Quay, with the same TLS
+// settings, and the new credential is the same Quay user's: a credential is
+// never sent to another address, or over a connection checked less strictly,
+// than the one it was configured for, and a request that checked
+// whose namespace it acts in (reachUserRobot: Quay's /user/ routes act on
+// the caller's own) never goes on as another user. An owner the engine does
+// not know is never taken for the same.
 type rootCredential struct {
 	cache *clientCache
-	url   string
-	own   quay.Credential
+	// config is the one the client was built from.
+	config *quayConfig
+	own    quay.Credential
 }
 
 func (r *rootCredential) current() quay.Credential {
-	if c := r.cache.current.Load(); c != nil && c.config.URL == r.url {
+	if c := r.cache.current.Load(); c != nil && sameConnection(c.config, r.config) {
 		return c.credential
 	}
 	return r.own
+}
+
+// sameConnection: a and b reach the same Quay as the same known user, over
+// connections checked alike.
+func sameConnection(a, b *quayConfig) bool {
+	return a.URL == b.URL && a.TokenOwner != "" && a.TokenOwner == b.TokenOwner &&
+		a.CACertificate == b.CACertificate && a.DisableSSLVerification == b.DisableSSLVerification
 }
 
 // BearerToken implements quay.Credential.
@@ -89,7 +102,7 @@ func (b *backend) client(ctx context.Context, s logical.Storage) (*quay.Client, 
 		return nil, nil, errNotConfigured
 	}
 	cred := cfg.credential()
-	client, err := cfg.newClientWith(b.logger, &rootCredential{cache: &b.clients, url: cfg.URL, own: cred})
+	client, err := cfg.newClientWith(b.logger, &rootCredential{cache: &b.clients, config: cfg, own: cred})
 	if err != nil {
 		return nil, nil, err
 	}

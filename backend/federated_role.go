@@ -126,8 +126,11 @@ func (b *backend) writeFederatedRole(ctx context.Context, req *logical.Request, 
 		}
 		return nil, err
 	}
+	robotLock := b.robotLock(role.NamespaceType, role.NamespaceName, role.RobotName)
+	robotLock.Lock()
+	defer robotLock.Unlock()
 	if stored == nil {
-		if owner, err := b.robotOwnerRole(ctx, req.Storage, role); err != nil || owner != "" {
+		if owner, err := roleOwningRobot(ctx, req.Storage, role.NamespaceType, role.NamespaceName, role.RobotName, robotKindFederated, role.Name); err != nil || owner != "" {
 			if err != nil {
 				return nil, err
 			}
@@ -232,11 +235,11 @@ func (b *backend) findFederatedRobot(ctx context.Context, s logical.Storage, cli
 	if err != nil {
 		return false, nil, err
 	}
+	if leasedBy, ok := leasedRobotRole(existing.Description); ok {
+		return false, badField("robot_name", "robot %s was issued by role %q and is deleted when its lease ends; name another robot", username, leasedBy), nil
+	}
 	if b.ownerOf(cluster, existing.Description, true) == ownerThisCluster {
 		kind, name, _ := describedRole(existing.Description)
-		if kind == robotKindDynamic {
-			return false, badField("robot_name", "robot %s was issued by role %q and is deleted when its lease ends; name another robot", username, name), nil
-		}
 		role.CreatedByVault = kind == robotKindFederated && name == role.Name
 	}
 	return true, nil, nil
@@ -270,26 +273,6 @@ func (b *backend) createFederatedRobot(ctx context.Context, s logical.Storage, c
 	}
 	role.CreatedByVault = true
 	return walID, nil, nil
-}
-
-// robotOwnerRole names the static or federated role, other than role,
-// that already owns role's robot ("" when none).
-func (b *backend) robotOwnerRole(ctx context.Context, s logical.Storage, role *roleEntry) (string, error) {
-	statics, err := listStaticRoles(ctx, s)
-	if err != nil {
-		return "", err
-	}
-	if r := staticRoleOwning(statics, role.NamespaceType, role.NamespaceName, role.RobotName); r != nil {
-		return fmt.Sprintf("static role %q", r.Name), nil
-	}
-	federated, err := listFederatedRoles(ctx, s)
-	if err != nil {
-		return "", err
-	}
-	if r := federatedRoleOwning(federated, role.NamespaceType, role.NamespaceName, role.RobotName); r != nil && r.Name != role.Name {
-		return fmt.Sprintf("federated role %q", r.Name), nil
-	}
-	return "", nil
 }
 
 // deleteFederatedRole deletes the robot if the engine created it (which

@@ -1,6 +1,8 @@
 package backend
 
 import (
+	"strings"
+
 	"context"
 	"fmt"
 
@@ -45,6 +47,21 @@ func reachUserRobot(ctx context.Context, client *quay.Client, cfg *quayConfig, n
 		return &userNamespaceError{robot: ns.RobotUsername(short), owner: ns.Name, caller: caller}
 	}
 	return nil
+}
+
+// robotNameField reads robot_name as given: the robot's short name, or the
+// full <namespace>+<name> form, whose namespace must then be namespace_name
+// (the engine would otherwise act on namespace_name's robot of that name,
+// one the operator did not name).
+func robotNameField(value, namespace string) (string, *logical.Response) {
+	prefix, short, full := strings.Cut(value, "+")
+	if !full {
+		return value, nil
+	}
+	if prefix != namespace {
+		return "", badField("robot_name", "%q is a robot of namespace %q, but namespace_name is %q; give the short name or the robot of namespace_name", value, prefix, namespace)
+	}
+	return short, nil
 }
 
 // validateNamespace checks namespace_type and namespace_name.

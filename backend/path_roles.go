@@ -301,9 +301,9 @@ func applyRoleFields(role *roleEntry, d *framework.FieldData) *logical.Response 
 		}
 	}
 	if v, ok := d.GetOk("robot_name"); ok {
-		value := strings.TrimSpace(v.(string))
-		if i := strings.IndexByte(value, '+'); i >= 0 {
-			value = value[i+1:] // accept the full <namespace>+<name> form
+		value, resp := robotNameField(strings.TrimSpace(v.(string)), role.NamespaceName)
+		if resp != nil {
+			return resp
 		}
 		role.RobotName = value
 	}

@@ -190,6 +190,17 @@ func (b *backend) pathStaticRoleWrite(ctx context.Context, req *logical.Request,
 		}
 		return nil, err
 	}
+	robotLock := b.robotLock(role.NamespaceType, role.NamespaceName, role.RobotName)
+	robotLock.Lock()
+	defer robotLock.Unlock()
+	if stored == nil {
+		if owner, err := roleOwningRobot(ctx, req.Storage, role.NamespaceType, role.NamespaceName, role.RobotName, robotKindStatic, role.Name); err != nil || owner != "" {
+			if err != nil {
+				return nil, err
+			}
+			return badField("robot_name", "robot %s already belongs to %s; a robot has one owner (deleting either role could delete or cut off the robot)", role.username(), owner), nil
+		}
+	}
 
 	var commitWAL string
 	rotateAdopted, fresh := false, false
@@ -290,8 +301,9 @@ func applyStaticRoleFields(role, stored *staticRole, d *framework.FieldData) *lo
 			if value == "" {
 				value = role.Name
 			}
-			if i := strings.IndexByte(value, '+'); i >= 0 {
-				value = value[i+1:] // accept the full <namespace>+<name> form
+			value, resp := robotNameField(value, role.NamespaceName)
+			if resp != nil {
+				return resp
 			}
 			if stored != nil && value != stored.RobotName {
 				return badField(field, "cannot change on an existing static role; delete it and create a new one")
@@ -318,6 +330,9 @@ func (b *backend) setUpStaticRobot(ctx context.Context, s logical.Storage, clien
 	existing, err := client.GetRobot(ctx, ns, role.RobotName)
 	switch {
 	case err == nil:
+		if leasedBy, ok := leasedRobotRole(existing.Description); ok {
+			return badField("robot_name", "robot %s was issued by role %q and is deleted when its lease ends; name another robot", role.username(), leasedBy), "", nil
+		}
 		// A robot this mount created for this very role (a create whose
 		// answer was lost, then written again) is the engine's to delete
 		// with the role; any other robot of that name is only adopted.

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"net/http"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/quay-vault/vault-plugin-secrets-quay/quay"
 	"github.com/quay-vault/vault-plugin-secrets-quay/quay/emulator"
 )
 
@@ -97,4 +99,78 @@ func TestRecovery_InitializeNeverWaitsOnQuay(t *testing.T) {
 		t.Fatal("Cleanup did not stop the recovery")
 	}
 	assert.Equal(t, 1, env.walCount(), "nothing settled, nothing lost")
+}
+
+// A static rotation left by a dead instance is settled at start-up by
+// re-reading the robot's token. If someone deleted the role's robot and made
+// their own under its name since, that robot is not the role's: a read or a
+// rotation refuses it with a 409 and stores nothing (static_heal.go). The
+// recovery (and the rollback manager) must not take its token over either,
+// or every later static-creds read serves the stranger's robot with no
+// warning.
+func TestRecovery_AStaticRotationNeverAdoptsAReplacedRobot(t *testing.T) {
+	env := newTestEnv(t)
+	env.writePullRole()
+	stored := env.mustOK(logical.ReadOperation, "static-creds/pull", nil).Data["password"].(string)
+
+	// A rotation in flight when the process died.
+	_, err := framework.PutWAL(context.Background(), env.storage, walKindStaticRotation,
+		&staticRotationWAL{QuayURL: env.server.URL, Role: "pull", InstanceID: "dead"})
+	require.NoError(t, err)
+	// Meanwhile a Quay admin replaced the robot with one of their own.
+	require.NoError(t, env.adminClient.DeleteRobot(context.Background(), orgNS, "pull"))
+	theirs, err := env.adminClient.CreateRobot(context.Background(), orgNS, "pull", quay.RobotSpec{Description: "ours, not Vault's"})
+	require.NoError(t, err)
+
+	env.restart()
+
+	role, err := getStaticRole(context.Background(), env.storage, "pull")
+	require.NoError(t, err)
+	assert.True(t, role.Password == stored, "the role must still hold its own token, not the replacing robot's")
+	assert.False(t, role.Password == theirs.Token, "recovery took over the token of a robot the role does not own")
+
+	_, err = env.requestErr(logical.ReadOperation, "static-creds/pull", nil)
+	require.Error(t, err, "static-creds must refuse a replaced robot, not serve its token")
+	var coded logical.HTTPCodedError
+	require.ErrorAs(t, err, &coded)
+	assert.Equal(t, http.StatusConflict, coded.Code())
+}
+
+// The recovery at start-up undoes a robot create a dead instance left (its
+// write-ahead entry) unless a stored static or federated role owns the
+// robot. It reads the roles, then the robot, then deletes it, without the
+// static role's lock. An operator who writes the static role again right
+// after the failover (the natural retry of the write that died) adopts the
+// robot the dead instance created; if that write stores the role between
+// the recovery's look at the roles and its delete, the recovery deletes the
+// robot the role now owns, and the write has answered success.
+func TestRecovery_NeverDeletesTheRobotOfAStaticRoleWrittenMeanwhile(t *testing.T) {
+	env := newTestEnv(t)
+	// The write dies after Quay created the robot.
+	env.quay.Faults().Add(emulator.Fault{Route: "createOrgRobot", Count: 1, AfterQuay: true, Drop: true})
+	_, err := env.requestErr(logical.CreateOperation, "static-roles/pull", map[string]any{"namespace_name": testOrg})
+	require.Error(t, err)
+	require.True(t, env.robotExists("pull"))
+	require.Equal(t, 1, env.walCount())
+
+	// The next instance starts; its recovery's look at the robot is slow.
+	b, _ := newTestBackend(t, env.logs, time.Hour, 24*time.Hour)
+	b.now = env.clock.Now
+	env.b = b
+	env.quay.Faults().Add(emulator.Fault{Route: "getOrgRobot", Count: 1, Latency: 500 * time.Millisecond})
+	env.quay.ResetCalls()
+	require.NoError(t, b.Initialize(context.Background(), &logical.InitializationRequest{Storage: env.storage}))
+	require.Eventually(t, func() bool { return env.quay.Calls("getOrgRobot") == 1 }, 5*time.Second, 5*time.Millisecond,
+		"the recovery is looking at the robot")
+
+	// The operator writes the role again: it adopts the robot and succeeds.
+	env.mustOK(logical.CreateOperation, "static-roles/pull", map[string]any{"namespace_name": testOrg})
+	b.waitRecovered()
+
+	assert.True(t, env.robotExists("pull"), "the recovery deleted the robot of a static role stored meanwhile")
+	served, err := getStaticRole(context.Background(), env.storage, "pull")
+	require.NoError(t, err)
+	if env.robotExists("pull") {
+		assertSameSecret(t, env.robotToken("pull"), served.Password, "the stored token works")
+	}
 }

@@ -237,21 +237,15 @@ func (b *backend) rollbackRobot(ctx context.Context, req *logical.Request, entry
 	if err := reachUserRobot(ctx, client, cfg, entry.namespace(), entry.ShortName); err != nil {
 		return err
 	}
-	// A static or federated role written right before a crash may own the robot
-	// already: its entry then outlived a successful store.
-	statics, err := listStaticRoles(ctx, req.Storage)
-	if err != nil {
+	// A static or federated role written right before a crash, or being
+	// written again now, may own the robot: its entry then outlived a
+	// successful store. The robot's lock keeps such a write from storing
+	// its role between this look and the delete.
+	lock := b.robotLock(entry.NamespaceType, entry.NamespaceName, entry.ShortName)
+	lock.Lock()
+	defer lock.Unlock()
+	if owner, err := roleOwningRobot(ctx, req.Storage, entry.NamespaceType, entry.NamespaceName, entry.ShortName, "", ""); err != nil || owner != "" {
 		return err
-	}
-	if staticRoleOwning(statics, entry.NamespaceType, entry.NamespaceName, entry.ShortName) != nil {
-		return nil
-	}
-	federated, err := listFederatedRoles(ctx, req.Storage)
-	if err != nil {
-		return err
-	}
-	if federatedRoleOwning(federated, entry.NamespaceType, entry.NamespaceName, entry.ShortName) != nil {
-		return nil
 	}
 	// The entry names a robot; whether the failed request created it, or
 	// someone made one of that name since, only the robot's marker says.

@@ -165,6 +165,15 @@ func (b *backend) rollbackStaticRotation(ctx context.Context, req *logical.Reque
 	if err != nil {
 		return err
 	}
+	// A robot someone made under the role's name since is not the role's:
+	// taking its token over would serve a stranger's robot from then on.
+	// static-creds and rotations answer 409 for it (static_heal.go).
+	if ours, err := b.isRoleRobot(ctx, req.Storage, role, robot); err != nil {
+		return err
+	} else if !ours {
+		b.logger.Warn("not recovering the token of a static role's robot that was replaced in Quay", "role", role.Name, "robot", role.username(), "because", replacedBecause(role))
+		return nil
+	}
 	if robot.Token == "" || robot.Token == role.Password {
 		return nil
 	}

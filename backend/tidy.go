@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -162,7 +163,11 @@ func (b *backend) tidyRobots(ctx context.Context, s logical.Storage, dryRun bool
 		if dryRun {
 			continue
 		}
-		if err := deleteRobot(ctx, client, c.ns, c.short); err != nil {
+		if err := b.deleteOrphanRobot(ctx, s, client, c.ns, c.short); errors.Is(err, errRobotClaimed) {
+			report.OrphansFound = report.OrphansFound[:len(report.OrphansFound)-1]
+			report.RobotsOwned++
+			continue
+		} else if err != nil {
 			report.Errors = append(report.Errors, fmt.Sprintf("deleting %s: %s", username, quayReason(err)))
 			continue
 		}
@@ -336,4 +341,24 @@ func organizationGone(ctx context.Context, client *quay.Client, ns quay.Namespac
 	}
 	_, err := client.GetOrganization(ctx, ns.Name)
 	return quay.IsNotFound(err)
+}
+
+// errRobotClaimed: a role written while tidy ran owns the robot now.
+var errRobotClaimed = errors.New("a role claimed the robot meanwhile")
+
+// deleteOrphanRobot deletes a robot tidy found no owner for, unless a role
+// written since claimed it: under the robot's lock, so that no role write
+// stores its role between this look and the delete.
+func (b *backend) deleteOrphanRobot(ctx context.Context, s logical.Storage, client *quay.Client, ns quay.Namespace, short string) error {
+	lock := b.robotLock(string(ns.Kind), ns.Name, short)
+	lock.Lock()
+	defer lock.Unlock()
+	owner, err := roleOwningRobot(ctx, s, string(ns.Kind), ns.Name, short, "", "")
+	if err != nil {
+		return err
+	}
+	if owner != "" {
+		return errRobotClaimed
+	}
+	return deleteRobot(ctx, client, ns, short)
 }

@@ -1,0 +1,51 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// A robot in Quay has one owner in the engine: a static role, a federated
+// role, or the lease of a dynamic role. Giving it a second owner lets either
+// one delete it or rotate its token under the other.
+
+// robotLock serialises the decisions about one robot: a role write that
+// adopts or creates it and stores the role, against the write-ahead
+// rollback and tidy, which delete it unless a stored role owns it. Without
+// it, a role stored between their look at the roles and their delete would
+// lose its robot. Lock order: a role's lock, then the robot's.
+func (b *backend) robotLock(nsType, nsName, short string) *locksutil.LockEntry {
+	return locksutil.LockForKey(b.robotLocks, issuedRobotKey(nsType, nsName, short))
+}
+
+// roleOwningRobot names the static or federated role that manages the robot
+// nsName+short, other than the role being written (kind and name), or ""
+// when none does.
+func roleOwningRobot(ctx context.Context, s logical.Storage, nsType, nsName, short, kind, name string) (string, error) {
+	statics, err := listStaticRoles(ctx, s)
+	if err != nil {
+		return "", err
+	}
+	if r := staticRoleOwning(statics, nsType, nsName, short); r != nil && (kind != robotKindStatic || r.Name != name) {
+		return fmt.Sprintf("static role %q", r.Name), nil
+	}
+	federated, err := listFederatedRoles(ctx, s)
+	if err != nil {
+		return "", err
+	}
+	if r := federatedRoleOwning(federated, nsType, nsName, short); r != nil && (kind != robotKindFederated || r.Name != name) {
+		return fmt.Sprintf("federated role %q", r.Name), nil
+	}
+	return "", nil
+}
+
+// leasedRobotRole names the dynamic role a robot was issued for, by the
+// marker in its description (any mount's): such a robot is deleted when its
+// lease ends, so no role may adopt it.
+func leasedRobotRole(description string) (string, bool) {
+	kind, role, ok := describedRole(description)
+	return role, ok && kind == robotKindDynamic
+}
