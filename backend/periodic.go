@@ -28,6 +28,7 @@ func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 	if b.WriteSafeReplicationState() {
 		errs = append(errs,
 			b.recoverRootRotations(ctx, req.Storage),
+			b.settleAgain(ctx, req.Storage),
 			b.rotateRootIfDue(ctx, req.Storage, cfg),
 			b.rotateDueStaticRoles(ctx, req.Storage),
 			b.rotateFederationKeyIfDue(ctx, req.Storage),

@@ -21,8 +21,9 @@ import (
 // WALRollbackMinAge old, leaving for five minutes a half-made credential
 // alive or a static robot's stored password one Quay no longer accepts. The
 // new instance settles them at once. It keeps the entries: a request the old
-// process had already sent may still land in Quay, and the rollback manager
-// looks again at the usual age before it drops them.
+// process had already sent may still land in Quay, so the periodic function
+// settles them again every minute, and the rollback manager looks again at
+// the usual age before it drops them.
 //
 // This runs in the background: Vault waits for every mount's initialization
 // before it finishes an unseal, and must never wait on Quay.
@@ -84,6 +85,15 @@ func (b *backend) waitRecovered() {
 	if done != nil {
 		<-done
 	}
+}
+
+// settleAgain settles other instances' entries once more, every tick until
+// the rollback manager drops them: a credential the dead process had asked
+// Quay for and Quay created only after the settling at start-up then lives
+// a minute, not five.
+func (b *backend) settleAgain(ctx context.Context, s logical.Storage) error {
+	_, err := b.settleEntriesOfOtherInstances(ctx, s)
+	return err
 }
 
 // settleEntriesOfOtherInstances runs the rollback of every credential and

@@ -70,6 +70,35 @@ func TestRecovery_TheNextInstanceSettlesWhatADeadOneLeftAtOnce(t *testing.T) {
 	})
 }
 
+// A request the dead process had sent may land in Quay after the new
+// instance started (Quay was still holding it): the settling at start-up
+// found nothing then. The periodic function settles such entries again, so
+// the token lives until the next tick (a minute), not until the rollback
+// manager's five minutes.
+func TestRecovery_ACredentialQuayCreatesAfterTheRestartIsDeletedAtTheNextTick(t *testing.T) {
+	env := newTestEnv(t)
+	env.writeOAuthRole("ci", nil)
+	clientID := env.mustOK(logical.ReadOperation, "roles/ci", nil).Data["client_id"].(string)
+	entry := &oauthTokenWAL{QuayURL: env.server.URL, Organization: testOrg, ClientID: clientID, TokenName: "vault-ci-held", InstanceID: "dead"}
+	_, err := framework.PutWAL(context.Background(), env.storage, walKindOAuthToken, entry)
+	require.NoError(t, err)
+
+	env.restart()
+	// Quay carries out the call the dead process had sent.
+	_, err = env.adminClient.CreateApplicationToken(context.Background(), testOrg, clientID, quay.NewApplicationToken{Name: entry.TokenName, Scopes: []string{"repo:read"}})
+	require.NoError(t, err)
+	require.Len(t, env.appTokens(clientID), 1)
+
+	env.periodic()
+	assert.Empty(t, env.appTokens(clientID), "deleted at the next tick")
+	assert.Equal(t, 1, env.walCount(), "the entry still waits for the rollback manager")
+	// The engine's own entries are not its to settle: a creds read of this
+	// instance in flight keeps its token.
+	env.mustOK(logical.ReadOperation, "creds/ci", nil)
+	env.periodic()
+	assert.Len(t, env.appTokens(clientID), 1, "the lease's token stays")
+}
+
 // Vault finishes an unseal only once every mount's initialization returns:
 // settling what a dead instance left must not make it wait on Quay.
 func TestRecovery_InitializeNeverWaitsOnQuay(t *testing.T) {
