@@ -679,7 +679,7 @@ func (cs *clusterStack) chaosSettle(t *testing.T, st *chaosState, statics []stri
 		}
 	}
 	sort.Strings(rep.OrphansExpired)
-	ids := cs.Quay.rootTokenIDs(t, cs.insp, "vault-root")
+	ids := cs.Quay.rootTokenIDs(t, cs.insp, cs.RootOrg)
 	rep.RootTokens = len(ids)
 	if len(ids) != 1 || ids[0] != own.RootToken {
 		msg := fmt.Sprintf("root application tokens %v, want exactly the config's %s", ids, own.RootToken)

@@ -16,19 +16,22 @@ type clusterStack struct {
 	C    *Cluster
 	Quay *Emulator
 	Org  string
+	// RootOrg is the organization of the engine's own root token.
+	RootOrg string
 	// insp inspects Quay without any secret Vault holds.
 	insp string
 }
 
 func newClusterStack(t testing.TB, opts ClusterOptions, configArgs ...string) *clusterStack {
 	t.Helper()
-	cs := &clusterStack{C: StartCluster(t, opts), Quay: StartEmulator(t, EmulatorOptions{}), Org: "acme"}
+	q := StartQuay(t, QuayOptions{})
+	cs := &clusterStack{C: StartCluster(t, opts), Quay: q, Org: q.Name("acme"), RootOrg: q.Name("vault-root")}
 	cs.Quay.CreateOrganization(t, cs.Org)
 	cs.insp = cs.Quay.inspector(t, cs.Quay.BootstrapOwner)
 	leader := cs.on(cs.C.Leader(t))
 	leader.seedRepo(t, "app")
 	leader.Vault.EnablePlugin(t, mount)
-	args := append([]string{"write", mount + "/config", "url=" + cs.Quay.URL, "token=" + cs.Quay.BootstrapToken, "root_organization=vault-root"}, configArgs...)
+	args := append([]string{"write", mount + "/config", "url=" + cs.Quay.URL, "token=" + cs.Quay.BootstrapToken, "root_organization=" + cs.RootOrg}, configArgs...)
 	leader.Vault.MustCLI(t, args...)
 	return cs
 }
@@ -41,7 +44,7 @@ func (cs *clusterStack) on(v *Vault) *stack {
 // inventory is what the engine has in Quay now.
 func (cs *clusterStack) inventory(t testing.TB) quayInventory {
 	t.Helper()
-	return cs.Quay.inventory(t, cs.insp, cs.Org, "vault-root")
+	return cs.Quay.inventory(t, cs.insp, cs.Org, cs.RootOrg)
 }
 
 // rootTokenID is the root token the config names, read through node v.
@@ -177,7 +180,7 @@ func TestClusterStandbyServesLikeLeader(t *testing.T) {
 // oneRootToken checks Quay holds exactly the root token want.
 func (cs *clusterStack) oneRootToken(t testing.TB, want string) error {
 	t.Helper()
-	if ids := cs.Quay.rootTokenIDs(t, cs.insp, "vault-root"); len(ids) != 1 || ids[0] != want {
+	if ids := cs.Quay.rootTokenIDs(t, cs.insp, cs.RootOrg); len(ids) != 1 || ids[0] != want {
 		return fmt.Errorf("root application tokens %v, want exactly [%s]", ids, want)
 	}
 	return nil

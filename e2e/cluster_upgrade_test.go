@@ -70,8 +70,8 @@ func TestClusterPluginUpgradeKeepsLeases(t *testing.T) {
 	c := StartCluster(t, ClusterOptions{SkipPlugin: true})
 	c.installPlugin(t, oldBin, pluginName+"-"+oldVersion)
 	c.installPlugin(t, newBin, pluginName+"-"+newVersion)
-	q := StartEmulator(t, EmulatorOptions{})
-	cs := &clusterStack{C: c, Quay: q, Org: "acme"}
+	q := StartQuay(t, QuayOptions{})
+	cs := &clusterStack{C: c, Quay: q, Org: q.Name("acme"), RootOrg: q.Name("vault-root")}
 	q.CreateOrganization(t, cs.Org)
 	cs.insp = q.inspector(t, q.BootstrapOwner)
 
@@ -79,7 +79,7 @@ func TestClusterPluginUpgradeKeepsLeases(t *testing.T) {
 	leader.seedRepo(t, "app")
 	leader.Vault.MustCLI(t, "plugin", "register", "-sha256="+oldSHA, "-version="+oldVersion, "-command="+pluginName+"-"+oldVersion, "secret", pluginName)
 	leader.Vault.MustCLI(t, "secrets", "enable", "-path="+mount, "-plugin-version="+oldVersion, pluginName)
-	leader.Vault.MustCLI(t, "write", mount+"/config", "url="+q.URL, "token="+q.BootstrapToken, "root_organization=vault-root")
+	leader.Vault.MustCLI(t, "write", mount+"/config", "url="+q.URL, "token="+q.BootstrapToken, "root_organization="+cs.RootOrg)
 	leader.writeOAuthRole(t, "oauth")
 	leader.Vault.MustCLI(t, "write", mount+"/roles/robot", "namespace_name="+cs.Org, `repositories={"app":"read"}`, "ttl=1h")
 	if got := runningVersion(t, leader.Vault); got != oldVersion {
