@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/go-multierror"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -354,18 +353,18 @@ func (b *backend) refreshFederationEntries(ctx context.Context, s logical.Storag
 	if err != nil {
 		return err
 	}
-	var errs *multierror.Error
+	var errs []error
 	for _, role := range roles {
 		if role.FederationIssuer == fed.Issuer {
 			continue
 		}
 		if err := b.refreshFederationEntry(ctx, s, role.Name, fed.Issuer); err != nil {
-			errs = multierror.Append(errs, fmt.Errorf("updating the federation entry of role %q: %w", role.Name, err))
+			errs = append(errs, fmt.Errorf("updating the federation entry of role %q: %w", role.Name, err))
 			continue
 		}
 		b.logger.Info("pointed a federated robot at the current issuer", "role", role.Name, "issuer", fed.Issuer)
 	}
-	return errs.ErrorOrNil()
+	return errors.Join(errs...)
 }
 
 func (b *backend) refreshFederationEntry(ctx context.Context, s logical.Storage, name, issuer string) error {

@@ -297,6 +297,8 @@ func TestFederatedRoles_FollowTheIssuer(t *testing.T) {
 	resp := env.writeFederation(map[string]any{"federation_issuer": second.issuer()})
 	require.NotEmpty(t, resp.Warnings)
 	assert.Contains(t, resp.Warnings[0], "retries every minute")
+	assert.Contains(t, resp.Warnings[0], `role "ci"`)
+	assert.NotContains(t, resp.Warnings[0], "error occurred", "no Go multi-error wrapper in an answer")
 	env.quay.Faults().Reset()
 	_, err = env.requestErr(logical.ReadOperation, "creds/ci", nil)
 	assert.ErrorContains(t, err, "not configured for this robot", "until the robot trusts the new URL")
