@@ -129,11 +129,8 @@ func (b *backend) writeFederatedRole(ctx context.Context, req *logical.Request, 
 	robotLock.Lock()
 	defer robotLock.Unlock()
 	if stored == nil {
-		if owner, err := roleOwningRobot(ctx, req.Storage, role.NamespaceType, role.NamespaceName, role.RobotName, robotKindFederated, role.Name); err != nil || owner != "" {
-			if err != nil {
-				return nil, err
-			}
-			return badField("robot_name", "robot %s already belongs to %s; a robot has one owner (deleting either role could delete or cut off the robot)", username, owner), nil
+		if resp, err := refuseOwnedRobot(ctx, req.Storage, ns, role.RobotName, robotKindFederated, role.Name); resp != nil || err != nil {
+			return resp, err
 		}
 	}
 

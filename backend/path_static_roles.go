@@ -194,11 +194,8 @@ func (b *backend) pathStaticRoleWrite(ctx context.Context, req *logical.Request,
 	robotLock.Lock()
 	defer robotLock.Unlock()
 	if stored == nil {
-		if owner, err := roleOwningRobot(ctx, req.Storage, role.NamespaceType, role.NamespaceName, role.RobotName, robotKindStatic, role.Name); err != nil || owner != "" {
-			if err != nil {
-				return nil, err
-			}
-			return badField("robot_name", "robot %s already belongs to %s; a robot has one owner (deleting either role could delete or cut off the robot)", role.username(), owner), nil
+		if resp, err := refuseOwnedRobot(ctx, req.Storage, role.namespace(), role.RobotName, robotKindStatic, role.Name); resp != nil || err != nil {
+			return resp, err
 		}
 	}
 

@@ -6,6 +6,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/quay-vault/vault-plugin-secrets-quay/quay"
 )
 
 // A robot in Quay has one owner in the engine: a static role, a federated
@@ -40,6 +42,16 @@ func roleOwningRobot(ctx context.Context, s logical.Storage, nsType, nsName, sho
 		return fmt.Sprintf("federated role %q", r.Name), nil
 	}
 	return "", nil
+}
+
+// refuseOwnedRobot is the 400 for a new role (kind, name) whose robot
+// another role already manages, or nil.
+func refuseOwnedRobot(ctx context.Context, s logical.Storage, ns quay.Namespace, short, kind, name string) (*logical.Response, error) {
+	owner, err := roleOwningRobot(ctx, s, string(ns.Kind), ns.Name, short, kind, name)
+	if err != nil || owner == "" {
+		return nil, err
+	}
+	return badField("robot_name", "robot %s already belongs to %s; a robot has one owner (deleting either role could delete or cut off the robot)", ns.RobotUsername(short), owner), nil
 }
 
 // leasedRobotRole names the dynamic role a robot was issued for, by the
