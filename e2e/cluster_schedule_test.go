@@ -24,6 +24,11 @@ func TestClusterSchedulesRunOncePerPeriod(t *testing.T) {
 	if testing.Short() {
 		t.Skip("watches the schedules for several minutes")
 	}
+	if suite.target != targetEmulator && os.Getenv("E2E_CLUSTER_SCHEDULES") == "" {
+		// Passed against Quay 3.18.0 (see docs/operations.md); CI keeps
+		// its five minutes of watching for the emulator run.
+		t.Skip("the schedules are Vault's and the engine's, not Quay's: the emulator run proves them; E2E_CLUSTER_SCHEDULES=1 runs it here too")
+	}
 	window := 5 * time.Minute
 	if w := os.Getenv("E2E_SCHEDULE_WINDOW"); w != "" {
 		d, err := time.ParseDuration(w)
