@@ -48,13 +48,19 @@ type chaosReport struct {
 	// Irrevocable are leases Vault gave up revoking (after six attempts).
 	Irrevocable int `json:"irrevocable_leases"`
 	// StaticLogins are registry logins with the password static-creds
-	// just served: refused ones are a password Quay no longer accepts (a
-	// rotation whose result Vault did not store yet, or one racing the
-	// check).
-	StaticLogins opCount   `json:"static_creds_logins"`
-	PluginKills  int       `json:"plugin_kills"`
-	LeaderKills  int       `json:"leader_kills"`
-	FailoverSec  []float64 `json:"failover_seconds"`
+	// just served. A refused one is read again: when the next read serves
+	// another password without healing anything, a rotation (the schedule
+	// or a worker's rotate-role) came between the read and the login, and
+	// it counts in StaticRotatedMeanwhile; otherwise static-creds served a
+	// password Quay no longer accepted. That can happen under faults: a
+	// read that cannot reach Quay serves the stored password, which a
+	// rotation whose answer was lost (and whose read-back failed too) left
+	// stale; the next read that reaches Quay heals it.
+	StaticLogins           opCount   `json:"static_creds_logins"`
+	StaticRotatedMeanwhile int       `json:"static_creds_rotated_meanwhile"`
+	PluginKills            int       `json:"plugin_kills"`
+	LeaderKills            int       `json:"leader_kills"`
+	FailoverSec            []float64 `json:"failover_seconds"`
 
 	// OrphansRemoved counts what the engine cleaned up by itself during
 	// and after the run, by mechanism (its logs and tidy reports).
@@ -256,7 +262,7 @@ func (r *chaosReport) print(out *os.File) {
 	fmt.Fprintf(w, "Quay calls retried by the engine\t%d\n", r.QuayRetries)
 	fmt.Fprintf(w, "revocations retried by Vault\t%d\n", r.RevocationRetries)
 	fmt.Fprintf(w, "leases Vault marked irrevocable\t%d\n", r.Irrevocable)
-	fmt.Fprintf(w, "static-creds passwords Quay accepted / refused at once\t%d / %d\n", r.StaticLogins.OK, r.StaticLogins.Errors)
+	fmt.Fprintf(w, "static-creds passwords Quay accepted / rotated before the login / stale when served\t%d / %d / %d\n", r.StaticLogins.OK, r.StaticRotatedMeanwhile, r.StaticLogins.Errors)
 	fmt.Fprintf(w, "plugin processes killed\t%d\n", r.PluginKills)
 	fmt.Fprintf(w, "leaders killed (failover seconds)\t%d %v\n", r.LeaderKills, roundAll(r.FailoverSec))
 	fmt.Fprintf(w, "\norphans\t\n")

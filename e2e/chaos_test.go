@@ -541,7 +541,8 @@ func (st *chaosState) run(p plannedOp, c *api.Client, statics []string) {
 		_, err = c.Logical().WriteWithContext(ctx, mount+"/tidy", map[string]any{})
 	case opStaticRead:
 		var sec *api.Secret
-		sec, err = c.Logical().ReadWithContext(ctx, mount+"/static-creds/"+statics[int(p.pick*float64(len(statics)))])
+		path := mount + "/static-creds/" + statics[int(p.pick*float64(len(statics)))]
+		sec, err = c.Logical().ReadWithContext(ctx, path)
 		if err == nil && sec != nil {
 			for _, k := range []string{"password", "auth", "docker_config_json"} {
 				if v, ok := sec.Data[k].(string); ok {
@@ -553,10 +554,14 @@ func (st *chaosState) run(p plannedOp, c *api.Client, statics []string) {
 			user, _ := sec.Data["username"].(string)
 			pw, _ := sec.Data["password"].(string)
 			if code, lerr := st.login(user, pw); lerr == nil {
+				rotated := code != http.StatusOK && st.rotatedSince(ctx, c, path, pw)
 				st.mu.Lock()
-				if code == http.StatusOK {
+				switch {
+				case code == http.StatusOK:
 					st.report.StaticLogins.OK++
-				} else {
+				case rotated:
+					st.report.StaticRotatedMeanwhile++
+				default:
 					st.report.StaticLogins.Errors++
 				}
 				st.mu.Unlock()
@@ -689,4 +694,28 @@ func (cs *clusterStack) chaosSettle(t *testing.T, st *chaosState, statics []stri
 	if rep.LeasesLeft != 0 {
 		rep.Failures = append(rep.Failures, fmt.Sprintf("%d leases left", rep.LeasesLeft))
 	}
+}
+
+// rotatedSince reads static-creds again after Quay refused the password pw
+// it served: true when the read serves another password and heals nothing
+// (a rotation came between the first read and the login), false when it
+// serves pw again or had to heal drift (the first read served a stale
+// password). Quay faults may fail a read: up to three tries.
+func (st *chaosState) rotatedSince(ctx context.Context, c *api.Client, path, pw string) bool {
+	for range 3 {
+		sec, err := c.Logical().ReadWithContext(ctx, path)
+		if err != nil || sec == nil {
+			continue
+		}
+		if v, ok := sec.Data["password"].(string); ok {
+			st.remember(v)
+			for _, w := range sec.Warnings {
+				if strings.Contains(w, "outside Vault") {
+					return false
+				}
+			}
+			return v != pw
+		}
+	}
+	return false
 }
