@@ -189,7 +189,7 @@ func (b *backend) createStaticRobot(ctx context.Context, s logical.Storage, clie
 		if delErr := deleteRobot(ctx, client, ns, role.RobotName); delErr == nil {
 			b.deleteWAL(ctx, s, walID)
 		}
-		return "", fmt.Errorf("Quay created robot %s, not %s; the root credential acts as another user than the role's namespace", robot.Name, role.username())
+		return "", fmt.Errorf("the robot Quay created is %s, not %s; the root credential acts as another user than the role's namespace", robot.Name, role.username())
 	}
 	role.CreatedByVault = true
 	role.Password = robot.Token

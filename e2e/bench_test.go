@@ -500,9 +500,7 @@ var storageKinds = []string{"get", "put", "delete", "list"}
 // storageCounts reads Vault's cumulative barrier operation counters.
 func (env *benchEnv) storageCounts(b *testing.B) map[string]float64 {
 	b.Helper()
-	req := env.v.Client.NewRequest(http.MethodGet, "/v1/sys/metrics")
-	req.Params.Set("format", "prometheus")
-	resp, err := env.v.Client.RawRequest(req)
+	resp, err := env.v.Client.Logical().ReadRawWithData("sys/metrics", map[string][]string{"format": {"prometheus"}})
 	must(b, err)
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)

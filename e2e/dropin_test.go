@@ -337,9 +337,11 @@ func TestDropInReplacesRedHatCopPlugin(t *testing.T) {
 	// returned will contain the updated password").
 	var oldRotation cliSecret
 	v.CLIJSON(t, &oldRotation, []string{"write"}, "-force", mount+"/rotate-role/pull")
-	if staticPassword = oldRotation.str(t, "password"); oldRotation.Data["namespaces_name"] != s.Org {
-		t.Fatalf("redhat-cop's rotate-role: namespaces_name %v", oldRotation.Data["namespaces_name"])
+	rotatedPassword := oldRotation.str(t, "password")
+	if rotatedPassword == staticPassword || oldRotation.Data["namespaces_name"] != s.Org {
+		t.Fatalf("redhat-cop's rotate-role: a new password %v, namespaces_name %v", rotatedPassword != staticPassword, oldRotation.Data["namespaces_name"])
 	}
+	staticPassword = rotatedPassword
 
 	// The swap, as it works on Vault 1.21: the new binary beside the old
 	// one, registered under the same name with a version, the mount pinned

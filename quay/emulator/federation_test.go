@@ -296,7 +296,7 @@ func TestRobotFederationAPI(t *testing.T) {
 		assert.Equal(t, 403, code, method)
 		assert.Equal(t, "insufficient_scope", resp["error_type"], method)
 	}
-	code, resp, _ = q.do(t, "POST", "/api/v1/organization/ghost/robots/x/federation", q.admin, "[]")
+	code, _, _ = q.do(t, "POST", "/api/v1/organization/ghost/robots/x/federation", q.admin, "[]")
 	assert.Equal(t, 403, code, "no permission on an organization that does not exist")
 	code, resp, _ = q.do(t, "POST", path, "", "[]")
 	assert.Equal(t, 403, code)
