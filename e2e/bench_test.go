@@ -253,9 +253,11 @@ func newBenchEnv(b *testing.B, kvBin string, others map[string]string) *benchEnv
 		env.v.MustCLI(b, "write", path+"/config", "url="+env.q.URL, "token="+env.q.BootstrapToken)
 		env.v.MustCLI(b, "write", path+"/roles/robot", "namespace_name="+env.org, `repositories={"app":"read"}`, "ttl=1h")
 		// Another build of this engine issues OAuth tokens too (in_turn
-		// compares them); redhat-cop's plugin refuses the role.
-		if env.v.CLI(b, "write", path+"/roles/oauth", "credential_type=oauth_token", "namespace_name="+env.org,
-			"scopes=repo:read,user:read", "ttl=1h", "max_ttl=2h").ExitCode == 0 {
+		// compares them); redhat-cop's plugin ignores credential_type
+		// and stores a robot role.
+		env.v.CLI(b, "write", path+"/roles/oauth", "credential_type=oauth_token", "namespace_name="+env.org,
+			"scopes=repo:read,user:read", "ttl=1h", "max_ttl=2h")
+		if role, err := env.v.Client.Logical().Read(path + "/roles/oauth"); err == nil && role != nil && role.Data["credential_type"] == "oauth_token" {
 			env.oauthOthers = append(env.oauthOthers, name)
 		}
 		env.others = append(env.others, name)
