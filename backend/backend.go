@@ -68,6 +68,8 @@ type backend struct {
 	instanceID string
 
 	clients clientCache
+	// roles caches the dynamic roles creds reads use (role_cache.go).
+	roles roleCache
 	// cluster caches this cluster's identity (cluster.go).
 	cluster struct {
 		mu sync.Mutex
@@ -203,12 +205,14 @@ func (b *backend) invalidate(_ context.Context, key string) {
 	if key == configStoragePath {
 		b.clients.reset()
 	}
+	b.roles.invalidate(key)
 }
 
 // clean runs on unmount, seal and plugin reload.
 func (b *backend) clean(context.Context) {
 	b.stopRecovery()
 	b.clients.reset()
+	b.roles.drop()
 }
 
 func randomHex(n int) string {

@@ -26,7 +26,7 @@ func codeOf(t *testing.T, err error) int {
 func TestErrors_NotConfiguredIsOne400Everywhere(t *testing.T) {
 	env := newTestEnv(t, withoutConfig())
 	require.NoError(t, putStaticRole(t.Context(), env.storage, &staticRole{Name: "pull", NamespaceType: "organization", NamespaceName: testOrg, RobotName: "pull"}))
-	require.NoError(t, putRole(t.Context(), env.storage, &roleEntry{Name: "ci", CredentialType: credentialTypeRobot, NamespaceType: "organization", NamespaceName: testOrg}))
+	require.NoError(t, env.b.putRole(t.Context(), env.storage, &roleEntry{Name: "ci", CredentialType: credentialTypeRobot, NamespaceType: "organization", NamespaceName: testOrg}))
 	for _, tc := range []struct {
 		op   logical.Operation
 		path string

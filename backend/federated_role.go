@@ -192,7 +192,7 @@ func (b *backend) writeFederatedRole(ctx context.Context, req *logical.Request, 
 			return nil, err
 		}
 	}
-	if err := putRole(ctx, req.Storage, role); err != nil {
+	if err := b.putRole(ctx, req.Storage, role); err != nil {
 		return undo(err)
 	}
 	if walID != "" {
@@ -304,7 +304,7 @@ func (b *backend) deleteFederatedRole(ctx context.Context, req *logical.Request,
 				"but tokens already exchanged stay valid until Quay expires them (at most %s after their read); delete the robot in Quay to end them now",
 			username, why, quay.FederatedTokenLifetime)}}
 	}
-	if err := req.Storage.Delete(ctx, roleStoragePrefix+role.Name); err != nil {
+	if err := b.deleteRole(ctx, req.Storage, role.Name); err != nil {
 		return nil, err
 	}
 	return resp, nil
@@ -383,7 +383,7 @@ func (b *backend) refreshFederationEntry(ctx context.Context, s logical.Storage,
 		return err
 	}
 	role.FederationIssuer = issuer
-	return putRole(ctx, s, role)
+	return b.putRole(ctx, s, role)
 }
 
 // listFederatedRoles reads every federated role.

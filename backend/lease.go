@@ -29,6 +29,22 @@ func (b *backend) leaseTTLs(roleTTL, roleMaxTTL time.Duration) (ttl, maxTTL time
 	return ttl, maxTTL
 }
 
+// leaseTTLsWhile is leaseTTLs computed while work runs. In an external
+// plugin every System() call is a round trip to Vault, as long as a storage
+// call: a creds read overlaps it with its write-ahead put rather than paying
+// one after the other. Both always run to the end; work's error is
+// returned.
+func (b *backend) leaseTTLsWhile(roleTTL, roleMaxTTL time.Duration, work func() error) (ttl, maxTTL time.Duration, err error) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ttl, maxTTL = b.leaseTTLs(roleTTL, roleMaxTTL)
+	}()
+	err = work()
+	<-done
+	return ttl, maxTTL, err
+}
+
 // renewLease extends a lease up to its max TTL. The role's current ttl
 // applies when the role still exists and still issues this credential type;
 // otherwise the ttl the lease was issued with. Leases issued by

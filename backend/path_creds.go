@@ -45,7 +45,7 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 		// the prefix of the role as `vault list quay/roles` shows it.
 		return badField("name", "role names are lower case: read creds/%s (leases under creds/%s could not be revoked by the role's prefix)", name, asked), nil
 	}
-	role, err := getRole(ctx, req.Storage, name)
+	role, err := b.cachedRole(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
 	}

@@ -205,7 +205,7 @@ func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *f
 	if role != nil && role.CredentialType == credentialTypeFederated {
 		return b.deleteFederatedRole(ctx, req, role)
 	}
-	return nil, req.Storage.Delete(ctx, roleStoragePrefix+name)
+	return nil, b.deleteRole(ctx, req.Storage, name)
 }
 
 func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -262,7 +262,7 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 		warnings = append(warnings, more...)
 	}
 
-	if err := putRole(ctx, req.Storage, role); err != nil {
+	if err := b.putRole(ctx, req.Storage, role); err != nil {
 		return nil, err
 	}
 	if len(warnings) == 0 {

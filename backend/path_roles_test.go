@@ -267,7 +267,7 @@ func TestRoles_AMissingOrganizationIsA400SayingSo(t *testing.T) {
 	// A role stored before this check (or whose organization was deleted
 	// since) is no tidy error.
 	env.writeRobotRole("ci", nil)
-	require.NoError(t, putRole(context.Background(), env.storage, &roleEntry{Name: "old", CredentialType: credentialTypeRobot,
+	require.NoError(t, env.b.putRole(context.Background(), env.storage, &roleEntry{Name: "old", CredentialType: credentialTypeRobot,
 		NamespaceType: string(quay.NamespaceOrganization), NamespaceName: "gone"}))
 	report := env.mustOK(logical.UpdateOperation, "tidy", nil)
 	assert.Empty(t, tidyList(report, "errors"))

@@ -86,7 +86,3 @@ func getRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, e
 	}
 	return role, nil
 }
-
-func putRole(ctx context.Context, s logical.Storage, role *roleEntry) error {
-	return putJSON(ctx, s, roleStoragePrefix+role.Name, fmt.Sprintf("role %q", role.Name), role)
-}

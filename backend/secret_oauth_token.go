@@ -100,11 +100,14 @@ func (b *backend) issueOAuthToken(ctx context.Context, req *logical.Request, rol
 	if clientID == "" {
 		return logical.ErrorResponse("role %q has no OAuth application; write the role again to create one", role.Name), nil
 	}
-	ttl, maxTTL := b.leaseTTLs(role.TTL, role.MaxTTL)
 	name := oauthTokenName(role.Name)
 
-	walID, err := framework.PutWAL(ctx, req.Storage, walKindOAuthToken, &oauthTokenWAL{
-		QuayURL: cfg.URL, Organization: role.NamespaceName, ClientID: clientID, TokenName: name, InstanceID: b.instanceID,
+	var walID string
+	ttl, maxTTL, err := b.leaseTTLsWhile(role.TTL, role.MaxTTL, func() (err error) {
+		walID, err = framework.PutWAL(ctx, req.Storage, walKindOAuthToken, &oauthTokenWAL{
+			QuayURL: cfg.URL, Organization: role.NamespaceName, ClientID: clientID, TokenName: name, InstanceID: b.instanceID,
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("writing the write-ahead entry: %w", err)

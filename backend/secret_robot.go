@@ -93,7 +93,6 @@ func (b *backend) issueRobot(ctx context.Context, req *logical.Request, role *ro
 		return nil, err
 	}
 	ns := role.namespace()
-	ttl, maxTTL := b.leaseTTLs(role.TTL, role.MaxTTL)
 	short := robotShortName(role.Name)
 	if err := reachUserRobot(ctx, client, cfg, ns, short); err != nil {
 		if _, ok := err.(*userNamespaceError); ok {
@@ -108,7 +107,11 @@ func (b *backend) issueRobot(ctx context.Context, req *logical.Request, role *ro
 	mark := robotMark{mount: b.mountID, cluster: cluster}
 
 	entry := robotWAL{QuayURL: cfg.URL, NamespaceType: role.NamespaceType, NamespaceName: role.NamespaceName, ShortName: short, InstanceID: b.instanceID}
-	walID, err := framework.PutWAL(ctx, req.Storage, walKindRobot, &entry)
+	var walID string
+	ttl, maxTTL, err := b.leaseTTLsWhile(role.TTL, role.MaxTTL, func() (err error) {
+		walID, err = framework.PutWAL(ctx, req.Storage, walKindRobot, &entry)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("writing the write-ahead entry: %w", err)
 	}

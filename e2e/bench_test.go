@@ -50,6 +50,11 @@ import (
 // adds creds_robot_interleaved: one client reads a fresh robot from each
 // mount in turn, idle 50 ms before each read, so every engine meets the
 // same machine state and the comparison holds on a busy machine.
+// in_turn runs kv_external, token_create, quay_create_token and every
+// mount's creds reads again at 1 and 16 clients, target after target in
+// 250 ms slices (BENCH_IN_TURN_ROUNDS rounds, default 10), and checks the
+// goals on those numbers too: taken minutes apart, the sequential cases'
+// ratios move with the machine's other load.
 func BenchmarkSideBySide(b *testing.B) {
 	kvBin := os.Getenv("KV_PLUGIN_BINARY")
 	if kvBin == "" {
@@ -138,6 +143,17 @@ func BenchmarkSideBySide(b *testing.B) {
 		})
 	}
 
+	// The floors and the creds reads again, in turn in short slices, so
+	// that the goals' ratios compare numbers taken under the same load.
+	inTurn := map[int]map[string]inTurnResult{}
+	for _, clients := range []int{1, 16} {
+		b.Run(fmt.Sprintf("in_turn/clients=%d", clients), func(b *testing.B) {
+			inTurn[clients] = env.inTurn(b, clients, inTurnRounds(b), 250*time.Millisecond, env.inTurnTargets(b))
+			b.StopTimer()
+			env.inTurnCleanup(b)
+		})
+	}
+
 	// Memory with no lease, then with `leases` live ones; revoke -prefix
 	// of all of them; the same number of deletes sent to Quay directly.
 	b.Run(fmt.Sprintf("revoke_prefix/leases=%d", leases), func(b *testing.B) {
@@ -172,6 +188,7 @@ func BenchmarkSideBySide(b *testing.B) {
 		b.ReportMetric(results.deletePerToken.Seconds()*1000, "ms/delete")
 	})
 	results.print(os.Stdout)
+	printInTurn(os.Stdout, inTurn)
 }
 
 // benchEnv is the dev Vault (with our plugin at quay/ and HashiCorp's kv
@@ -185,8 +202,9 @@ type benchEnv struct {
 	// emulator (whose token delete scans every token).
 	bareApp string
 	bareN   int
-	// others are the mounts of BENCH_OTHER_PLUGINS, by name.
-	others []string
+	// others are the mounts of BENCH_OTHER_PLUGINS, by name;
+	// oauthOthers those of them that issue OAuth tokens.
+	others, oauthOthers []string
 }
 
 func newBenchEnv(b *testing.B, kvBin string, others map[string]string) *benchEnv {
@@ -234,9 +252,18 @@ func newBenchEnv(b *testing.B, kvBin string, others map[string]string) *benchEnv
 		env.v.MustCLI(b, "secrets", "enable", "-path="+path, path)
 		env.v.MustCLI(b, "write", path+"/config", "url="+env.q.URL, "token="+env.q.BootstrapToken)
 		env.v.MustCLI(b, "write", path+"/roles/robot", "namespace_name="+env.org, `repositories={"app":"read"}`, "ttl=1h")
+		// Another build of this engine issues OAuth tokens too (in_turn
+		// compares them); redhat-cop's plugin ignores credential_type
+		// and stores a robot role.
+		env.v.CLI(b, "write", path+"/roles/oauth", "credential_type=oauth_token", "namespace_name="+env.org,
+			"scopes=repo:read,user:read", "ttl=1h", "max_ttl=2h")
+		if role, err := env.v.Client.Logical().Read(path + "/roles/oauth"); err == nil && role != nil && role.Data["credential_type"] == "oauth_token" {
+			env.oauthOthers = append(env.oauthOthers, name)
+		}
 		env.others = append(env.others, name)
 	}
 	slices.Sort(env.others)
+	slices.Sort(env.oauthOthers)
 	env.resetBareApp(b)
 	return env
 }
