@@ -174,11 +174,6 @@ func (b *backend) pathStaticRoleWrite(ctx context.Context, req *logical.Request,
 	}
 
 	warnings := append(caseWarning("static role", asked, name), unknownFieldWarnings(d)...)
-	more, resp, err := b.prepareRobotGrants(ctx, req, role.NamespaceType, role.NamespaceName, role.robotGrants)
-	if resp != nil || err != nil {
-		return resp, err
-	}
-	warnings = append(warnings, more...)
 	client, cfg, err := b.client(ctx, req.Storage)
 	if err != nil {
 		return nil, err
@@ -193,11 +188,27 @@ func (b *backend) pathStaticRoleWrite(ctx context.Context, req *logical.Request,
 	robotLock := b.robotLock(role.NamespaceType, role.NamespaceName, role.RobotName)
 	robotLock.Lock()
 	defer robotLock.Unlock()
+	// Every refusal comes before the first change in Quay: the owner, then
+	// the robot as Quay has it, then the grants (which may create teams).
+	var existing *quay.Robot
+	skipRotation := false
 	if stored == nil {
 		if resp, err := refuseOwnedRobot(ctx, req.Storage, role.namespace(), role.RobotName, robotKindStatic, role.Name); resp != nil || err != nil {
 			return resp, err
 		}
+		if v, ok := d.GetOk("skip_import_rotation"); ok {
+			skipRotation = v.(bool)
+		}
+		var resp *logical.Response
+		if existing, resp, err = lookUpStaticRobot(ctx, client, role, skipRotation); resp != nil || err != nil {
+			return resp, err
+		}
 	}
+	more, resp, err := b.prepareRobotGrants(ctx, req, role.NamespaceType, role.NamespaceName, role.robotGrants)
+	if resp != nil || err != nil {
+		return resp, err
+	}
+	warnings = append(warnings, more...)
 
 	var commitWAL string
 	rotateAdopted, fresh := false, false
@@ -219,11 +230,7 @@ func (b *backend) pathStaticRoleWrite(ctx context.Context, req *logical.Request,
 			commitWAL, fresh = heal.walID, heal.fresh
 		}
 	} else {
-		skipRotation := false
-		if v, ok := d.GetOk("skip_import_rotation"); ok {
-			skipRotation = v.(bool)
-		}
-		resp, walID, err := b.setUpStaticRobot(ctx, req.Storage, client, role, skipRotation)
+		walID, resp, err := b.setUpStaticRobot(ctx, req.Storage, client, role, existing)
 		if resp != nil || err != nil {
 			return resp, err
 		}
@@ -319,17 +326,39 @@ func applyStaticRoleFields(role, stored *staticRole, d *framework.FieldData) *lo
 	return nil
 }
 
-// setUpStaticRobot adopts the role's robot if it exists (rotating its token
-// unless told not to) or creates it. It returns the write-ahead entry to
-// delete once the role is stored.
-func (b *backend) setUpStaticRobot(ctx context.Context, s logical.Storage, client *quay.Client, role *staticRole, skipRotation bool) (*logical.Response, string, error) {
-	ns := role.namespace()
-	existing, err := client.GetRobot(ctx, ns, role.RobotName)
+// lookUpStaticRobot reads the robot a new static role names, and refuses
+// one it may not take: a robot issued for a lease, a namespace whose robots
+// the root credential may not manage, an import without rotation of a
+// robot whose token Quay does not show. nil when the robot does not exist.
+func lookUpStaticRobot(ctx context.Context, client *quay.Client, role *staticRole, skipRotation bool) (*quay.Robot, *logical.Response, error) {
+	existing, err := client.GetRobot(ctx, role.namespace(), role.RobotName)
 	switch {
 	case err == nil:
 		if leasedBy, ok := leasedRobotRole(existing.Description); ok {
-			return badField("robot_name", "robot %s was issued by role %q and is deleted when its lease ends; name another robot", role.username(), leasedBy), "", nil
+			return nil, badField("robot_name", "robot %s was issued by role %q and is deleted when its lease ends; name another robot", role.username(), leasedBy), nil
 		}
+		if skipRotation && existing.Token == "" {
+			return nil, badField("skip_import_rotation", "Quay did not return the robot's token to the root credential; the token must be rotated to be known"), nil
+		}
+		return existing, nil, nil
+	case quay.IsRobotNotFound(err):
+		return nil, nil, nil
+	case organizationGone(ctx, client, role.namespace(), err):
+		// Quay's permission check answers 403 for a missing organization.
+		return nil, badField("namespace_name", "Quay has no organization %q: create it first (the engine does not)", role.NamespaceName), nil
+	case quay.IsForbidden(err):
+		return nil, badField("namespace_name", "the root credential may not manage robots of %q (%s)", role.NamespaceName, quayReason(err)), nil
+	default:
+		return nil, nil, upstreamError("looking up robot "+role.username(), err)
+	}
+}
+
+// setUpStaticRobot adopts existing, the role's robot as lookUpStaticRobot
+// found it (the caller rotates its token once the role is stored), or
+// creates the robot when there is none. It returns the write-ahead entry to
+// delete once the role is stored.
+func (b *backend) setUpStaticRobot(ctx context.Context, s logical.Storage, client *quay.Client, role *staticRole, existing *quay.Robot) (string, *logical.Response, error) {
+	if existing != nil {
 		// A robot this mount created for this very role (a create whose
 		// answer was lost, then written again) is the engine's to delete
 		// with the role; any other robot of that name is only adopted.
@@ -341,26 +370,16 @@ func (b *backend) setUpStaticRobot(ctx context.Context, s logical.Storage, clien
 		role.Password = existing.Token
 		role.RobotCreated = existing.Created.Time
 		role.LastVaultRotation = b.now().UTC()
-		if skipRotation && existing.Token == "" {
-			return badField("skip_import_rotation", "Quay did not return the robot's token to the root credential; the token must be rotated to be known"), "", nil
-		}
-		// The caller rotates an adopted robot once the role is stored.
-		return nil, "", nil
-	case quay.IsRobotNotFound(err):
-	case quay.IsForbidden(err):
-		return badField("namespace_name", "the root credential may not manage robots of %q (%s)", role.NamespaceName, quayReason(err)), "", nil
-	default:
-		return nil, "", upstreamError("looking up robot "+role.username(), err)
+		return "", nil, nil
 	}
-
 	walID, err := b.createStaticRobot(ctx, s, client, role)
 	if err != nil {
 		if quay.StatusOf(err) == 400 {
-			return badField("robot_name", "Quay refused to create robot %q: %s", role.RobotName, quayReason(err)), "", nil
+			return "", badField("robot_name", "Quay refused to create robot %q: %s", role.RobotName, quayReason(err)), nil
 		}
-		return nil, "", upstreamError("creating robot "+role.username(), err)
+		return "", nil, upstreamError("creating robot "+role.username(), err)
 	}
-	return nil, walID, nil
+	return walID, nil, nil
 }
 
 func (b *backend) pathStaticRoleDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

@@ -131,3 +131,44 @@ func TestTidy_NeverDeletesTheRobotOfAStaticRoleWrittenMeanwhile(t *testing.T) {
 	assertSameSecret(t, env.robotToken(adopted), role.Password, "the stored token is the robot's")
 	assert.NotContains(t, report.Data["orphans_deleted"], testOrg+"+"+adopted)
 }
+
+// A refused request changes nothing: a static role write whose robot
+// another role or a lease owns is refused before it prepares its grants,
+// which may create teams in Quay (as the federated write does).
+func TestStaticRoles_ARefusedWriteCreatesNoTeam(t *testing.T) {
+	teams := func(env *testEnv) map[string]bool {
+		org, err := env.adminClient.GetOrganization(context.Background(), testOrg)
+		require.NoError(t, err)
+		names := map[string]bool{}
+		for name := range org.Teams {
+			names[name] = true
+		}
+		return names
+	}
+	t.Run("robot of another static role", func(t *testing.T) {
+		env := newTestEnv(t)
+		env.writePullRole()
+		before := teams(env)
+		resp, err := env.requestErr(logical.CreateOperation, "static-roles/again", map[string]any{
+			"namespace_name": testOrg, "robot_name": "pull", "teams": `{"deployers":"member"}`, "create_repositories": true,
+		})
+		require.NoError(t, err)
+		require.True(t, resp.IsError(), "second static role on one robot was not refused")
+		assert.Contains(t, resp.Error().Error(), "already belongs to")
+		got := teams(env)
+		assert.False(t, got["deployers"], "the refused write created team \"deployers\" in Quay")
+		assert.Equal(t, before[creatorTeam], got[creatorTeam], "the refused write created team %q in Quay", creatorTeam)
+	})
+	t.Run("robot a lease owns", func(t *testing.T) {
+		env := newTestEnv(t)
+		env.writeRobotRole("ci", nil)
+		lease := env.issue("ci")
+		short := lease.Data["username"].(string)[len(testOrg)+1:]
+		resp, err := env.requestErr(logical.CreateOperation, "static-roles/grab", map[string]any{
+			"namespace_name": testOrg, "robot_name": short, "teams": `{"deployers":"member"}`,
+		})
+		require.NoError(t, err)
+		require.True(t, resp.IsError(), "static role took a leased robot")
+		assert.False(t, teams(env)["deployers"], "the refused write created team \"deployers\" in Quay")
+	})
+}
