@@ -95,18 +95,33 @@ func startRealQuay(t *testing.T, caFile string) string {
 	return fmt.Sprintf("http://127.0.0.1:%d", port)
 }
 
-func TestRealQuay_ExchangesTheEnginesTokens(t *testing.T) {
+// realQuay is a real Quay started for one test, trusting a test CA, with
+// its first user (quayadmin, a superuser) initialized.
+type realQuay struct {
+	url        string
+	cert       tls.Certificate // signed by the CA Quay trusts
+	adminToken string
+	admin      *quay.Client
+	anon       *quay.Client // no credential
+}
+
+func startInitializedRealQuay(t *testing.T) realQuay {
+	t.Helper()
 	caPEM, cert := testCA(t)
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	require.NoError(t, os.WriteFile(caFile, caPEM, 0o600))
 	quayURL := startRealQuay(t, caFile)
-	ctx := context.Background()
-
 	anon, err := quay.New(quay.Config{BaseURL: quayURL})
 	require.NoError(t, err)
-	init, err := anon.InitializeUser(ctx, quay.InitializeUserRequest{Username: "quayadmin", Password: "password123", Email: "a@example.com", AccessToken: true})
+	init, err := anon.InitializeUser(context.Background(), quay.InitializeUserRequest{Username: "quayadmin", Password: "password123", Email: "a@example.com", AccessToken: true})
 	require.NoError(t, err)
-	admin := anon.WithCredential(quay.StaticToken(init.AccessToken))
+	return realQuay{url: quayURL, cert: cert, adminToken: init.AccessToken, admin: anon.WithCredential(quay.StaticToken(init.AccessToken)), anon: anon}
+}
+
+func TestRealQuay_ExchangesTheEnginesTokens(t *testing.T) {
+	rq := startInitializedRealQuay(t)
+	quayURL, cert, admin, anon := rq.url, rq.cert, rq.admin, rq.anon
+	ctx := context.Background()
 	require.NoError(t, admin.CreateOrganization(ctx, "acme", ""))
 	require.NoError(t, admin.CreateRepository(ctx, quay.NewRepository{Namespace: "acme", Repository: "app", Visibility: "private"}))
 	acme := quay.Namespace{Kind: quay.NamespaceOrganization, Name: "acme"}
@@ -122,7 +137,7 @@ func TestRealQuay_ExchangesTheEnginesTokens(t *testing.T) {
 	vault := newVaultFrontWithCert(t, &cert)
 	vault.env.Store(env)
 	env.writeFederation(map[string]any{"federation_issuer": vault.issuer()})
-	_, err = admin.SetRobotFederation(ctx, acme, "ci", []quay.FederationEntry{{Issuer: vault.issuer(), Subject: "acme+ci"}})
+	_, err := admin.SetRobotFederation(ctx, acme, "ci", []quay.FederationEntry{{Issuer: vault.issuer(), Subject: "acme+ci"}})
 	require.NoError(t, err)
 	mint := func(subject string) string {
 		t.Helper()

@@ -10,8 +10,6 @@ package backend
 import (
 	"context"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,23 +22,15 @@ import (
 )
 
 func TestRealQuay_StaticRobotsHealAndDefaultPermission(t *testing.T) {
-	caPEM, _ := testCA(t)
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	require.NoError(t, os.WriteFile(caFile, caPEM, 0o600))
-	quayURL := startRealQuay(t, caFile)
+	rq := startInitializedRealQuay(t)
+	quayURL, admin := rq.url, rq.admin
 	ctx := context.Background()
-
-	anon, err := quay.New(quay.Config{BaseURL: quayURL})
-	require.NoError(t, err)
-	init, err := anon.InitializeUser(ctx, quay.InitializeUserRequest{Username: "quayadmin", Password: "password123", Email: "a@example.com", AccessToken: true})
-	require.NoError(t, err)
-	admin := anon.WithCredential(quay.StaticToken(init.AccessToken))
 	require.NoError(t, admin.CreateOrganization(ctx, testOrg, ""))
 
 	logs := &syncBuffer{}
 	b, storage := newTestBackend(t, logs, time.Hour, 24*time.Hour)
 	env := &testEnv{t: t, b: b, storage: storage, logs: logs, clock: &fakeClock{}, adminClient: admin}
-	env.writeConfig(map[string]any{"url": quayURL, "token": init.AccessToken})
+	env.writeConfig(map[string]any{"url": quayURL, "token": rq.adminToken})
 
 	// default_permission on the existing repositories, for a dynamic robot.
 	for _, repo := range []string{"app", "lib", "tools"} {
@@ -50,7 +40,7 @@ func TestRealQuay_StaticRobotsHealAndDefaultPermission(t *testing.T) {
 	issued := env.issue("ci")
 	short := strings.TrimPrefix(issued.Data["username"].(string), testOrg+"+")
 	assert.Equal(t, map[string]string{"app": "write", "lib": "read", "tools": "read"}, env.robotPermissions(short))
-	_, err = env.revoke(issued.Secret)
+	_, err := env.revoke(issued.Secret)
 	require.NoError(t, err)
 
 	// A static robot deleted by hand is created again by the next read.

@@ -50,7 +50,7 @@ func (e *Emulator) inventory(t testing.TB, insp, org, rootOrg string) quayInvent
 	}
 	for _, a := range e.applications(t, insp, org) {
 		if strings.HasPrefix(a.Name, "vault-secrets-quay") && !strings.HasSuffix(a.Name, "-root") {
-			for _, tok := range e.appTokens(t, insp, org, a.ClientID) {
+			for _, tok := range e.appTokensAs(t, insp, org, a.ClientID) {
 				inv.OAuthTokens = append(inv.OAuthTokens, tok.UUID)
 				inv.OAuthNames[tok.UUID] = tok.Name
 			}
@@ -84,33 +84,6 @@ func (e *Emulator) applications(t testing.TB, insp, org string) []quayApplicatio
 	}
 	must(t, json.Unmarshal(body, &apps))
 	return apps.Applications
-}
-
-// appTokens lists an application's (unexpired) tokens, all pages.
-func (e *Emulator) appTokens(t testing.TB, insp, org, clientID string) []appToken {
-	t.Helper()
-	var tokens []appToken
-	next := ""
-	for {
-		path := "/api/v1/organization/" + org + "/applications/" + clientID + "/tokens"
-		if next != "" {
-			path += "?next_page=" + next
-		}
-		code, body := e.Do(t, http.MethodGet, path, insp, nil)
-		if code != http.StatusOK {
-			t.Fatalf("GET %s: %d %s", path, code, body)
-		}
-		var page struct {
-			Tokens   []appToken `json:"tokens"`
-			NextPage string     `json:"next_page"`
-		}
-		must(t, json.Unmarshal(body, &page))
-		tokens = append(tokens, page.Tokens...)
-		if page.NextPage == "" {
-			return tokens
-		}
-		next = page.NextPage
-	}
 }
 
 // ownership is what Vault owns in Quay: robots and OAuth token UUIDs of

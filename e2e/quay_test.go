@@ -389,6 +389,12 @@ func appTokensPath(org, clientID string) string {
 // AppTokens lists the application's (non-expired) tokens, all pages.
 func (q *Quay) AppTokens(t testing.TB, org, clientID string) []appToken {
 	t.Helper()
+	return q.appTokensAs(t, q.admin, org, clientID)
+}
+
+// appTokensAs lists the application's tokens as the holder of token.
+func (q *Quay) appTokensAs(t testing.TB, token, org, clientID string) []appToken {
+	t.Helper()
 	var all []appToken
 	next := ""
 	for {
@@ -396,7 +402,7 @@ func (q *Quay) AppTokens(t testing.TB, org, clientID string) []appToken {
 		if next != "" {
 			path += "?next_page=" + url.QueryEscape(next)
 		}
-		code, body := q.Do(t, http.MethodGet, path, q.admin, nil)
+		code, body := q.Do(t, http.MethodGet, path, token, nil)
 		if code != http.StatusOK {
 			t.Fatalf("GET %s: %d %s", path, code, body)
 		}
