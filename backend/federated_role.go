@@ -231,8 +231,8 @@ func (b *backend) findFederatedRobot(ctx context.Context, s logical.Storage, cli
 	if err != nil {
 		return false, nil, err
 	}
-	if leasedBy, ok := leasedRobotRole(existing.Description); ok {
-		return false, badField("robot_name", "robot %s was issued by role %q and is deleted when its lease ends; name another robot", username, leasedBy), nil
+	if resp := refuseLeasedRobot(existing); resp != nil {
+		return false, resp, nil
 	}
 	if b.ownerOf(cluster, existing.Description, true) == ownerThisCluster {
 		kind, name, _ := describedRole(existing.Description)

@@ -334,8 +334,8 @@ func lookUpStaticRobot(ctx context.Context, client *quay.Client, role *staticRol
 	existing, err := client.GetRobot(ctx, role.namespace(), role.RobotName)
 	switch {
 	case err == nil:
-		if leasedBy, ok := leasedRobotRole(existing.Description); ok {
-			return nil, badField("robot_name", "robot %s was issued by role %q and is deleted when its lease ends; name another robot", role.username(), leasedBy), nil
+		if resp := refuseLeasedRobot(existing); resp != nil {
+			return nil, resp, nil
 		}
 		if skipRotation && existing.Token == "" {
 			return nil, badField("skip_import_rotation", "Quay did not return the robot's token to the root credential; the token must be rotated to be known"), nil

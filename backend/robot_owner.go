@@ -54,10 +54,13 @@ func refuseOwnedRobot(ctx context.Context, s logical.Storage, ns quay.Namespace,
 	return badField("robot_name", "robot %s already belongs to %s; a robot has one owner (deleting either role could delete or cut off the robot)", ns.RobotUsername(short), owner), nil
 }
 
-// leasedRobotRole names the dynamic role a robot was issued for, by the
-// marker in its description (any mount's): such a robot is deleted when its
-// lease ends, so no role may adopt it.
-func leasedRobotRole(description string) (string, bool) {
-	kind, role, ok := describedRole(description)
-	return role, ok && kind == robotKindDynamic
+// refuseLeasedRobot is the 400 for adopting robot, issued for a lease of a
+// dynamic role (by the marker in its description, any mount's): it is
+// deleted when its lease ends, so no role may adopt it. nil otherwise.
+func refuseLeasedRobot(robot *quay.Robot) *logical.Response {
+	kind, role, ok := describedRole(robot.Description)
+	if !ok || kind != robotKindDynamic {
+		return nil
+	}
+	return badField("robot_name", "robot %s was issued by role %q and is deleted when its lease ends; name another robot", robot.Name, role)
 }
