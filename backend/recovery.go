@@ -55,7 +55,7 @@ func (b *backend) startRecovery(ctx context.Context, s logical.Storage) {
 		if err := b.recoverRootRotations(ctx, s); err != nil {
 			b.logger.Warn("could not settle an interrupted root rotation yet; the rollback manager retries", "error", err)
 		}
-		settled, err := b.settleEntriesOfOtherInstances(ctx, s)
+		settled, err := b.settleEntriesOfOtherInstances(ctx, s, 0)
 		if err != nil {
 			b.logger.Warn("could not settle every request interrupted by a restart yet; the rollback manager retries", "error", err)
 		}
@@ -88,11 +88,13 @@ func (b *backend) waitRecovered() {
 }
 
 // settleAgain settles other instances' entries once more, every tick until
-// the rollback manager drops them: a credential the dead process had asked
-// Quay for and Quay created only after the settling at start-up then lives
-// a minute, not five.
+// they are old enough for the rollback manager: a credential the dead
+// process had asked Quay for and Quay created only after the settling at
+// start-up then lives a minute, not five. Older entries are the rollback
+// manager's alone (one that keeps failing is not retried, and logged, twice
+// a minute).
 func (b *backend) settleAgain(ctx context.Context, s logical.Storage) error {
-	_, err := b.settleEntriesOfOtherInstances(ctx, s)
+	_, err := b.settleEntriesOfOtherInstances(ctx, s, walRollbackMinAge)
 	return err
 }
 
@@ -100,7 +102,8 @@ func (b *backend) settleAgain(ctx context.Context, s logical.Storage) error {
 // static-rotation entry another instance wrote, keeping the entries. Root
 // rotations are recoverRootRotations' (it deletes their entries: the
 // config, not Quay, decides those).
-func (b *backend) settleEntriesOfOtherInstances(ctx context.Context, s logical.Storage) (int, error) {
+// A positive maxAge skips entries older than that.
+func (b *backend) settleEntriesOfOtherInstances(ctx context.Context, s logical.Storage, maxAge time.Duration) (int, error) {
 	ids, err := framework.ListWAL(ctx, s)
 	if err != nil {
 		return 0, err
@@ -117,7 +120,7 @@ func (b *backend) settleEntriesOfOtherInstances(ctx context.Context, s logical.S
 			errs = append(errs, err)
 			continue
 		}
-		if w == nil {
+		if w == nil || maxAge > 0 && time.Since(time.Unix(w.CreatedAt, 0)) > maxAge {
 			continue
 		}
 		var owner struct {

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"testing"
 	"time"
@@ -97,6 +98,33 @@ func TestRecovery_ACredentialQuayCreatesAfterTheRestartIsDeletedAtTheNextTick(t 
 	env.mustOK(logical.ReadOperation, "creds/ci", nil)
 	env.periodic()
 	assert.Len(t, env.appTokens(clientID), 1, "the lease's token stays")
+}
+
+// The per-tick settling stops once an entry is old enough for Vault's
+// rollback manager: an entry whose rollback keeps failing is then retried
+// (and logged) by the rollback manager alone, not twice a minute.
+func TestRecovery_TheTickLeavesOldEntriesToTheRollbackManager(t *testing.T) {
+	env := newTestEnv(t)
+	env.writeOAuthRole("ci", nil)
+	clientID := env.mustOK(logical.ReadOperation, "roles/ci", nil).Data["client_id"].(string)
+	token, err := env.adminClient.CreateApplicationToken(context.Background(), testOrg, clientID, quay.NewApplicationToken{Name: "vault-ci-old", Scopes: []string{"repo:read"}})
+	require.NoError(t, err)
+	old, err := json.Marshal(&framework.WALEntry{
+		Kind:      walKindOAuthToken,
+		Data:      &oauthTokenWAL{QuayURL: env.server.URL, Organization: testOrg, ClientID: clientID, TokenName: token.Name, InstanceID: "dead"},
+		CreatedAt: time.Now().Add(-walRollbackMinAge - time.Minute).Unix(),
+	})
+	require.NoError(t, err)
+	require.NoError(t, env.storage.Put(context.Background(), &logical.StorageEntry{Key: framework.WALPrefix + "old-entry", Value: old}))
+
+	env.quay.ResetCalls()
+	env.periodic()
+	assert.Zero(t, env.quay.Calls("listOrganizationApplicationTokens"), "the tick settled an entry the rollback manager owns")
+	assert.Len(t, env.appTokens(clientID), 1)
+
+	env.rollback()
+	assert.Empty(t, env.appTokens(clientID), "the rollback manager deletes it")
+	assert.Zero(t, env.walCount())
 }
 
 // Vault finishes an unseal only once every mount's initialization returns:
